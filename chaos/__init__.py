@@ -1,0 +1,1 @@
+"""Everything that runs, breaks or checks the chaoslab stack from the outside."""

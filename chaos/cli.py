@@ -1,0 +1,189 @@
+"""chaoslab: run the order stack natively, break it on purpose, and check it.
+
+Start with `chaoslab up` (Ctrl-C stops it, or `--detach`), then `chaoslab status`,
+`chaoslab logs <service>` and `chaoslab verify`. Every command reads the stack from the
+run directory (`--run-dir`, default ./.chaoslab or $CHAOSLAB_RUN_DIR).
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chaos import runner, verify as verifier
+from chaos.infra import MissingDependency
+from chaos.layout import SERVICES, StackLayout, default_run_dir
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+RunDir = Annotated[Path, typer.Option("--run-dir", help="Where the stack keeps its data, logs and stack.json.",
+                                      default_factory=default_run_dir, show_default="./.chaoslab")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _layout(run_dir: Path) -> StackLayout:
+    try:
+        return StackLayout.load(run_dir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def up(
+    run_dir: RunDir,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once healthy; leave the stack running.")] = False,
+    profile: Annotated[str, typer.Option(help="Time scales: training (realistic) or ci (fast).",
+                                         envvar="CHAOSLAB_PROFILE")] = "training",
+    free_ports: Annotated[bool, typer.Option("--free-ports", help="Pick free ports instead of the standard ones (8000-8004, 5432, 6379, 9090).")] = False,
+    chaos_token: Annotated[Optional[str], typer.Option(envvar="CHAOS_TOKEN", help="Token for PUT/DELETE /chaos/config; generated when unset.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be healthy.")] = 90.0,
+) -> None:
+    """Start PostgreSQL, Redis, Prometheus and the five services, supervised."""
+    if profile not in ("training", "ci"):
+        raise _fail(f"--profile must be training or ci, not {profile!r}", 2)
+    try:
+        with console.status("starting the stack") as spinner:
+            layout = runner.up(run_dir, profile=profile, chaos_token=chaos_token, pick_free_ports=free_ports,
+                               timeout_s=timeout, progress=lambda msg: spinner.update(msg))
+    except (MissingDependency, runner.StackError) as exc:
+        _stop_quietly(run_dir)
+        raise _fail(str(exc)) from exc
+    _print_urls(layout)
+    if detach:
+        console.print(f"Stack running in the background. Stop it with [bold]chaoslab down --run-dir {layout.run_dir}[/].")
+        return
+    console.print("Press Ctrl-C to stop the stack.")
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    with console.status("stopping the stack"):
+        runner.down(layout)
+    console.print("Stack stopped.")
+
+
+def _stop_quietly(run_dir: Path) -> None:
+    try:
+        runner.down(StackLayout.load(run_dir))
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def _print_urls(layout: StackLayout) -> None:
+    table = Table(title=f"chaoslab ({layout.profile} profile) in {layout.run_dir}")
+    table.add_column("component")
+    table.add_column("address")
+    for service in SERVICES:
+        table.add_row(service, layout.url(service))
+    table.add_row("postgres", layout.database_url)
+    table.add_row("redis", layout.redis_url)
+    table.add_row("prometheus", layout.url("prometheus"))
+    console.print(table)
+    console.print(f"chaos token: [bold]{layout.chaos_token}[/] (header X-Chaos-Token)")
+
+
+@app.command()
+def down(run_dir: RunDir) -> None:
+    """Stop every process of the stack (its data stays in the run directory)."""
+    layout = _layout(run_dir)
+    with console.status("stopping the stack"):
+        stopped = runner.down(layout)
+    console.print("Stack stopped." if stopped else f"No stack was running in {layout.run_dir}.")
+
+
+@app.command()
+def status(run_dir: RunDir,
+           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Each process: supervisor state, pid, uptime and health."""
+    layout = _layout(run_dir)
+    try:
+        rows = runner.status(layout)
+    except runner.StackError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        print(json.dumps([row.__dict__ for row in rows], indent=2))
+    else:
+        table = Table(title=f"chaoslab in {layout.run_dir}")
+        for column in ("program", "state", "pid", "uptime", "health", "address"):
+            table.add_column(column)
+        for row in rows:
+            health = {True: "[green]ok[/]", False: "[red]failing[/]", None: "-"}[row.healthy]
+            table.add_row(row.name, row.state, str(row.pid or "-"), f"{row.uptime_s:.0f}s", health, row.url)
+        console.print(table)
+    if any(row.healthy is not True for row in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    run_dir: RunDir,
+    service: Annotated[Optional[str], typer.Argument(help="A program (gateway, orders, ..., postgres, redis); all services when omitted.")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines to show.")] = 50,
+    correlation_id: Annotated[Optional[str], typer.Option("--correlation-id", help="Only lines of this request, across every service.")] = None,
+) -> None:
+    """Show a service's log, or one request's path across all services."""
+    layout = _layout(run_dir)
+    names = [service] if service else list(SERVICES)
+    for name in names:
+        path = layout.log_file(name)
+        if not path.exists():
+            raise _fail(f"no log for {name!r}: programs are {', '.join(SERVICES)}, postgres, redis, prometheus")
+        text = path.read_text(errors="replace").splitlines()
+        if correlation_id:
+            text = [line for line in text if correlation_id in line]
+        for line in text[-lines:]:
+            print(f"{name:<13} {line}" if len(names) > 1 else line)
+
+
+@app.command()
+def verify(
+    run_dir: RunDir,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    grace: Annotated[Optional[float], typer.Option(help="Seconds of recent activity not judged yet (default: from the profile).")] = None,
+    database_url: Annotated[Optional[str], typer.Option(help="Check this database instead of the run directory's.")] = None,
+) -> None:
+    """Check the invariants: nothing lost, doubled or stuck; stock conserved; events delivered once."""
+    if database_url is None or grace is None:
+        layout = _layout(run_dir)
+        database_url = database_url or layout.database_url
+        grace = verifier.default_grace_s(layout.profile) if grace is None else grace
+    try:
+        checks, counts = verifier.verify(database_url, grace)
+    except (OSError, Exception) as exc:  # noqa: BLE001 - any database failure is reported, not traced
+        raise _fail(f"cannot read the database at {database_url}: {exc}") from exc
+    failed = [c for c in checks if not c.ok]
+    if as_json:
+        print(json.dumps({"ok": not failed, "orders": counts, "grace_s": grace,
+                          "checks": [{"name": c.name, "description": c.description, "ok": c.ok,
+                                      "violations": c.count, "examples": c.examples} for c in checks]},
+                         indent=2))
+    else:
+        table = Table(title=f"chaoslab verify (orders: {counts or 'none'})")
+        for column in ("check", "result", "examples"):
+            table.add_column(column)
+        for c in checks:
+            result = "[green]ok[/]" if c.ok else f"[red]{c.count} violation(s)[/]"
+            table.add_row(c.description, result, "\n".join(c.examples))
+        console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,153 @@
+"""PostgreSQL, Redis and Prometheus as private processes of one native stack.
+
+Each runs from the Debian package's binary with its data under the run directory,
+listening on 127.0.0.1 only. PostgreSQL refuses to run as root, so when we are root
+its data directory belongs to the `postgres` user and the process runs as that user.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos.layout import StackLayout
+
+
+class MissingDependency(RuntimeError):
+    """A program the stack needs is not installed; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Program:
+    """One supervised process: its command line, and the user it runs as (None: us)."""
+
+    name: str
+    command: list[str]
+    user: str | None = None
+    env: dict[str, str] | None = None
+    priority: int = 100
+    stop_signal: str = "TERM"
+
+
+def _postgres_bin(tool: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"),
+                   key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0)
+    if found:
+        return found[-1]
+    on_path = shutil.which(tool)
+    if on_path:
+        return on_path
+    raise MissingDependency(
+        f"PostgreSQL's {tool} was not found: install the server with "
+        "`sudo apt-get install postgresql` (or run `make deps` as root)")
+
+
+def which(program: str, package: str) -> str:
+    path = shutil.which(program)
+    if not path:
+        raise MissingDependency(f"{program} was not found: install it with "
+                                f"`sudo apt-get install {package}` (or run `make deps` as root)")
+    return path
+
+
+def _postgres_user() -> str | None:
+    """Root cannot run PostgreSQL: use the `postgres` account the Debian package made."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise MissingDependency("running as root needs the `postgres` user: "
+                                "`apt-get install postgresql` creates it") from exc
+    return "postgres"
+
+
+def _reachable_by(user: str, path: Path) -> None:
+    """The postgres user must be able to walk down to its data directory."""
+    for parent in [*reversed(path.parents)]:
+        if parent.exists() and not (parent.stat().st_mode & 0o001):
+            raise MissingDependency(
+                f"{parent} is not searchable by other users, so the {user} user cannot reach "
+                f"{path}: choose a run directory elsewhere (--run-dir) or `chmod o+x {parent}`")
+
+
+def init_postgres(layout: StackLayout) -> None:
+    """Create the cluster once (trust auth on 127.0.0.1, superuser `chaoslab`)."""
+    data = layout.run_dir / "pgdata"
+    if (data / "PG_VERSION").exists():
+        return
+    user = _postgres_user()
+    data.mkdir(parents=True, exist_ok=True)
+    socket_dir = layout.run_dir / "pgsock"
+    socket_dir.mkdir(exist_ok=True)
+    command = [_postgres_bin("initdb"), "-D", str(data), "-U", "chaoslab", "--auth=trust",
+               "-E", "UTF8", "--no-instructions"]
+    if user:
+        _reachable_by(user, data)
+        entry = pwd.getpwnam(user)
+        for path in (data, socket_dir):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        command = ["runuser", "-u", user, "--", *command]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise MissingDependency(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+
+
+def postgres(layout: StackLayout) -> Program:
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(layout.ports["postgres"]),
+        "unix_socket_directories": str(layout.run_dir / "pgsock"),
+        "max_connections": "300",
+        "shared_buffers": "128MB",
+    }
+    if layout.profile == "ci":
+        # Throwaway data in CI: durability is not what the tests measure.
+        settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+    command = [_postgres_bin("postgres"), "-D", str(layout.run_dir / "pgdata")]
+    for key, value in settings.items():
+        command += ["-c", f"{key}={value}"]
+    return Program("postgres", command, user=_postgres_user(), priority=10, stop_signal="INT")
+
+
+def redis(layout: StackLayout) -> Program:
+    data = layout.run_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    return Program("redis", [which("redis-server", "redis-server"), "--port", str(layout.ports["redis"]),
+                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(data)], priority=10)
+
+
+def prometheus(layout: StackLayout, config: Path) -> Program | None:
+    """None when Prometheus is not installed: the stack runs without it."""
+    binary = shutil.which("prometheus")
+    if not binary:
+        return None
+    data = layout.run_dir / "prometheus"
+    data.mkdir(parents=True, exist_ok=True)
+    return Program("prometheus", [
+        binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{layout.ports['prometheus']}",
+        "--storage.tsdb.retention.time=2d", "--web.enable-lifecycle"], priority=20)
+
+
+def create_database(layout: StackLayout) -> None:
+    """The `chaoslab` database, once PostgreSQL answers; harmless when it exists."""
+    import asyncio
+
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=layout.ports["postgres"],
+                                     user="chaoslab", database="postgres", timeout=5)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'chaoslab'"):
+                await conn.execute("CREATE DATABASE chaoslab")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())

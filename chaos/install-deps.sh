@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs what the native stack and the tests need from Debian's packages: PostgreSQL,
+# Redis, Prometheus (with promtool), Alertmanager and Python's venv. As root it installs
+# what is missing; otherwise it says what to install and fails.
+set -eu
+
+missing=""
+have_postgres() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null 2>&1; }
+have_postgres || missing="$missing postgresql"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
+command -v runuser >/dev/null 2>&1 || missing="$missing util-linux"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+missing=$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ' | sed 's/^ *//;s/ *$//')
+
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "chaoslab needs these Debian packages: $missing" >&2
+    echo "Install them with:  sudo apt-get install -y $missing" >&2
+    exit 1
+fi
+echo "Installing Debian packages: $missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The packages start system-wide daemons on the standard ports; chaoslab runs its own.
+for unit in redis-server prometheus prometheus-alertmanager postgresql; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+        systemctl stop "$unit" || true
+        systemctl disable "$unit" >/dev/null 2>&1 || true
+    elif command -v service >/dev/null 2>&1; then
+        service "$unit" stop >/dev/null 2>&1 || true
+    fi
+done

@@ -1,0 +1,102 @@
+"""Where a native stack lives: its run directory, its ports, its token.
+
+`chaoslab up` writes the layout to `<run dir>/stack.json`; every other command reads it
+back, so `status`, `logs`, `verify` and the drills talk to the stack that is running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SERVICES = ("gateway", "orders", "payments", "inventory", "notifications")
+INFRA = ("postgres", "redis", "prometheus", "alertmanager")
+DEFAULT_PORTS = {
+    "gateway": 8000, "orders": 8001, "payments": 8002, "inventory": 8003, "notifications": 8004,
+    "postgres": 5432, "redis": 6379, "prometheus": 9090, "alertmanager": 9093,
+}
+
+
+def default_run_dir() -> Path:
+    return Path(os.environ.get("CHAOSLAB_RUN_DIR", ".chaoslab")).resolve()
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free now (held open together so they are distinct)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass
+class StackLayout:
+    run_dir: Path
+    profile: str = "training"
+    chaos_token: str = ""
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+
+    @classmethod
+    def new(cls, run_dir: Path, *, profile: str, chaos_token: str, pick_free_ports: bool) -> StackLayout:
+        ports = dict(DEFAULT_PORTS)
+        if pick_free_ports:
+            ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
+        return cls(run_dir=run_dir.resolve(), profile=profile, chaos_token=chaos_token, ports=ports)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> StackLayout:
+        path = run_dir / "stack.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no stack in {run_dir}: start one with `chaoslab up`")
+        data = json.loads(path.read_text())
+        return cls(run_dir=Path(data["run_dir"]), profile=data["profile"],
+                   chaos_token=data["chaos_token"], ports=data["ports"])
+
+    def save(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        data = {**asdict(self), "run_dir": str(self.run_dir)}
+        path = self.run_dir / "stack.json"
+        path.write_text(json.dumps(data, indent=2))
+        path.chmod(0o600)  # it holds the chaos token
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://chaoslab@127.0.0.1:{self.ports['postgres']}/chaoslab"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports['redis']}/0"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    def log_file(self, program: str) -> Path:
+        return self.logs_dir / f"{program}.log"
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """The environment a service process gets: names its Settings read."""
+        env = {
+            "CHAOSLAB_PROFILE": self.profile,
+            "PORT": str(self.ports[service]),
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "CHAOS_TOKEN": self.chaos_token,
+        }
+        if service == "gateway":
+            env["ORDERS_URL"] = self.url("orders")
+        if service == "orders":
+            env.update(INVENTORY_URL=self.url("inventory"), PAYMENTS_URL=self.url("payments"),
+                       NOTIFICATIONS_URL=self.url("notifications"))
+        return env

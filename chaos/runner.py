@@ -1,0 +1,150 @@
+"""The native stack: start it, wait until it is healthy, report on it, stop it.
+
+Redis, PostgreSQL, Prometheus (when installed) and the five services all run under one
+supervisord per run directory, so a killed service comes back by itself and
+`chaoslab stop|start <program>` is one XML-RPC call.
+"""
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos import infra, prometheus_config, supervision
+from chaos.layout import SERVICES, StackLayout
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class StackError(RuntimeError):
+    """The stack could not be started or reached; the message says why."""
+
+
+def programs(layout: StackLayout) -> list[infra.Program]:
+    progs = [infra.postgres(layout), infra.redis(layout)]
+    prom = infra.prometheus(layout, prometheus_config.write(layout))
+    if prom:
+        progs.append(prom)
+    for service in SERVICES:
+        progs.append(infra.Program(service, [sys.executable, "-m", "services", service],
+                                   env=layout.service_env(service), priority=50))
+    return progs
+
+
+def up(run_dir: Path, *, profile: str, chaos_token: str | None, pick_free_ports: bool,
+       timeout_s: float, progress: Callable[[str], None]) -> StackLayout:
+    """Start the stack and return once every service answers /health (or raise)."""
+    sup_probe = StackLayout(run_dir=run_dir.resolve())
+    if supervision.Supervisor(sup_probe).running():
+        raise StackError(f"a stack is already running in {run_dir}: `chaoslab down` first, "
+                         "or choose another --run-dir")
+    layout = StackLayout.new(run_dir, profile=profile,
+                             chaos_token=chaos_token or secrets.token_urlsafe(18),
+                             pick_free_ports=pick_free_ports)
+    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    layout.run_dir.chmod(0o755)
+    progress("initialising PostgreSQL")
+    infra.init_postgres(layout)
+    layout.save()
+    config = supervision.write_config(layout, programs(layout), REPO)
+    progress("starting supervisord")
+    supervision.start(config)
+    wait_healthy(layout, timeout_s=timeout_s, progress=progress)
+    return layout
+
+
+def wait_healthy(layout: StackLayout, *, timeout_s: float, progress: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + timeout_s
+    database_ready = False
+    pending = list(SERVICES)
+    while time.monotonic() < deadline:
+        if not database_ready:
+            try:
+                infra.create_database(layout)
+                database_ready = True
+                progress("PostgreSQL ready")
+            except Exception:  # noqa: BLE001 - not up yet; any failure means "wait"
+                time.sleep(0.2)
+                continue
+        pending = [s for s in pending if not http_ok(layout.url(s) + "/health")]
+        if not pending:
+            progress("all services healthy")
+            return
+        progress("waiting for " + ", ".join(pending))
+        time.sleep(0.2)
+    raise StackError(f"not healthy after {timeout_s:.0f}s: "
+                     f"{', '.join(pending) if database_ready else 'postgres'}; "
+                     f"see the logs in {layout.logs_dir}")
+
+
+def http_ok(url: str, timeout_s: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def down(layout: StackLayout) -> bool:
+    """Stop everything; False when nothing was running."""
+    sup = supervision.Supervisor(layout)
+    if not sup.running():
+        return False
+    sup.shutdown()
+    return True
+
+
+@dataclass(frozen=True)
+class ProgramStatus:
+    name: str
+    state: str
+    pid: int
+    uptime_s: float
+    healthy: bool | None
+    url: str
+
+
+def status(layout: StackLayout) -> list[ProgramStatus]:
+    sup = supervision.Supervisor(layout)
+    if not sup.running():
+        raise StackError(f"no stack is running in {layout.run_dir}")
+    rows = []
+    for info in sup.processes():
+        name = info["name"]
+        url = _probe_url(layout, name)
+        healthy = None
+        if info["statename"] == "RUNNING":
+            healthy = _healthy(layout, name, url)
+        uptime = info["now"] - info["start"] if info["statename"] == "RUNNING" else 0
+        rows.append(ProgramStatus(name, info["statename"], info["pid"], uptime, healthy, url))
+    return rows
+
+
+def _probe_url(layout: StackLayout, name: str) -> str:
+    if name == "postgres":
+        return layout.database_url
+    if name == "redis":
+        return layout.redis_url
+    return layout.url(name)
+
+
+def _healthy(layout: StackLayout, name: str, url: str) -> bool:
+    if name in SERVICES:
+        return http_ok(url + "/health")
+    if name == "prometheus":
+        return http_ok(url + "/-/ready")
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", layout.ports[name]), timeout=1) as sock:
+            if name == "redis":
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+            return True
+    except OSError:
+        return False

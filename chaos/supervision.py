@@ -1,0 +1,129 @@
+"""Supervision of a native stack by supervisord (a kept library, not a home-made loop).
+
+supervisord restarts a process that dies (`autorestart`), keeps one log per program and
+answers XML-RPC on a private Unix socket; we generate its config per run directory.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from pathlib import Path
+
+from chaos.infra import Program
+from chaos.layout import StackLayout
+
+
+def _quote(value: str) -> str:
+    # supervisor's environment= syntax: quoted values, % doubled (it interpolates %(x)s).
+    return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
+
+
+def write_config(layout: StackLayout, programs: list[Program], workdir: Path) -> Path:
+    run = layout.run_dir
+    layout.logs_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "[unix_http_server]", f"file={run / 'supervisor.sock'}", "chmod=0700", "",
+        "[supervisord]", f"logfile={layout.log_file('supervisord')}", f"pidfile={run / 'supervisord.pid'}",
+        f"childlogdir={layout.logs_dir}", "logfile_maxbytes=20MB", "loglevel=info", "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "[supervisorctl]", f"serverurl=unix://{run / 'supervisor.sock'}", "",
+    ]
+    for program in programs:
+        log_file = layout.log_file(program.name)
+        log_file.touch()
+        lines += [
+            f"[program:{program.name}]",
+            "command=" + " ".join(_arg(a) for a in program.command),
+            f"directory={workdir}",
+            f"priority={program.priority}",
+            "autostart=true", "autorestart=true", "startsecs=1", "startretries=5",
+            f"stopsignal={program.stop_signal}", "stopwaitsecs=15", "stopasgroup=true", "killasgroup=true",
+            "redirect_stderr=true", f"stdout_logfile={log_file}",
+            "stdout_logfile_maxbytes=50MB", "stdout_logfile_backups=1",
+        ]
+        if program.user:
+            lines.append(f"user={program.user}")
+            entry = pwd.getpwnam(program.user)
+            os.chown(log_file, entry.pw_uid, entry.pw_gid)
+        if program.env:
+            lines.append("environment=" + ",".join(f"{k}={_quote(v)}" for k, v in program.env.items()))
+        lines.append("")
+    path = run / "supervisord.conf"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _arg(arg: str) -> str:
+    """supervisor splits `command=` with shlex and interpolates %: quote accordingly."""
+    arg = arg.replace("%", "%%")
+    if not arg or any(c in arg for c in " \"'\\"):
+        return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return arg
+
+
+def start(config: Path) -> None:
+    """Start supervisord in the background; it daemonizes once its socket is ready."""
+    result = subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(config)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"supervisord did not start: {result.stderr.strip() or result.stdout.strip()}")
+
+
+class Supervisor:
+    """A client for one stack's supervisord over its Unix socket."""
+
+    def __init__(self, layout: StackLayout) -> None:
+        from supervisor.xmlrpc import SupervisorTransport
+
+        self.socket = layout.run_dir / "supervisor.sock"
+        self.pidfile = layout.run_dir / "supervisord.pid"
+        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
+        self.rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def running(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            return self.rpc.supervisor.getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault):
+            return False
+
+    def processes(self) -> list[dict]:
+        return self.rpc.supervisor.getAllProcessInfo()
+
+    def process(self, name: str) -> dict:
+        return self.rpc.supervisor.getProcessInfo(name)
+
+    def stop(self, name: str) -> None:
+        self.rpc.supervisor.stopProcess(name, True)
+
+    def start(self, name: str) -> None:
+        self.rpc.supervisor.startProcess(name, True)
+
+    def restart(self, name: str) -> None:
+        try:
+            self.stop(name)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise
+        self.start(name)
+
+    def shutdown(self, timeout_s: float = 60.0) -> None:
+        """Stop every program (in reverse priority) and supervisord itself."""
+        pid = int(self.pidfile.read_text()) if self.pidfile.exists() else None
+        try:
+            self.rpc.supervisor.shutdown()
+        except (OSError, xmlrpc.client.Fault):
+            return
+        deadline = time.monotonic() + timeout_s
+        while pid and time.monotonic() < deadline:
+            try:
+                Path(f"/proc/{pid}").stat()
+            except FileNotFoundError:
+                return
+            time.sleep(0.1)

@@ -1,0 +1,139 @@
+"""The FastAPI application every service is built on: errors, health, metrics, wiring.
+
+A service hands over its settings, its routers, its dependencies' health probes and
+what to start and stop with the process; everything else is the same for all five.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common import logging as log
+from services.common import metrics
+from services.common.db import DB_ERRORS, Database
+from services.common.errors import ChaoslabError, error_body
+from services.common.middleware import RequestContextMiddleware
+from services.common.settings import ServiceSettings
+
+HealthProbe = Callable[[], Awaitable[bool]]
+Lifecycle = Callable[[AsyncExitStack], Awaitable[None]]
+
+
+ERROR_SCHEMA = {
+    "description": "An error",
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "properties": {"error": {"type": "object", "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["code", "message"]}},
+        "required": ["error"]}}},
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error statuses a route can answer."""
+    return {status: ERROR_SCHEMA for status in statuses}
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(error_body(code, message), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})")
+            continue
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is not valid"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    logger = log.get_logger("errors")
+
+    @app.exception_handler(ChaoslabError)
+    async def _chaoslab(_request: Request, exc: ChaoslabError) -> Response:
+        return _error(exc.http_status, exc.code, exc.message, exc.headers())
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        return _error(422, "invalid_request", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, DB_ERRORS):
+            return _error(503, "database_unavailable", f"the database cannot answer: {exc}",
+                          {"Retry-After": "1"})
+        logger.error("http.unhandled", route=request.url.path, error=repr(exc), exc_info=exc)
+        return _error(500, "internal_error", "an unexpected error occurred; see the service log")
+
+
+def _health_router(probes: dict[str, HealthProbe]) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/health", responses=error_responses(503), tags=["ops"])
+    async def health() -> Response:
+        failing = [name for name, probe in probes.items() if not await probe()]
+        if failing:
+            return _error(503, "dependency_unavailable", f"unhealthy: {', '.join(failing)}")
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @router.get("/metrics", tags=["ops"], response_class=Response)
+    async def metrics_endpoint() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return router
+
+
+def create_app(settings: ServiceSettings, *, routers: list[APIRouter], db: Database | None = None,
+               health: dict[str, HealthProbe] | None = None,
+               lifecycle: Lifecycle | None = None) -> FastAPI:
+    """Build a service around its database (started first, closed last);
+    `lifecycle(stack)` starts the service's own tasks and registers their cleanup."""
+    log.configure(settings.service, settings.log_level, settings.log_json)
+    logger = log.get_logger("lifecycle")
+    probes = {"database": db.ping} if db else {}
+    probes.update(health or {})
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if db:
+                await db.start()
+                stack.push_async_callback(db.close)
+            if lifecycle:
+                await lifecycle(stack)
+            logger.info("service.started", port=settings.port, profile=settings.profile)
+            yield
+            logger.info("service.stopping")
+
+    app = FastAPI(title=f"chaoslab {settings.service}", lifespan=lifespan,
+                  default_response_class=ORJSONResponse)
+    install_error_handlers(app)
+    app.include_router(_health_router(probes))
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware, service=settings.service,
+                       max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")

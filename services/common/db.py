@@ -1,0 +1,143 @@
+"""PostgreSQL access through asyncpg: one pool per service, one schema per service.
+
+Migrations are plain SQL files run at start-up in order under an advisory lock, so
+replicas starting together do not race; every statement is idempotent.
+"""
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+from services.common.errors import DependencyUnavailable
+from services.common.logging import get_logger
+from services.common.metrics import db_up
+
+_logger = get_logger("db")
+
+DB_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+             asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=lambda v: orjson.dumps(v).decode(),
+                                  decoder=orjson.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, schema: str, min_size: int, max_size: int,
+                      timeout_s: float) -> asyncpg.Pool:
+    """A pool whose connections see `schema` first; raises DependencyUnavailable."""
+    try:
+        return await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+            server_settings={"search_path": schema, "application_name": schema},
+            timeout=timeout_s, command_timeout=timeout_s * 2,
+        )
+    except DB_ERRORS as exc:
+        raise DependencyUnavailable(f"database unreachable: {exc}", retry_after_s=1) from exc
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, files: Sequence[Path]) -> None:
+    """Create `schema` and run its SQL files, one service at a time per schema."""
+    lock_id = zlib.crc32(f"chaoslab-migrate:{schema}".encode())
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            for path in files:
+                await conn.execute(path.read_text())
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+
+
+def migration_files(package_dir: Path) -> list[Path]:
+    return sorted((package_dir / "migrations").glob("*.sql"))
+
+
+class Database:
+    """A service's pool that survives a database that is down at start-up.
+
+    Until PostgreSQL answers, `pool` raises DependencyUnavailable (a fast 503) while a
+    background task keeps trying; once connected, the migrations run exactly once.
+    """
+
+    def __init__(self, dsn: str, schema: str, migrations: Sequence[Path], *,
+                 min_size: int, max_size: int, timeout_s: float,
+                 on_ready: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
+        self.dsn, self.schema, self.migrations, self.on_ready = dsn, schema, migrations, on_ready
+        self.min_size, self.max_size, self.timeout_s = min_size, max_size, timeout_s
+        self._pool: asyncpg.Pool | None = None
+        self._connecting: asyncio.Task | None = None
+        self._ready = asyncio.Event()
+
+    @classmethod
+    def for_service(cls, settings, package_dir: Path, *, extra_migrations: Sequence[Path] = (),
+                    on_ready=None) -> Database:
+        """The service's own schema (named after it) with its package's migrations."""
+        return cls(settings.database_url, settings.service,
+                   [*migration_files(package_dir), *extra_migrations],
+                   min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                   timeout_s=settings.downstream_timeout_s, on_ready=on_ready)
+
+    async def start(self, wait_s: float = 5.0) -> None:
+        self._connecting = asyncio.create_task(self._connect_forever())
+        try:
+            await asyncio.wait_for(self._ready.wait(), wait_s)
+        except TimeoutError:
+            _logger.warning("db.not_ready", schema=self.schema, waited_s=wait_s)
+
+    async def _connect_forever(self) -> None:
+        while True:
+            try:
+                pool = await create_pool(self.dsn, self.schema, self.min_size, self.max_size,
+                                         self.timeout_s)
+                await migrate(pool, self.schema, self.migrations)
+                if self.on_ready:
+                    async with pool.acquire() as conn:
+                        await self.on_ready(conn)
+            except (DependencyUnavailable, *DB_ERRORS) as exc:
+                _logger.warning("db.connect_failed", schema=self.schema, error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            self._pool = pool
+            self._ready.set()
+            _logger.info("db.connected", schema=self.schema)
+            return
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise DependencyUnavailable("the database is not reachable yet", retry_after_s=1)
+        return self._pool
+
+    @property
+    def ready(self) -> bool:
+        return self._pool is not None
+
+    async def ping(self) -> bool:
+        if self._pool is None:
+            db_up.set(0)
+            return False
+        try:
+            async with asyncio.timeout(1.0):
+                await self._pool.fetchval("SELECT 1")
+        except (TimeoutError, *DB_ERRORS):
+            db_up.set(0)
+            return False
+        db_up.set(1)
+        return True
+
+    async def close(self) -> None:
+        if self._connecting and not self._connecting.done():
+            self._connecting.cancel()
+        if self._pool is not None:
+            try:
+                async with asyncio.timeout(5.0):
+                    await self._pool.close()
+            except TimeoutError:
+                self._pool.terminate()

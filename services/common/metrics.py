@@ -1,0 +1,37 @@
+"""Prometheus metrics shared by every service (names fixed by DESIGN §4).
+
+Patterns that own a metric (breaker, bulkhead, retry, backpressure) define it in their
+own module; this one holds what the request path and the order flow emit.
+"""
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+# 1 ms to 10 s, dense where the SLOs sit (50-500 ms).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25,
+                   0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+http_requests_total = Counter(
+    "http_requests_total", "HTTP requests answered, by route template and status.",
+    ["service", "route", "method", "status"])
+http_request_duration_seconds = Histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request.",
+    ["service", "route", "method"], buckets=LATENCY_BUCKETS)
+orders_total = Counter(
+    "orders_total", "Orders that reached a final status.", ["status"])
+idempotency_conflicts_total = Counter(
+    "idempotency_conflicts_total",
+    "Requests that met an idempotency key already in use (replayed, waited or refused).",
+    ["kind"])
+outbox_pending = Gauge("outbox_pending", "Outbox events not yet delivered.")
+outbox_oldest_age_seconds = Gauge(
+    "outbox_oldest_age_seconds", "Age of the oldest undelivered outbox event.")
+outbox_delivered_total = Counter("outbox_delivered_total", "Outbox events acknowledged by notifications.")
+outbox_failed_total = Counter("outbox_delivery_failures_total", "Outbox delivery attempts that failed.")
+orders_resumed_total = Counter(
+    "orders_resumed_total", "Pending orders picked up again by the sweeper or a retry.")
+db_up = Gauge("db_up", "1 when the service's database answers, else 0.")
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,121 @@
+"""Transactional outbox: an event is written in the same transaction as the change it
+announces, then a relay delivers it until the receiver acknowledges it.
+
+Delivery is at least once (a relay that dies between delivery and marking sends again);
+the receiver de-duplicates by event id, so each event takes effect exactly once.
+`outbox_pending` and `outbox_oldest_age_seconds` show a relay that is not keeping up.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+
+from services.common import logging as log
+from services.common.db import DB_ERRORS, Database
+from services.common.errors import ChaoslabError
+from services.common.metrics import (outbox_delivered_total, outbox_failed_total,
+                                     outbox_oldest_age_seconds, outbox_pending)
+
+_logger = log.get_logger("outbox")
+
+# The table, run by the owning service among its migrations.
+OUTBOX_SQL = Path(__file__).with_name("outbox.sql")
+
+Deliver = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+async def write_event(conn: asyncpg.Connection, *, event_type: str, order_id: str,
+                      correlation_id: str | None, payload: dict[str, Any]) -> str:
+    """Add an event inside the caller's transaction. Its id is derived from the order
+    and the event type, so writing the same fact twice cannot make two events."""
+    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"chaoslab:{order_id}:{event_type}"))
+    await conn.execute(
+        """INSERT INTO outbox_events (event_id, type, order_id, correlation_id, payload)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
+        event_id, event_type, order_id, correlation_id, payload)
+    return event_id
+
+
+class OutboxRelay:
+    """Delivers unpublished events in batches; backs off while the receiver is down.
+
+    `paused()` lets a fault stop delivery (the outbox-stuck incident). Several relays
+    (replicas) can run at once: `FOR UPDATE SKIP LOCKED` gives each its own batch.
+    """
+
+    def __init__(self, db: Database, deliver: Deliver, *, interval_s: float, retention_s: float,
+                 max_backoff_s: float, batch_size: int = 100,
+                 paused: Callable[[], bool] = lambda: False) -> None:
+        self.db, self.deliver = db, deliver
+        self.interval_s, self.retention_s = interval_s, retention_s
+        self.max_backoff_s, self.batch_size, self.paused = max_backoff_s, batch_size, paused
+
+    async def run(self) -> None:
+        backoff = self.interval_s
+        last_purge = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.measure()
+                sent = 0 if self.paused() else await self.relay_once()
+                backoff = self.interval_s
+                if loop.time() - last_purge > min(60.0, self.retention_s):
+                    await self.purge()
+                    last_purge = loop.time()
+                if sent == self.batch_size:
+                    continue
+            except (ChaoslabError, *DB_ERRORS) as exc:
+                outbox_failed_total.inc()
+                _logger.warning("outbox.delivery_failed", error=str(exc), retry_in_s=round(backoff, 2))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            await asyncio.sleep(self.interval_s)
+
+    async def relay_once(self) -> int:
+        """Deliver one batch; returns how many were acknowledged."""
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT event_id, type, order_id, correlation_id, payload, created_at
+                   FROM outbox_events WHERE published_at IS NULL
+                   ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED""", self.batch_size)
+            if not rows:
+                return 0
+            events = [{**dict(r), "event_id": str(r["event_id"]), "created_at": r["created_at"].isoformat()}
+                      for r in rows]
+            ids = [r["event_id"] for r in rows]
+            failure: ChaoslabError | None = None
+            try:
+                await self.deliver(events)
+            except ChaoslabError as exc:
+                failure = exc
+                await conn.execute(
+                    "UPDATE outbox_events SET attempts = attempts + 1, last_error = $2 WHERE event_id = ANY($1)",
+                    ids, str(exc)[:500])
+            else:
+                await conn.execute(
+                    "UPDATE outbox_events SET published_at = now(), attempts = attempts + 1 WHERE event_id = ANY($1)",
+                    ids)
+        if failure:
+            raise failure
+        outbox_delivered_total.inc(len(rows))
+        return len(rows)
+
+    async def measure(self) -> None:
+        row = await self.db.pool.fetchrow(
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox_events WHERE published_at IS NULL")
+        outbox_pending.set(row["n"])
+        age = (datetime.now(timezone.utc) - row["oldest"]).total_seconds() if row["oldest"] else 0.0
+        outbox_oldest_age_seconds.set(max(age, 0.0))
+
+    async def purge(self) -> None:
+        """Published events are kept for the retention window, then deleted."""
+        await self.db.pool.execute(
+            "DELETE FROM outbox_events WHERE published_at < now() - make_interval(secs => $1)",
+            self.retention_s)

@@ -1,0 +1,430 @@
+"""Policy: every resilience pattern around one downstream's calls, in one fixed order.
+
+    retry (outermost: budget, backoff or Retry-After, deadline)
+      -> per attempt: pick replica -> breaker (per replica) -> bulkhead (per downstream)
+         -> timeout = min(timeout_s, time left to the deadline) -> send
+
+Each attempt shows in `downstream_requests_total{to_service,outcome}`,
+`downstream_errors_total{to_service}` and `downstream_request_duration_seconds{to_service}`;
+the patterns emit their own metrics (breaker_*, retry_*, bulkhead_*, replica_ejections_total).
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
+
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, model_validator
+
+from services.common import errors
+from services.common.breaker import BREAKER_STATE, BreakerConfig, CircuitBreaker
+from services.common.bulkhead import Bulkhead
+from services.common.replicas import ReplicaPool, replica_label
+from services.common.retry import RetryBudget, backoff_s
+
+DOWNSTREAM_REQUESTS = Counter(
+    "downstream_requests_total",
+    "Attempts at calling another service, by outcome "
+    "(success, error, timeout, unreachable, breaker_open, bulkhead_full).",
+    ["to_service", "outcome"],
+)
+DOWNSTREAM_ERRORS = Counter(
+    "downstream_errors_total", "Attempts at calling another service that did not succeed.", ["to_service"]
+)
+DOWNSTREAM_DURATION = Histogram(
+    "downstream_request_duration_seconds",
+    "Duration of attempts sent to another service.",
+    ["to_service"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+class Reply(Protocol):
+    """What `send` returns: any HTTP answer, whatever its status."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+R = TypeVar("R", bound=Reply)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """One downstream's resilience settings; `enabled=False` leaves only the timeout."""
+
+    enabled: bool = True
+    timeout_s: float = 3.0
+    max_attempts: int = 3
+    backoff_base_s: float = 0.1
+    backoff_max_s: float = 2.0
+    retry_budget_ratio: float = 0.2
+    retry_budget_window_s: float = 10.0
+    retry_min_per_s: float = 1.0
+    bulkhead_max_concurrent: int = 32
+    bulkhead_max_wait_s: float = 0.05
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    ejection_consecutive_failures: int = 5
+    ejection_base_s: float = 10.0
+    ejection_max_s: float = 120.0
+
+
+class Policy:
+    """Calls one downstream (one or several replicas) through the patterns above.
+
+    Breakers: one named `downstream` when the pool has one replica, else one per replica
+    named `downstream@host:port` (so one bad replica does not cut off the others).
+    """
+
+    def __init__(
+        self,
+        downstream: str,
+        urls: list[str],
+        config: PolicyConfig,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.downstream = downstream
+        self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self.replicas = ReplicaPool(
+            downstream, urls, config.ejection_consecutive_failures,
+            config.ejection_base_s, config.ejection_max_s, clock,
+        )
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._sync_breakers()
+        self.bulkhead = Bulkhead(downstream, config.bulkhead_max_concurrent, config.bulkhead_max_wait_s)
+        self.budget = RetryBudget(
+            config.retry_budget_ratio, config.retry_budget_window_s, config.retry_min_per_s,
+            clock, name=downstream,
+        )
+        self._outcomes = {
+            o: DOWNSTREAM_REQUESTS.labels(downstream, o)
+            for o in ("success", "error", "timeout", "unreachable", "breaker_open", "bulkhead_full")
+        }
+        self._errors = DOWNSTREAM_ERRORS.labels(downstream)
+        self._duration = DOWNSTREAM_DURATION.labels(downstream)
+
+    def _breaker_name(self, url: str) -> str:
+        if len(self.replicas.urls) == 1:
+            return self.downstream
+        return f"{self.downstream}@{replica_label(url)}"
+
+    def _sync_breakers(self) -> None:
+        old = self._breakers
+        self._breakers = {}
+        for url in self.replicas.urls:
+            name = self._breaker_name(url)
+            kept = old.get(url)
+            self._breakers[url] = kept if kept and kept.name == name else CircuitBreaker(
+                name, self.config.breaker, self._clock
+            )
+        live = {b.name for b in self._breakers.values()}
+        for gone in {b.name for b in old.values()} - live:
+            BREAKER_STATE.remove(gone)  # a replica that left must not keep an "open" gauge
+
+    async def refresh_replicas(self) -> None:
+        """Re-resolve a one-hostname pool (compose) and give new replicas their breakers."""
+        await self.replicas.refresh_dns()
+        if set(self.replicas.urls) != set(self._breakers):
+            self._sync_breakers()
+
+    async def call(
+        self,
+        send: Callable[[str, float], Awaitable[R]],
+        *,
+        retryable: bool,
+        deadline: float | None = None,
+    ) -> R:
+        """Call the downstream; `send(base_url, timeout_s)` makes one attempt.
+
+        Returns the last reply (any status: the caller decides what a 503 means), or
+        raises the last typed error when no attempt got a reply. `retryable` is for
+        idempotent calls or calls carrying an idempotency key; `deadline` is on this
+        policy's clock.
+        """
+        if not self.config.enabled:
+            return await self._send(send, self.replicas.pick(), deadline)
+        self.budget.record_request()
+        last_reply: R | None = None
+        last_error: errors.DownstreamError | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            reply: R | None = None
+            try:
+                reply = await self._attempt(send, deadline)
+            except (errors.BreakerOpen, errors.BulkheadFull) as exc:
+                last_error = exc
+                break  # every replica refused: retrying now would refuse again
+            except (errors.DownstreamTimeout, errors.DownstreamUnreachable) as exc:
+                last_error = exc
+            else:
+                last_reply = reply
+                if reply.status != 429 and reply.status < 500:
+                    return reply
+            if not retryable or attempt >= self.config.max_attempts:
+                break
+            wait = backoff_s(attempt, self.config.backoff_base_s, self.config.backoff_max_s, self._rng)
+            if reply is not None:
+                wait = max(wait, _retry_after_s(reply.headers))
+            if deadline is not None and self._clock() + wait >= deadline:
+                break  # a retry that cannot finish in time only adds load
+            if not self.budget.try_spend_retry():
+                break
+            await self._sleep(wait)
+        if last_reply is not None:
+            return last_reply
+        assert last_error is not None
+        raise last_error
+
+    async def _attempt(self, send: Callable[[str, float], Awaitable[R]], deadline: float | None) -> R:
+        url, breaker, permit = self._admit()
+        try:
+            await self.bulkhead.acquire()
+        except errors.BulkheadFull:
+            breaker.release(permit)
+            self._count("bulkhead_full")
+            raise
+        started = self._clock()
+        try:
+            reply = await self._send(send, url, deadline)
+        except (errors.DownstreamTimeout, errors.DownstreamUnreachable):
+            breaker.record(self._clock() - started, True, permit)
+            self.replicas.record(url, False)
+            raise
+        except BaseException:
+            breaker.release(permit)  # our bug or a cancellation: not the downstream's health
+            raise
+        finally:
+            self.bulkhead.release()
+        if reply.status == 429:
+            breaker.release(permit)  # overloaded is neither healthy nor broken
+        else:
+            failed = reply.status >= 500
+            breaker.record(self._clock() - started, failed, permit)
+            self.replicas.record(url, not failed)
+        return reply
+
+    def _admit(self) -> tuple[str, CircuitBreaker, int]:
+        """A replica whose breaker admits the call; open breakers are skipped, not retried."""
+        refusals: list[errors.BreakerOpen] = []
+        for _ in range(len(self._breakers)):
+            url = self.replicas.pick()
+            breaker = self._breakers[url]
+            try:
+                return url, breaker, breaker.acquire()
+            except errors.BreakerOpen as exc:
+                refusals.append(exc)
+        self._count("breaker_open")
+        if len(refusals) == 1:
+            raise refusals[0]
+        soonest = min(r.retry_after_s or 0.0 for r in refusals)
+        raise errors.BreakerOpen(
+            self.downstream, f"the circuit breakers of all {len(refusals)} {self.downstream} replicas are open",
+            retry_after_s=soonest,
+        )
+
+    async def _send(self, send: Callable[[str, float], Awaitable[R]], url: str, deadline: float | None) -> R:
+        """One attempt under its timeout, with the downstream_* metrics; typed errors only."""
+        started = self._clock()
+        timeout_s = self.config.timeout_s
+        if deadline is not None:
+            timeout_s = min(timeout_s, deadline - started)
+        if timeout_s <= 0:
+            self._count("timeout")
+            raise errors.DownstreamTimeout(self.downstream, f"no time left to call {self.downstream}")
+        outcome: str | None = None  # stays None for our own bugs and cancellations
+        try:
+            async with asyncio.timeout(timeout_s):
+                reply = await send(url, timeout_s)
+            outcome = "error" if reply.status >= 500 or reply.status == 429 else "success"
+            return reply
+        except (TimeoutError, errors.DownstreamTimeout) as exc:
+            outcome = "timeout"
+            if isinstance(exc, errors.DownstreamTimeout):
+                raise
+            raise errors.DownstreamTimeout(
+                self.downstream, f"{self.downstream} did not answer within {timeout_s:.3f} s"
+            ) from exc
+        except (OSError, errors.DownstreamUnreachable) as exc:
+            outcome = "unreachable"
+            if isinstance(exc, errors.DownstreamUnreachable):
+                raise
+            raise errors.DownstreamUnreachable(self.downstream, f"{self.downstream}: {exc}") from exc
+        finally:
+            if outcome is not None:
+                self._duration.observe(self._clock() - started)
+                self._count(outcome)
+
+    def _count(self, outcome: str) -> None:
+        self._outcomes[outcome].inc()
+        if outcome != "success":
+            self._errors.inc()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """One entry per replica: its breaker and its ejection state, for `/status/breakers`."""
+        ejection = {r["replica"]: r for r in self.replicas.snapshot()}
+        return [
+            {
+                **breaker.snapshot(),
+                "downstream": self.downstream,
+                "resilience": "on" if self.config.enabled else "off",
+                **ejection[url],
+            }
+            for url, breaker in self._breakers.items()
+        ]
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float:
+    """Seconds asked for by a `Retry-After` header (delta-seconds or HTTP-date), else 0."""
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, when.timestamp() - time.time())  # an HTTP-date is wall-clock time
+
+
+# Settings field name -> value, per CHAOSLAB_PROFILE (DESIGN §5). The call timeout is not
+# here: it is `downstream_timeout_s` of settings.PROFILE_DEFAULTS (3 s / 1.5 s).
+RESILIENCE_PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "training": {
+        "breaker_window_type": "count",
+        "breaker_window_size": 20,
+        "breaker_minimum_calls": 10,
+        "breaker_failure_rate": 50.0,
+        "breaker_slow_call_s": 2.0,
+        "breaker_slow_rate": 80.0,
+        "breaker_wait_open_s": 30.0,
+        "breaker_half_open_calls": 3,
+        "retry_max_attempts": 3,
+        "retry_backoff_base_s": 0.1,
+        "retry_backoff_max_s": 2.0,
+        "retry_budget_ratio": 0.2,
+        "retry_budget_window_s": 10.0,
+        "retry_min_per_s": 1.0,
+        "bulkhead_max_concurrent": 32,
+        "bulkhead_max_wait_s": 0.05,
+        "ejection_consecutive_failures": 5,
+        "ejection_base_s": 10.0,
+        "ejection_max_s": 120.0,
+    },
+    "ci": {
+        "breaker_window_type": "count",
+        "breaker_window_size": 20,
+        "breaker_minimum_calls": 10,
+        "breaker_failure_rate": 50.0,
+        "breaker_slow_call_s": 1.0,
+        "breaker_slow_rate": 80.0,
+        "breaker_wait_open_s": 3.0,
+        "breaker_half_open_calls": 3,
+        "retry_max_attempts": 3,
+        "retry_backoff_base_s": 0.02,
+        "retry_backoff_max_s": 0.5,
+        "retry_budget_ratio": 0.2,
+        "retry_budget_window_s": 2.0,
+        "retry_min_per_s": 1.0,
+        "bulkhead_max_concurrent": 32,
+        "bulkhead_max_wait_s": 0.02,
+        "ejection_consecutive_failures": 5,
+        "ejection_base_s": 1.0,
+        "ejection_max_s": 10.0,
+    },
+}
+
+
+class ResilienceSettings(BaseModel):
+    """The resilience fields of a service's settings (environment: `RESILIENCE=off`,
+    `RESILIENCE_OFF_FOR=payments,inventory`, `BREAKER_WAIT_OPEN_S=5`, ...).
+
+    Unset fields take the value of RESILIENCE_PROFILE_DEFAULTS for `chaoslab_profile`.
+    """
+
+    resilience: Literal["on", "off"] = "on"
+    resilience_off_for: str = ""
+    breaker_window_type: Literal["count", "time"] | None = None
+    breaker_window_size: int | None = None
+    breaker_minimum_calls: int | None = None
+    breaker_failure_rate: float | None = None
+    breaker_slow_call_s: float | None = None
+    breaker_slow_rate: float | None = None
+    breaker_wait_open_s: float | None = None
+    breaker_half_open_calls: int | None = None
+    retry_max_attempts: int | None = None
+    retry_backoff_base_s: float | None = None
+    retry_backoff_max_s: float | None = None
+    retry_budget_ratio: float | None = None
+    retry_budget_window_s: float | None = None
+    retry_min_per_s: float | None = None
+    bulkhead_max_concurrent: int | None = None
+    bulkhead_max_wait_s: float | None = None
+    ejection_consecutive_failures: int | None = None
+    ejection_base_s: float | None = None
+    ejection_max_s: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_resilience_profile(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        defaults = RESILIENCE_PROFILE_DEFAULTS.get(data.get("chaoslab_profile") or "training", {})
+        for name, value in defaults.items():
+            # A service may set its own default (the gateway's larger bulkhead).
+            if data.get(name) in (None, "") and cls.model_fields[name].default is None:
+                data[name] = value
+        return data
+
+
+def policy_config(settings: Any, downstream: str, timeout_s: float) -> PolicyConfig:
+    """The PolicyConfig for `downstream`, read off any object with the fields above."""
+    profile = getattr(settings, "chaoslab_profile", None) or "training"
+    defaults = RESILIENCE_PROFILE_DEFAULTS.get(profile, RESILIENCE_PROFILE_DEFAULTS["training"])
+
+    def get(name: str) -> Any:
+        value = getattr(settings, name, None)
+        return defaults[name] if value in (None, "") else value
+
+    off_for = {d.strip() for d in (getattr(settings, "resilience_off_for", "") or "").split(",")}
+    return PolicyConfig(
+        enabled=getattr(settings, "resilience", "on") != "off" and downstream not in off_for,
+        timeout_s=timeout_s,
+        max_attempts=int(get("retry_max_attempts")),
+        backoff_base_s=float(get("retry_backoff_base_s")),
+        backoff_max_s=float(get("retry_backoff_max_s")),
+        retry_budget_ratio=float(get("retry_budget_ratio")),
+        retry_budget_window_s=float(get("retry_budget_window_s")),
+        retry_min_per_s=float(get("retry_min_per_s")),
+        bulkhead_max_concurrent=int(get("bulkhead_max_concurrent")),
+        bulkhead_max_wait_s=float(get("bulkhead_max_wait_s")),
+        breaker=BreakerConfig(
+            window_type=get("breaker_window_type"),
+            window_size=int(get("breaker_window_size")),
+            minimum_calls=int(get("breaker_minimum_calls")),
+            failure_rate_threshold=float(get("breaker_failure_rate")),
+            slow_call_duration_s=float(get("breaker_slow_call_s")),
+            slow_call_rate_threshold=float(get("breaker_slow_rate")),
+            wait_in_open_s=float(get("breaker_wait_open_s")),
+            permitted_calls_in_half_open=int(get("breaker_half_open_calls")),
+        ),
+        ejection_consecutive_failures=int(get("ejection_consecutive_failures")),
+        ejection_base_s=float(get("ejection_base_s")),
+        ejection_max_s=float(get("ejection_max_s")),
+    )

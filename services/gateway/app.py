@@ -1,0 +1,49 @@
+"""gateway: the public entry point. Validates, sheds load, and calls orders through its policy."""
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Header, Query
+
+from services.common.app import create_app, error_responses
+from services.common.contracts import Order, OrderRequest
+from services.common.http import Downstream, downstream, make_transport
+from services.common.idempotency import require_key
+from services.gateway import proxy
+from services.gateway.settings import Settings
+
+
+def build_router(orders: Downstream, settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["orders"])
+    budget = settings.request_timeout_s
+
+    @router.post("/orders", status_code=201, response_model=Order,
+                 responses=error_responses(402, 409, 413, 422, 429, 503))
+    async def place_order(request: OrderRequest, idempotency_key: str | None = Header(None)):
+        """Place an order. Send a fresh `Idempotency-Key` per order and the same key on retries."""
+        return await proxy.place_order(orders, key=require_key(idempotency_key),
+                                       body=request.model_dump(), budget_s=budget)
+
+    @router.get("/orders/{order_id}", response_model=Order, responses=error_responses(404, 429, 503))
+    async def get_order(order_id: str):
+        return await proxy.read(orders, f"/orders/{order_id}", budget)
+
+    @router.get("/orders", responses=error_responses(422, 429, 503))
+    async def list_orders(limit: int = Query(50, ge=1, le=500), status: str | None = None):
+        query = urlencode({"limit": limit, **({"status": status} if status else {})})
+        return await proxy.read(orders, f"/orders?{query}", budget)
+
+    return router
+
+
+def build_app(settings: Settings | None = None):
+    settings = settings or Settings()
+    transport = make_transport(settings.http_client)
+    orders = downstream(settings, "orders", settings.orders_url, transport,
+                        timeout_s=settings.request_timeout_s)
+
+    async def lifecycle(stack: AsyncExitStack) -> None:
+        stack.push_async_callback(transport.close)
+
+    return create_app(settings, routers=[build_router(orders, settings)], lifecycle=lifecycle)

@@ -1,0 +1,7 @@
+from services.common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service = "inventory"
+    default_port = 8003
+    seed_stock: int = 1_000_000

@@ -1,0 +1,51 @@
+"""notifications: receives order events from the outbox relay, once per event id."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from services.common.app import create_app, error_responses, json_response
+from services.common.db import Database
+from services.notifications import inbox
+from services.notifications.settings import Settings
+
+
+class Event(BaseModel):
+    event_id: UUID
+    type: str = Field(min_length=1, max_length=64)
+    order_id: str = Field(min_length=1, max_length=64)
+    correlation_id: str | None = None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class EventBatch(BaseModel):
+    events: list[Event] = Field(min_length=1, max_length=500)
+
+
+def build_router(db: Database) -> APIRouter:
+    router = APIRouter(tags=["notifications"])
+
+    @router.post("/events", responses=error_responses(422, 503))
+    async def receive(batch: EventBatch):
+        events = [e.model_dump(mode="json") for e in batch.events]
+        async with db.pool.acquire() as conn:
+            return json_response(await inbox.accept(conn, events))
+
+    @router.get("/events", responses=error_responses(422, 503))
+    async def list_events(order_id: str | None = None, limit: int = Query(100, ge=1, le=1000)):
+        async with db.pool.acquire() as conn:
+            return json_response({"events": await inbox.recent(conn, order_id=order_id, limit=limit)})
+
+    return router
+
+
+def build_app(settings: Settings | None = None):
+    settings = settings or Settings()
+    db = Database.for_service(settings, Path(__file__).parent)
+    return create_app(settings, routers=[build_router(db)], db=db)

@@ -1,0 +1,79 @@
+"""orders: owns the order saga, the transactional outbox and its relay, and the sweeper."""
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from fastapi import APIRouter, Header, Query
+
+from services.common.app import create_app, error_responses, json_response
+from services.common.contracts import Order, OrderRequest
+from services.common.db import Database
+from services.common.errors import DownstreamError, NotFound
+from services.common.http import downstream, make_transport
+from services.common.idempotency import require_key
+from services.common import logging as log
+from services.common.outbox import OUTBOX_SQL, OutboxRelay
+from services.orders import saga, store, sweeper
+from services.orders.settings import Settings
+
+
+def build_router(deps: saga.SagaDeps) -> APIRouter:
+    router = APIRouter(tags=["orders"])
+
+    @router.post("/orders", status_code=201, response_model=Order,
+                 responses=error_responses(402, 409, 422, 503))
+    async def place_order(request: OrderRequest, idempotency_key: str | None = Header(None)):
+        answer = await saga.place_order(deps, key=require_key(idempotency_key), request=request,
+                                        correlation_id=log.correlation_id.get())
+        headers = {"Idempotency-Replayed": "true"} if answer.replayed else None
+        return json_response(answer.body, answer.http_status, headers)
+
+    @router.get("/orders/{order_id}", response_model=Order, responses=error_responses(404, 503))
+    async def get_order(order_id: str):
+        async with deps.db.pool.acquire() as conn:
+            order = await store.get(conn, order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        return json_response(order.view())
+
+    @router.get("/orders", responses=error_responses(422, 503))
+    async def list_orders(limit: int = Query(50, ge=1, le=500), status: str | None = None):
+        async with deps.db.pool.acquire() as conn:
+            orders = await store.recent(conn, limit=limit, status=status)
+        return json_response({"orders": [o.view() for o in orders]})
+
+    return router
+
+
+def build_app(settings: Settings | None = None):
+    settings = settings or Settings()
+    db = Database.for_service(settings, Path(__file__).parent, extra_migrations=[OUTBOX_SQL])
+    transport = make_transport(settings.http_client)
+    deps = saga.SagaDeps(
+        db=db,
+        inventory=downstream(settings, "inventory", settings.inventory_url, transport),
+        payments=downstream(settings, "payments", settings.payments_url, transport),
+        lease_s=settings.order_lease_s,
+        call_budget_s=settings.request_timeout_s,
+    )
+    notifications = downstream(settings, "notifications", settings.notifications_url, transport)
+
+    async def deliver(events: list[dict]) -> None:
+        reply = await notifications.request("POST", "/events", json={"events": events},
+                                            retryable=False, budget_s=settings.downstream_timeout_s)
+        if not reply.ok:
+            raise DownstreamError("notifications", f"notifications answered {reply.status}")
+
+    relay = OutboxRelay(db, deliver, interval_s=settings.relay_interval_s,
+                        retention_s=settings.outbox_retention_s,
+                        max_backoff_s=max(1.0, settings.relay_interval_s * 20))
+
+    async def lifecycle(stack: AsyncExitStack) -> None:
+        stack.push_async_callback(transport.close)
+        for task in (relay.run(), sweeper.run_forever(deps, settings.sweeper_interval_s)):
+            running = asyncio.create_task(task)
+            stack.callback(running.cancel)
+
+    return create_app(settings, routers=[build_router(deps)], db=db, lifecycle=lifecycle)

@@ -1,0 +1,188 @@
+"""The order saga: reserve stock, charge, then commit the stock or release it.
+
+Every step is idempotent per order, so the saga can be run again from the top after a
+crash (by the sweeper) or a timeout (by a client retry with the same key). When a
+step's outcome is unknown the order stays `pending` and the client gets 503 with
+`Retry-After`; nothing is guessed. A charge that may have happened is voided before
+the order is declared `payment_failed`.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from services.common import logging as log
+from services.common.contracts import OrderRequest
+from services.common.db import Database
+from services.common.errors import Conflict, DependencyUnavailable
+from services.common.http import Downstream
+from services.common.idempotency import fingerprint
+from services.common.metrics import idempotency_conflicts_total, orders_resumed_total
+from services.common.middleware import request_deadline
+from services.orders import steps, store
+from services.orders.steps import Unsure
+from services.orders.store import OrderRow
+
+_logger = log.get_logger("saga")
+
+
+@dataclass(frozen=True)
+class SagaDeps:
+    db: Database
+    inventory: Downstream
+    payments: Downstream
+    lease_s: float
+    call_budget_s: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    http_status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class _Finished:
+    """Wakes requests waiting on an order this process is running (cross-process
+    waiters fall back to polling the row)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, order_id: str) -> asyncio.Event:
+        return self._events.setdefault(order_id, asyncio.Event())
+
+    def set(self, order_id: str) -> None:
+        event = self._events.pop(order_id, None)
+        if event:
+            event.set()
+
+
+finished = _Finished()
+
+
+async def place_order(deps: SagaDeps, *, key: str, request: OrderRequest,
+                      correlation_id: str | None) -> Answer:
+    body = request.model_dump()
+    async with deps.db.pool.acquire() as conn:
+        order, created = await store.insert_pending(
+            conn, key=key, request_hash=fingerprint(body), customer_id=request.customer_id,
+            items=body["items"], correlation_id=correlation_id, lease_s=deps.lease_s)
+    if created:
+        return await run(deps, order, resumed=False)
+    if order.request_hash != fingerprint(body):
+        idempotency_conflicts_total.labels("reused").inc()
+        raise Conflict("idempotency_key_reused",
+                       f"Idempotency-Key {key!r} was already used for order {order.order_id} with a "
+                       "different body; use a new key for a new order")
+    return await outcome_of(deps, order)
+
+
+async def outcome_of(deps: SagaDeps, order: OrderRow) -> Answer:
+    """A repeated request: replay a finished order, resume an abandoned one, or wait for
+    the one in flight until this request's own deadline."""
+    deadline = request_deadline.get() or (time.time() + deps.lease_s)
+    idempotency_conflicts_total.labels("replayed" if order.status != "pending" else "in_flight").inc()
+    while True:
+        if order.status != "pending":
+            return Answer(order.response_status, order.response_body, replayed=True)
+        async with deps.db.pool.acquire() as conn:
+            claimed = await store.claim(conn, order.order_id, deps.lease_s)
+        if claimed:
+            orders_resumed_total.inc()
+            return await run(deps, claimed, resumed=True)
+        left = deadline - time.time()
+        if left <= 0:
+            raise DependencyUnavailable(
+                f"order {order.order_id} is still being processed; retry with the same Idempotency-Key",
+                retry_after_s=1)
+        try:
+            await asyncio.wait_for(finished.event(order.order_id).wait(), min(left, 0.1))
+        except TimeoutError:
+            pass
+        async with deps.db.pool.acquire() as conn:
+            order = await store.get(conn, order.order_id)
+
+
+async def run(deps: SagaDeps, order: OrderRow, *, resumed: bool) -> Answer:
+    """Run (or resume) the saga for an order whose lease this caller holds."""
+    try:
+        return await _run(deps, order, resumed)
+    finally:
+        finished.set(order.order_id)
+
+
+async def _run(deps: SagaDeps, order: OrderRow, resumed: bool) -> Answer:
+    budget = deps.call_budget_s
+    try:
+        status, reservation = await steps.reserve(deps.inventory, order.order_id,
+                                                  order.requested_items, budget)
+    except Unsure as unsure:
+        if not unsure.sent and not resumed:
+            async with deps.db.pool.acquire() as conn:
+                await store.forget(conn, order)
+            raise DependencyUnavailable(f"inventory unavailable: {unsure.reason}",
+                                        retry_after_s=unsure.retry_after_s or 1) from unsure
+        return await _postpone(deps, order, unsure)
+    if status == 422:
+        return await _finish(deps, order, "rejected", 422, reservation, None, None)
+    items, total = reservation["items"], reservation["total_cents"]
+    if status == 409:
+        return await _finish(deps, order, "out_of_stock", 409, None, items, total)
+    try:
+        if reservation["status"] == "released":  # an earlier run gave up: make sure of it
+            await steps.void(deps.payments, key=order.idempotency_key, order_id=order.order_id,
+                             budget_s=budget)
+            return await _finish(deps, order, "payment_failed", 402, None, items, total)
+        paid = await _charge(deps, order, total, resumed)
+        if paid:
+            await steps.commit(deps.inventory, order.order_id, budget)
+            return await _finish(deps, order, "confirmed", 201, None, items, total)
+        await steps.release(deps.inventory, order.order_id, budget)
+        return await _finish(deps, order, "payment_failed", 402, None, items, total)
+    except Unsure as unsure:
+        return await _postpone(deps, order, unsure)
+
+
+async def _charge(deps: SagaDeps, order: OrderRow, total: int, resumed: bool) -> bool:
+    """True when paid; False when surely not paid (declined, voided, or never sent)."""
+    budget = deps.call_budget_s
+    try:
+        status = await steps.charge(deps.payments, key=order.idempotency_key, order_id=order.order_id,
+                                    customer_id=order.customer_id, amount_cents=total, budget_s=budget)
+    except Unsure as unsure:
+        if unsure.sent or resumed:
+            # The charge may have gone through: refund it, or refuse it if it comes late.
+            await steps.void(deps.payments, key=order.idempotency_key, order_id=order.order_id,
+                             budget_s=budget)
+        _logger.info("order.charge_failed", order_id=order.order_id, reason=unsure.reason)
+        return False
+    return status == "succeeded"
+
+
+async def _postpone(deps: SagaDeps, order: OrderRow, unsure: Unsure) -> Answer:
+    """Leave the order pending for a retry or the sweeper, and say so."""
+    async with deps.db.pool.acquire() as conn:
+        await store.give_up_lease(conn, order)
+    _logger.warning("order.postponed", order_id=order.order_id, reason=unsure.reason)
+    raise DependencyUnavailable(
+        f"order {order.order_id} is pending: {unsure.reason}. Retry with the same Idempotency-Key",
+        retry_after_s=unsure.retry_after_s or 1)
+
+
+async def _finish(deps: SagaDeps, order: OrderRow, status: str, http_status: int,
+                  error: dict[str, Any] | None, items, total) -> Answer:
+    view = {**order.view(), "status": status, "items": items or order.view()["items"],
+            "total_cents": total}
+    body = error if error is not None else view
+    async with deps.db.pool.acquire() as conn:
+        done = await store.finish(conn, order, status=status, http_status=http_status, body=body,
+                                  items=items, total_cents=total)
+        if not done:  # our lease ran out and someone else took the order over
+            current = await store.get(conn, order.order_id)
+    if not done:
+        return await outcome_of(deps, current)
+    _logger.info("order.finished", order_id=order.order_id, status=status, total_cents=total)
+    return Answer(http_status, body)

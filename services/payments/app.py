@@ -1,0 +1,64 @@
+"""payments: charges, idempotent by key, and voids."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, Field, StrictInt
+
+from services.common.app import create_app, error_responses, json_response
+from services.common.db import Database
+from services.common.idempotency import require_key
+from services.common.middleware import request_deadline
+from services.payments import charges
+from services.payments.settings import Settings
+
+
+class ChargeRequest(BaseModel):
+    order_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64)
+    amount_cents: StrictInt = Field(ge=0)
+
+
+class VoidRequest(BaseModel):
+    order_id: str = Field(min_length=1, max_length=64)
+    idempotency_key: str = Field(min_length=1, max_length=128)
+
+
+def _still_wanted() -> bool:
+    deadline = request_deadline.get()
+    return deadline is None or time.time() < deadline
+
+
+def build_router(db: Database, settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["payments"])
+
+    @router.post("/charges", status_code=201, responses=error_responses(402, 409, 422, 503, 504))
+    async def create_charge(body: ChargeRequest, idempotency_key: str | None = Header(None)):
+        key = require_key(idempotency_key)
+        async with db.pool.acquire() as conn:
+            charge = await charges.charge(conn, key=key, order_id=body.order_id,
+                                          customer_id=body.customer_id, amount_cents=body.amount_cents,
+                                          limit_cents=settings.charge_limit_cents,
+                                          still_wanted=_still_wanted)
+        status = {"succeeded": 201, "declined": 402, "voided": 409}[charge["status"]]
+        return json_response(charge, status)
+
+    @router.post("/charges/void", responses=error_responses(409, 422, 503))
+    async def void_charge(body: VoidRequest):
+        async with db.pool.acquire() as conn:
+            return json_response(await charges.void(conn, key=body.idempotency_key, order_id=body.order_id))
+
+    @router.get("/charges", responses=error_responses(422, 503))
+    async def list_charges(order_id: str):
+        async with db.pool.acquire() as conn:
+            return json_response({"charges": await charges.for_order(conn, order_id)})
+
+    return router
+
+
+def build_app(settings: Settings | None = None):
+    settings = settings or Settings()
+    db = Database.for_service(settings, Path(__file__).parent)
+    return create_app(settings, routers=[build_router(db, settings)], db=db)

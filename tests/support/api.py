@@ -1,0 +1,42 @@
+"""Talk to the stack in the domain's words: place_order, get_order, stock_of, charges_for."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from chaos.layout import StackLayout
+
+
+def new_key() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+def order_body(sku: str = "SKU-001", quantity: int = 1, customer: str = "c-1") -> dict[str, Any]:
+    return {"customer_id": customer, "items": [{"sku": sku, "quantity": quantity}]}
+
+
+def place_order(client: httpx.Client, gateway: str, sku: str = "SKU-001", quantity: int = 1, *,
+                key: str | None = None, body: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None) -> httpx.Response:
+    return client.post(f"{gateway}/orders", json=body or order_body(sku, quantity),
+                       headers={"Idempotency-Key": key or new_key(), **(headers or {})})
+
+
+def stock_of(client: httpx.Client, layout: StackLayout, sku: str) -> dict[str, Any]:
+    resp = client.get(f"{layout.url('inventory')}/inventory/{sku}")
+    resp.raise_for_status()
+    return resp.json()
+
+
+def charges_for(client: httpx.Client, layout: StackLayout, order_id: str) -> list[dict[str, Any]]:
+    resp = client.get(f"{layout.url('payments')}/charges", params={"order_id": order_id})
+    resp.raise_for_status()
+    return resp.json()["charges"]
+
+
+def events_for(client: httpx.Client, layout: StackLayout, order_id: str) -> list[dict[str, Any]]:
+    resp = client.get(f"{layout.url('notifications')}/events", params={"order_id": order_id})
+    resp.raise_for_status()
+    return resp.json()["events"]
