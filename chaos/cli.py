@@ -50,14 +50,22 @@ def up(
     free_ports: Annotated[bool, typer.Option("--free-ports", help="Pick free ports instead of the standard ones (8000-8004, 5432, 6379, 9090).")] = False,
     chaos_token: Annotated[Optional[str], typer.Option(envvar="CHAOS_TOKEN", help="Token for PUT/DELETE /chaos/config; generated when unset.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be healthy.")] = 90.0,
+    setting: Annotated[Optional[list[str]], typer.Option("--set", metavar="NAME=VALUE",
+        help="A setting for every service, e.g. --set HTTP_CLIENT=httpx --set RESILIENCE=off.")] = None,
 ) -> None:
     """Start PostgreSQL, Redis, Prometheus and the five services, supervised."""
     if profile not in ("training", "ci"):
         raise _fail(f"--profile must be training or ci, not {profile!r}", 2)
+    env = {}
+    for item in setting or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise _fail(f"--set takes NAME=VALUE, not {item!r}", 2)
+        env[name.strip().upper()] = value
     try:
         with console.status("starting the stack") as spinner:
             layout = runner.up(run_dir, profile=profile, chaos_token=chaos_token, pick_free_ports=free_ports,
-                               timeout_s=timeout, progress=lambda msg: spinner.update(msg))
+                               timeout_s=timeout, progress=lambda msg: spinner.update(msg), env=env)
     except (MissingDependency, runner.StackError) as exc:
         _stop_quietly(run_dir)
         raise _fail(str(exc)) from exc

@@ -43,13 +43,17 @@ class StackLayout:
     profile: str = "training"
     chaos_token: str = ""
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    # Extra settings for every service (e.g. HTTP_CLIENT=httpx, RESILIENCE=off).
+    env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def new(cls, run_dir: Path, *, profile: str, chaos_token: str, pick_free_ports: bool) -> StackLayout:
+    def new(cls, run_dir: Path, *, profile: str, chaos_token: str, pick_free_ports: bool,
+            env: dict[str, str] | None = None) -> StackLayout:
         ports = dict(DEFAULT_PORTS)
         if pick_free_ports:
             ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
-        return cls(run_dir=run_dir.resolve(), profile=profile, chaos_token=chaos_token, ports=ports)
+        return cls(run_dir=run_dir.resolve(), profile=profile, chaos_token=chaos_token, ports=ports,
+                   env=dict(env or {}))
 
     @classmethod
     def load(cls, run_dir: Path) -> StackLayout:
@@ -58,7 +62,7 @@ class StackLayout:
             raise FileNotFoundError(f"no stack in {run_dir}: start one with `chaoslab up`")
         data = json.loads(path.read_text())
         return cls(run_dir=Path(data["run_dir"]), profile=data["profile"],
-                   chaos_token=data["chaos_token"], ports=data["ports"])
+                   chaos_token=data["chaos_token"], ports=data["ports"], env=data.get("env", {}))
 
     def save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -88,6 +92,7 @@ class StackLayout:
     def service_env(self, service: str) -> dict[str, str]:
         """The environment a service process gets: names its Settings read."""
         env = {
+            **self.env,
             "CHAOSLAB_PROFILE": self.profile,
             "PORT": str(self.ports[service]),
             "DATABASE_URL": self.database_url,

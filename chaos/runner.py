@@ -37,7 +37,8 @@ def programs(layout: StackLayout) -> list[infra.Program]:
 
 
 def up(run_dir: Path, *, profile: str, chaos_token: str | None, pick_free_ports: bool,
-       timeout_s: float, progress: Callable[[str], None]) -> StackLayout:
+       timeout_s: float, progress: Callable[[str], None],
+       env: dict[str, str] | None = None) -> StackLayout:
     """Start the stack and return once every service answers /health (or raise)."""
     sup_probe = StackLayout(run_dir=run_dir.resolve())
     if supervision.Supervisor(sup_probe).running():
@@ -45,7 +46,7 @@ def up(run_dir: Path, *, profile: str, chaos_token: str | None, pick_free_ports:
                          "or choose another --run-dir")
     layout = StackLayout.new(run_dir, profile=profile,
                              chaos_token=chaos_token or secrets.token_urlsafe(18),
-                             pick_free_ports=pick_free_ports)
+                             pick_free_ports=pick_free_ports, env=env)
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     layout.run_dir.chmod(0o755)
     progress("initialising PostgreSQL")

@@ -223,7 +223,7 @@ class CircuitBreaker:
             minimum = self.config.minimum_calls
             if self.config.window_type == "count":
                 minimum = min(minimum, self.config.window_size)
-            if self._window.calls >= minimum - 1 and self._over_threshold(self._window):
+            if self._window.calls >= minimum and self._over_threshold(self._window):
                 self._transition(BreakerState.OPEN)
         elif state is BreakerState.HALF_OPEN:
             # Without a trial permit in flight this outcome belongs to a call admitted
