@@ -5,6 +5,7 @@ what to start and stop with the process; everything else is the same for all fiv
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -15,31 +16,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common import chaos_routes
 from services.common import logging as log
+from services.common.backpressure import BackpressureMiddleware
+from services.common.chaos_runtime import ChaosRuntime
 from services.common import metrics
 from services.common.db import DB_ERRORS, Database
 from services.common.errors import ChaoslabError, error_body
+from services.common.http import Downstream
+from services.common.injection import FaultInjectionMiddleware
+from services.common.openapi import error_responses
 from services.common.middleware import RequestContextMiddleware
 from services.common.settings import ServiceSettings
 
 HealthProbe = Callable[[], Awaitable[bool]]
 Lifecycle = Callable[[AsyncExitStack], Awaitable[None]]
-
-
-ERROR_SCHEMA = {
-    "description": "An error",
-    "content": {"application/json": {"schema": {
-        "type": "object",
-        "properties": {"error": {"type": "object", "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"}},
-            "required": ["code", "message"]}},
-        "required": ["error"]}}},
-}
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the error statuses a route can answer."""
-    return {status: ERROR_SCHEMA for status in statuses}
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -83,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "an unexpected error occurred; see the service log")
 
 
-def _health_router(probes: dict[str, HealthProbe]) -> APIRouter:
+def _health_router(probes: dict[str, HealthProbe], db: Database | None) -> APIRouter:
     router = APIRouter()
 
     @router.get("/health", responses=error_responses(503), tags=["ops"])
@@ -95,6 +86,8 @@ def _health_router(probes: dict[str, HealthProbe]) -> APIRouter:
 
     @router.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics_endpoint() -> Response:
+        if db:
+            db.measure()
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
@@ -102,18 +95,31 @@ def _health_router(probes: dict[str, HealthProbe]) -> APIRouter:
 
 
 def create_app(settings: ServiceSettings, *, routers: list[APIRouter], db: Database | None = None,
-               health: dict[str, HealthProbe] | None = None,
+               chaos: ChaosRuntime | None = None, downstreams: tuple[Downstream, ...] = (),
+               gather_breakers: tuple[Downstream, ...] = (),
                lifecycle: Lifecycle | None = None) -> FastAPI:
-    """Build a service around its database (started first, closed last);
-    `lifecycle(stack)` starts the service's own tasks and registers their cleanup."""
+    """Build a service around its database (started first, closed last) and its chaos
+    runtime; `lifecycle(stack)` starts the service's own tasks and registers their cleanup."""
     log.configure(settings.service, settings.log_level, settings.log_json)
     logger = log.get_logger("lifecycle")
-    probes = {"database": db.ping} if db else {}
-    probes.update(health or {})
+    chaos = chaos or ChaosRuntime.for_service(settings)
+    if db:
+        chaos.on_change("db_pool_hold", db.hold)
+
+    async def not_unhealthy() -> bool:
+        return not chaos.value("unhealthy")
+
+    probes: dict[str, HealthProbe] = {"database": db.ping} if db else {}
+    probes["chaos:unhealthy"] = not_unhealthy
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            await chaos.refresh()
+            background(stack, chaos.run())
+            stack.push_async_callback(chaos.store.redis.aclose)
+            for each in downstreams:
+                background(stack, each.policy_upkeep())
             if db:
                 await db.start()
                 stack.push_async_callback(db.close)
@@ -126,12 +132,49 @@ def create_app(settings: ServiceSettings, *, routers: list[APIRouter], db: Datab
     app = FastAPI(title=f"chaoslab {settings.service}", lifespan=lifespan,
                   default_response_class=ORJSONResponse)
     install_error_handlers(app)
-    app.include_router(_health_router(probes))
+    app.include_router(_health_router(probes, db))
+    app.include_router(chaos_routes.build_router(chaos, settings.chaos_token))
+    app.include_router(breakers_router(settings.service, downstreams, gather_breakers))
     for router in routers:
         app.include_router(router)
+    # Outermost last: context and metrics → load shedding → fault injection → routes.
+    app.add_middleware(FaultInjectionMiddleware, chaos=chaos)
+    if settings.max_inflight > 0:
+        app.add_middleware(BackpressureMiddleware, max_inflight=settings.max_inflight, retry_after_s=1.0)
     app.add_middleware(RequestContextMiddleware, service=settings.service,
                        max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def background(stack: AsyncExitStack, coroutine) -> None:
+    """Run `coroutine` for the life of the service; cancel it at shutdown."""
+    task = asyncio.create_task(coroutine)
+    stack.callback(task.cancel)
+
+
+def breakers_router(service: str, downstreams: tuple[Downstream, ...],
+                    gather: tuple[Downstream, ...]) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/status/breakers", responses=error_responses(503))
+    async def breakers():
+        """This service's breakers (state, failure and slow rates, time to half-open),
+        and those of the services it gathers (the gateway shows the whole chain)."""
+        view: dict[str, Any] = {"service": service,
+                                "breakers": [snap for d in downstreams for snap in d.policy.snapshot()]}
+        if gather:
+            view["downstream_services"] = {d.name: await _their_breakers(d) for d in gather}
+        return view
+
+    return router
+
+
+async def _their_breakers(downstream: Downstream) -> Any:
+    try:
+        reply = await downstream.request("GET", "/status/breakers", retryable=False, budget_s=1.0)
+    except ChaoslabError as exc:
+        return {"error": {"code": exc.code, "message": exc.message}}
+    return reply.json() if reply.ok else {"error": {"code": "unavailable", "message": f"status {reply.status}"}}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

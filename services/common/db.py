@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +16,8 @@ import orjson
 
 from services.common.errors import DependencyUnavailable
 from services.common.logging import get_logger
-from services.common.metrics import db_up
+from services.common.metrics import (db_pool_in_use, db_pool_size, db_pool_timeouts_total,
+                                     db_pool_waiting, db_up)
 
 _logger = get_logger("db")
 
@@ -68,8 +70,12 @@ class Database:
 
     def __init__(self, dsn: str, schema: str, migrations: Sequence[Path], *,
                  min_size: int, max_size: int, timeout_s: float,
-                 on_ready: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
+                 on_ready: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+                 acquire_timeout_s: float = 2.0) -> None:
         self.dsn, self.schema, self.migrations, self.on_ready = dsn, schema, migrations, on_ready
+        self.acquire_timeout_s = acquire_timeout_s
+        self._holding: asyncio.Task | None = None
+        self._hold_target = 0
         self.min_size, self.max_size, self.timeout_s = min_size, max_size, timeout_s
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Task | None = None
@@ -82,7 +88,58 @@ class Database:
         return cls(settings.database_url, settings.service,
                    [*migration_files(package_dir), *extra_migrations],
                    min_size=settings.db_pool_min, max_size=settings.db_pool_max,
-                   timeout_s=settings.downstream_timeout_s, on_ready=on_ready)
+                   timeout_s=settings.downstream_timeout_s, on_ready=on_ready,
+                   acquire_timeout_s=settings.db_acquire_timeout_s)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, or a fast 503 when none frees up within the acquire
+        timeout: a saturated pool makes requests fail, never wait for ever."""
+        pool = self.pool
+        db_pool_waiting.inc()
+        try:
+            conn = await pool.acquire(timeout=self.acquire_timeout_s)
+        except TimeoutError as exc:
+            db_pool_timeouts_total.inc()
+            raise DependencyUnavailable(
+                f"no database connection free within {self.acquire_timeout_s}s "
+                f"(pool of {pool.get_max_size()} exhausted)", retry_after_s=1) from exc
+        finally:
+            db_pool_waiting.dec()
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    def hold(self, count: int | None) -> None:
+        """The db_pool_hold fault: take `count` connections and keep them (0 gives back)."""
+        target = count or 0
+        if self._holding is None or self._holding.done():
+            self._holding = asyncio.create_task(self._hold(target))
+        self._hold_target = target
+
+    async def _hold(self, target: int) -> None:
+        self._hold_target = target
+        held: list[asyncpg.Connection] = []
+        try:
+            while self._hold_target or held:
+                while len(held) > self._hold_target:
+                    await self.pool.release(held.pop())
+                if len(held) < self._hold_target and self.ready:
+                    try:
+                        held.append(await self.pool.acquire(timeout=1.0))
+                        continue
+                    except (TimeoutError, *DB_ERRORS):
+                        pass
+                await asyncio.sleep(0.2)
+        finally:
+            for conn in held:
+                await self.pool.release(conn)
+
+    def measure(self) -> None:
+        if self._pool is not None:
+            db_pool_size.set(self._pool.get_size())
+            db_pool_in_use.set(self._pool.get_size() - self._pool.get_idle_size())
 
     async def start(self, wait_s: float = 5.0) -> None:
         self._connecting = asyncio.create_task(self._connect_forever())
@@ -120,6 +177,7 @@ class Database:
         return self._pool is not None
 
     async def ping(self) -> bool:
+        self.measure()
         if self._pool is None:
             db_up.set(0)
             return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +19,8 @@ from services.common import logging as log
 from services.common.errors import DownstreamError, DownstreamTimeout, DownstreamUnreachable
 from services.common.middleware import request_deadline
 from services.common.policy import Policy, policy_config
+
+_logger = log.get_logger("http")
 
 
 @dataclass(slots=True)
@@ -104,22 +106,40 @@ def make_transport(kind: str) -> Transport:
     return HttpxTransport() if kind == "httpx" else AiohttpTransport()
 
 
-def downstream(settings, name: str, urls: str, transport: Transport,
+def downstream(settings, name: str, urls: str, transport: Transport, *, chaos=None,
                timeout_s: float | None = None) -> Downstream:
     """A downstream built from the service's settings (its resilience thresholds);
     `urls` is comma-separated when the downstream has several replicas."""
     replicas = [u.strip().rstrip("/") for u in urls.split(",") if u.strip()]
     config = policy_config(settings, name, timeout_s or settings.downstream_timeout_s)
-    return Downstream(name, Policy(name, replicas, config), transport)
+    blocked = (lambda: chaos.value("block")) if chaos else (lambda: None)
+    return Downstream(name, Policy(name, replicas, config), transport, blocked)
 
 
 class Downstream:
-    """A named downstream service: its replicas, its Policy, and the shared transport."""
+    """A named downstream service: its replicas, its Policy, and the shared transport.
 
-    def __init__(self, name: str, policy: Policy, transport: Transport) -> None:
+    `blocked()` is the partition fault: while it names this downstream, every call is
+    refused as if the connection were refused, before anything is sent.
+    """
+
+    def __init__(self, name: str, policy: Policy, transport: Transport,
+                 blocked: Callable[[], list[str] | None] = lambda: None,
+                 resolve_every_s: float = 10.0) -> None:
         self.name = name
         self.policy = policy
         self.transport = transport
+        self.blocked = blocked
+        self.resolve_every_s = resolve_every_s
+
+    async def policy_upkeep(self) -> None:
+        """Re-resolve replica host names (compose: every address of the service name)."""
+        while True:
+            await asyncio.sleep(self.resolve_every_s)
+            try:
+                await self.policy.refresh_replicas()
+            except OSError as exc:
+                _logger.warning("replicas.resolve_failed", downstream=self.name, error=str(exc))
 
     async def request(self, method: str, path: str, *, json: Any = None,
                       headers: Mapping[str, str] | None = None, retryable: bool,
@@ -129,6 +149,11 @@ class Downstream:
         `budget_s` caps how long this call may take overall; it never outlives the
         deadline of the request being served.
         """
+        if self.name in (self.blocked() or ()):
+            error = DownstreamUnreachable(self.name, f"{self.name} unreachable: connection refused "
+                                                     "(chaos: block)", retry_after_s=1)
+            error.sent = False
+            raise error
         now_wall = time.time()
         deadline_wall = request_deadline.get()
         if budget_s is not None:

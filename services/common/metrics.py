@@ -31,6 +31,13 @@ outbox_failed_total = Counter("outbox_delivery_failures_total", "Outbox delivery
 orders_resumed_total = Counter(
     "orders_resumed_total", "Pending orders picked up again by the sweeper or a retry.")
 db_up = Gauge("db_up", "1 when the service's database answers, else 0.")
+db_pool_size = Gauge("db_pool_size", "Connections open in the service's database pool.")
+db_pool_in_use = Gauge("db_pool_in_use", "Pool connections in use.")
+db_pool_waiting = Gauge("db_pool_waiting", "Requests waiting for a pool connection.")
+db_pool_timeouts_total = Counter(
+    "db_pool_timeouts_total", "Requests refused because no pool connection freed up in time.")
+rate_limited_total = Counter(
+    "rate_limited_total", "Requests refused by the gateway's per-client rate limit.", ["client"])
 
 
 def render() -> tuple[bytes, str]:

@@ -16,6 +16,8 @@ from services.common.metrics import http_request_duration_seconds, http_requests
 
 # Absolute deadline (Unix epoch seconds) the caller gave us, if any.
 request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+# The fault injected into the current request, if any, for its log line.
+applied_fault: ContextVar[str | None] = ContextVar("applied_fault", default=None)
 
 _QUIET = {"/health", "/metrics"}
 _logger = log.get_logger("http")
@@ -49,6 +51,7 @@ class RequestContextMiddleware:
         cid = _header(scope, b"x-correlation-id") or str(uuid.uuid4())
         cid_token = log.correlation_id.set(cid)
         deadline_token = request_deadline.set(None)
+        fault_token = applied_fault.set(None)
         status_holder = [500]
         cid_header = (b"x-correlation-id", cid.encode("latin-1"))
 
@@ -76,9 +79,10 @@ class RequestContextMiddleware:
             http_request_duration_seconds.labels(self.service, path, scope["method"]).observe(elapsed)
             if path not in _QUIET:
                 _logger.info("http.request", route=path, method=scope["method"], status=status,
-                             duration_ms=round(elapsed * 1000, 2))
+                             duration_ms=round(elapsed * 1000, 2), fault=applied_fault.get())
             log.correlation_id.reset(cid_token)
             request_deadline.reset(deadline_token)
+            applied_fault.reset(fault_token)
 
     def _refusal(self, scope) -> tuple[int, str, str] | None:
         length = _header(scope, b"content-length")

@@ -80,7 +80,7 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Deliver one batch; returns how many were acknowledged."""
-        async with self.db.pool.acquire() as conn, conn.transaction():
+        async with self.db.connection() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT event_id, type, order_id, correlation_id, payload, created_at
                    FROM outbox_events WHERE published_at IS NULL
@@ -108,14 +108,16 @@ class OutboxRelay:
         return len(rows)
 
     async def measure(self) -> None:
-        row = await self.db.pool.fetchrow(
-            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox_events WHERE published_at IS NULL")
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox_events WHERE published_at IS NULL")
         outbox_pending.set(row["n"])
         age = (datetime.now(timezone.utc) - row["oldest"]).total_seconds() if row["oldest"] else 0.0
         outbox_oldest_age_seconds.set(max(age, 0.0))
 
     async def purge(self) -> None:
         """Published events are kept for the retention window, then deleted."""
-        await self.db.pool.execute(
-            "DELETE FROM outbox_events WHERE published_at < now() - make_interval(secs => $1)",
-            self.retention_s)
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "DELETE FROM outbox_events WHERE published_at < now() - make_interval(secs => $1)",
+                self.retention_s)

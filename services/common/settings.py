@@ -24,6 +24,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "order_lease_s": 15.0,
         "relay_interval_s": 0.5,
         "outbox_retention_s": 3600.0,
+        "chaos_refresh_s": 1.0,
     },
     "ci": {
         "request_timeout_s": 5.0,
@@ -32,6 +33,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "order_lease_s": 6.0,
         "relay_interval_s": 0.1,
         "outbox_retention_s": 120.0,
+        "chaos_refresh_s": 0.5,
     },
 }
 
@@ -57,6 +59,10 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     log_json: bool = True
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     max_body_bytes: int = 65536
+    # Requests in flight past this are shed with 429 + Retry-After (0: no limit).
+    max_inflight: int = 0
+    db_acquire_timeout_s: float = 2.0
+    chaos_refresh_s: float = 0.0
     request_timeout_s: float = 0.0
     downstream_timeout_s: float = 0.0
 

@@ -4,22 +4,28 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 
-from services.common.app import create_app, error_responses
+from services.common.app import create_app
+from services.common.openapi import error_responses
+from services.common.chaos_runtime import ChaosRuntime
 from services.common.contracts import Order, OrderRequest
 from services.common.http import Downstream, downstream, make_transport
 from services.common.idempotency import require_key
 from services.gateway import proxy
+from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import Settings
 
 
-def build_router(orders: Downstream, settings: Settings) -> APIRouter:
-    router = APIRouter(tags=["orders"])
+def build_router(orders: Downstream, settings: Settings, limiter: RateLimiter) -> APIRouter:
+    def rate_limit(request: Request, x_client_id: str | None = Header(None)) -> None:
+        limiter.check(x_client_id or (request.client.host if request.client else "unknown"))
+
+    router = APIRouter(tags=["orders"], dependencies=[Depends(rate_limit)])
     budget = settings.request_timeout_s
 
     @router.post("/orders", status_code=201, response_model=Order,
-                 responses=error_responses(402, 409, 413, 422, 429, 503))
+                 responses=error_responses(402, 409, 413, 422, 429, 503, 504))
     async def place_order(request: OrderRequest, idempotency_key: str | None = Header(None)):
         """Place an order. Send a fresh `Idempotency-Key` per order and the same key on retries."""
         return await proxy.place_order(orders, key=require_key(idempotency_key),
@@ -40,10 +46,13 @@ def build_router(orders: Downstream, settings: Settings) -> APIRouter:
 def build_app(settings: Settings | None = None):
     settings = settings or Settings()
     transport = make_transport(settings.http_client)
-    orders = downstream(settings, "orders", settings.orders_url, transport,
+    chaos = ChaosRuntime.for_service(settings)
+    orders = downstream(settings, "orders", settings.orders_url, transport, chaos=chaos,
                         timeout_s=settings.request_timeout_s)
+    limiter = RateLimiter(lambda: chaos.value("rate_limit_rps") or settings.rate_limit_rps)
 
     async def lifecycle(stack: AsyncExitStack) -> None:
         stack.push_async_callback(transport.close)
 
-    return create_app(settings, routers=[build_router(orders, settings)], lifecycle=lifecycle)
+    return create_app(settings, routers=[build_router(orders, settings, limiter)], chaos=chaos,
+                      downstreams=(orders,), gather_breakers=(orders,), lifecycle=lifecycle)

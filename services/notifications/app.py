@@ -9,7 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from services.common.app import create_app, error_responses, json_response
+from services.common.app import create_app, json_response
+from services.common.openapi import error_responses
 from services.common.db import Database
 from services.notifications import inbox
 from services.notifications.settings import Settings
@@ -34,12 +35,12 @@ def build_router(db: Database) -> APIRouter:
     @router.post("/events", responses=error_responses(422, 503))
     async def receive(batch: EventBatch):
         events = [e.model_dump(mode="json") for e in batch.events]
-        async with db.pool.acquire() as conn:
+        async with db.connection() as conn:
             return json_response(await inbox.accept(conn, events))
 
     @router.get("/events", responses=error_responses(422, 503))
     async def list_events(order_id: str | None = None, limit: int = Query(100, ge=1, le=1000)):
-        async with db.pool.acquire() as conn:
+        async with db.connection() as conn:
             return json_response({"events": await inbox.recent(conn, order_id=order_id, limit=limit)})
 
     return router

@@ -1,13 +1,14 @@
 """orders: owns the order saga, the transactional outbox and its relay, and the sweeper."""
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 from fastapi import APIRouter, Header, Query
 
-from services.common.app import create_app, error_responses, json_response
+from services.common.app import background, create_app, json_response
+from services.common.chaos_runtime import ChaosRuntime
+from services.common.openapi import error_responses
 from services.common.contracts import Order, OrderRequest
 from services.common.db import Database
 from services.common.errors import DownstreamError, NotFound
@@ -32,7 +33,7 @@ def build_router(deps: saga.SagaDeps) -> APIRouter:
 
     @router.get("/orders/{order_id}", response_model=Order, responses=error_responses(404, 503))
     async def get_order(order_id: str):
-        async with deps.db.pool.acquire() as conn:
+        async with deps.db.connection() as conn:
             order = await store.get(conn, order_id)
         if order is None:
             raise NotFound(f"no order {order_id}")
@@ -40,7 +41,7 @@ def build_router(deps: saga.SagaDeps) -> APIRouter:
 
     @router.get("/orders", responses=error_responses(422, 503))
     async def list_orders(limit: int = Query(50, ge=1, le=500), status: str | None = None):
-        async with deps.db.pool.acquire() as conn:
+        async with deps.db.connection() as conn:
             orders = await store.recent(conn, limit=limit, status=status)
         return json_response({"orders": [o.view() for o in orders]})
 
@@ -51,14 +52,16 @@ def build_app(settings: Settings | None = None):
     settings = settings or Settings()
     db = Database.for_service(settings, Path(__file__).parent, extra_migrations=[OUTBOX_SQL])
     transport = make_transport(settings.http_client)
+    chaos = ChaosRuntime.for_service(settings)
     deps = saga.SagaDeps(
         db=db,
-        inventory=downstream(settings, "inventory", settings.inventory_url, transport),
-        payments=downstream(settings, "payments", settings.payments_url, transport),
+        inventory=downstream(settings, "inventory", settings.inventory_url, transport, chaos=chaos),
+        payments=downstream(settings, "payments", settings.payments_url, transport, chaos=chaos),
         lease_s=settings.order_lease_s,
         call_budget_s=settings.request_timeout_s,
     )
-    notifications = downstream(settings, "notifications", settings.notifications_url, transport)
+    notifications = downstream(settings, "notifications", settings.notifications_url, transport,
+                               chaos=chaos)
 
     async def deliver(events: list[dict]) -> None:
         reply = await notifications.request("POST", "/events", json={"events": events},
@@ -68,12 +71,13 @@ def build_app(settings: Settings | None = None):
 
     relay = OutboxRelay(db, deliver, interval_s=settings.relay_interval_s,
                         retention_s=settings.outbox_retention_s,
-                        max_backoff_s=max(1.0, settings.relay_interval_s * 20))
+                        max_backoff_s=max(1.0, settings.relay_interval_s * 20),
+                        paused=lambda: bool(chaos.value("outbox_paused")))
 
     async def lifecycle(stack: AsyncExitStack) -> None:
         stack.push_async_callback(transport.close)
-        for task in (relay.run(), sweeper.run_forever(deps, settings.sweeper_interval_s)):
-            running = asyncio.create_task(task)
-            stack.callback(running.cancel)
+        background(stack, relay.run())
+        background(stack, sweeper.run_forever(deps, settings.sweeper_interval_s))
 
-    return create_app(settings, routers=[build_router(deps)], db=db, lifecycle=lifecycle)
+    return create_app(settings, routers=[build_router(deps)], db=db, chaos=chaos,
+                      downstreams=(deps.inventory, deps.payments, notifications), lifecycle=lifecycle)

@@ -66,7 +66,7 @@ finished = _Finished()
 async def place_order(deps: SagaDeps, *, key: str, request: OrderRequest,
                       correlation_id: str | None) -> Answer:
     body = request.model_dump()
-    async with deps.db.pool.acquire() as conn:
+    async with deps.db.connection() as conn:
         order, created = await store.insert_pending(
             conn, key=key, request_hash=fingerprint(body), customer_id=request.customer_id,
             items=body["items"], correlation_id=correlation_id, lease_s=deps.lease_s)
@@ -88,7 +88,7 @@ async def outcome_of(deps: SagaDeps, order: OrderRow) -> Answer:
     while True:
         if order.status != "pending":
             return Answer(order.response_status, order.response_body, replayed=True)
-        async with deps.db.pool.acquire() as conn:
+        async with deps.db.connection() as conn:
             claimed = await store.claim(conn, order.order_id, deps.lease_s)
         if claimed:
             orders_resumed_total.inc()
@@ -102,7 +102,7 @@ async def outcome_of(deps: SagaDeps, order: OrderRow) -> Answer:
             await asyncio.wait_for(finished.event(order.order_id).wait(), min(left, 0.1))
         except TimeoutError:
             pass
-        async with deps.db.pool.acquire() as conn:
+        async with deps.db.connection() as conn:
             order = await store.get(conn, order.order_id)
 
 
@@ -121,7 +121,7 @@ async def _run(deps: SagaDeps, order: OrderRow, resumed: bool) -> Answer:
                                                   order.requested_items, budget)
     except Unsure as unsure:
         if not unsure.sent and not resumed:
-            async with deps.db.pool.acquire() as conn:
+            async with deps.db.connection() as conn:
                 await store.forget(conn, order)
             raise DependencyUnavailable(f"inventory unavailable: {unsure.reason}",
                                         retry_after_s=unsure.retry_after_s or 1) from unsure
@@ -164,7 +164,7 @@ async def _charge(deps: SagaDeps, order: OrderRow, total: int, resumed: bool) ->
 
 async def _postpone(deps: SagaDeps, order: OrderRow, unsure: Unsure) -> Answer:
     """Leave the order pending for a retry or the sweeper, and say so."""
-    async with deps.db.pool.acquire() as conn:
+    async with deps.db.connection() as conn:
         await store.give_up_lease(conn, order)
     _logger.warning("order.postponed", order_id=order.order_id, reason=unsure.reason)
     raise DependencyUnavailable(
@@ -177,7 +177,7 @@ async def _finish(deps: SagaDeps, order: OrderRow, status: str, http_status: int
     view = {**order.view(), "status": status, "items": items or order.view()["items"],
             "total_cents": total}
     body = error if error is not None else view
-    async with deps.db.pool.acquire() as conn:
+    async with deps.db.connection() as conn:
         done = await store.finish(conn, order, status=status, http_status=http_status, body=body,
                                   items=items, total_cents=total)
         if not done:  # our lease ran out and someone else took the order over

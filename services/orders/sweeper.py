@@ -18,7 +18,7 @@ _logger = log.get_logger("sweeper")
 
 async def sweep_once(deps: saga.SagaDeps, *, batch: int = 100, concurrency: int = 8) -> int:
     """Resume every abandoned order found now; returns how many were claimed."""
-    async with deps.db.pool.acquire() as conn:
+    async with deps.db.connection() as conn:
         candidates = await store.expired_pending(conn, batch)
     gate = asyncio.Semaphore(concurrency)
     claimed = 0
@@ -26,7 +26,7 @@ async def sweep_once(deps: saga.SagaDeps, *, batch: int = 100, concurrency: int 
     async def resume(order_id: str) -> None:
         nonlocal claimed
         async with gate:
-            async with deps.db.pool.acquire() as conn:
+            async with deps.db.connection() as conn:
                 order = await store.claim(conn, order_id, deps.lease_s)
             if order is None:
                 return

@@ -7,7 +7,8 @@ from pathlib import Path
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field, StrictInt
 
-from services.common.app import create_app, error_responses, json_response
+from services.common.app import create_app, json_response
+from services.common.openapi import error_responses
 from services.common.db import Database
 from services.common.idempotency import require_key
 from services.common.middleware import request_deadline
@@ -37,7 +38,7 @@ def build_router(db: Database, settings: Settings) -> APIRouter:
     @router.post("/charges", status_code=201, responses=error_responses(402, 409, 422, 503, 504))
     async def create_charge(body: ChargeRequest, idempotency_key: str | None = Header(None)):
         key = require_key(idempotency_key)
-        async with db.pool.acquire() as conn:
+        async with db.connection() as conn:
             charge = await charges.charge(conn, key=key, order_id=body.order_id,
                                           customer_id=body.customer_id, amount_cents=body.amount_cents,
                                           limit_cents=settings.charge_limit_cents,
@@ -47,12 +48,12 @@ def build_router(db: Database, settings: Settings) -> APIRouter:
 
     @router.post("/charges/void", responses=error_responses(409, 422, 503))
     async def void_charge(body: VoidRequest):
-        async with db.pool.acquire() as conn:
+        async with db.connection() as conn:
             return json_response(await charges.void(conn, key=body.idempotency_key, order_id=body.order_id))
 
     @router.get("/charges", responses=error_responses(422, 503))
     async def list_charges(order_id: str):
-        async with db.pool.acquire() as conn:
+        async with db.connection() as conn:
             return json_response({"charges": await charges.for_order(conn, order_id)})
 
     return router

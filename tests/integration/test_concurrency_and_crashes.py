@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.support.api import charges_for, new_key, order_body, place_order
+from tests.support.api import charges_for, new_key, order_body, place_order, place_until_final
 from tests.support.stack import assert_verify_clean, kill9, wait_restarted
 
 
@@ -99,11 +99,11 @@ def test_kill_orders_mid_stream_then_sweeper_finishes_every_order(stack, gateway
         old = kill9(stack, "orders")
         wait_restarted(stack, "orders", old)
         _wait_for_orders(stream, 40)
-    # Clients whose request died with the process retry with the same key: each gets a
-    # final answer, and still exactly one order.
+    # Clients whose request died with the process retry with the same key, as told by
+    # Retry-After: each gets a final answer, and still exactly one order.
     with httpx.Client(timeout=30) as client:
         for key in stream.unfinished:
-            resp = place_order(client, gateway, "SKU-006", 1, key=key)
+            resp = place_until_final(client, gateway, key, body=order_body("SKU-006", 1))
             assert resp.status_code in (201, 402), (key, resp.status_code, resp.text)
             assert len(charges_for(client, stack, resp.json()["order_id"])) <= 1
     assert_verify_clean(stack)  # nothing left pending once the sweeper has passed

@@ -1,6 +1,7 @@
 """Talk to the stack in the domain's words: place_order, get_order, stock_of, charges_for."""
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -40,3 +41,15 @@ def events_for(client: httpx.Client, layout: StackLayout, order_id: str) -> list
     resp = client.get(f"{layout.url('notifications')}/events", params={"order_id": order_id})
     resp.raise_for_status()
     return resp.json()["events"]
+
+
+def place_until_final(client: httpx.Client, gateway: str, key: str, *, body: dict[str, Any],
+                      timeout_s: float = 30) -> httpx.Response:
+    """Retry one order with its key, waiting as `Retry-After` says, until an answer
+    that is not 429/5xx (or the deadline)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        resp = place_order(client, gateway, key=key, body=body)
+        if resp.status_code < 500 and resp.status_code != 429 or time.monotonic() > deadline:
+            return resp
+        time.sleep(min(float(resp.headers.get("Retry-After", "1")), max(0.0, deadline - time.monotonic())))
