@@ -13,32 +13,18 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from chaos import runner, verify as verifier
+from chaos import cli_faults, cli_process, runner
+from chaos import verify as verifier
+from chaos.cli_common import RunDir, console, fail, layout_of
 from chaos.infra import MissingDependency
-from chaos.layout import SERVICES, StackLayout, default_run_dir
+from chaos.layout import SERVICES, StackLayout
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
-console = Console()
-err = Console(stderr=True)
-
-RunDir = Annotated[Path, typer.Option("--run-dir", help="Where the stack keeps its data, logs and stack.json.",
-                                      default_factory=default_run_dir, show_default="./.chaoslab")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _layout(run_dir: Path) -> StackLayout:
-    try:
-        return StackLayout.load(run_dir)
-    except FileNotFoundError as exc:
-        raise _fail(str(exc)) from exc
+app.add_typer(cli_faults.app, name="chaos")
+cli_process.register(app)
 
 
 @app.command()
@@ -55,12 +41,12 @@ def up(
 ) -> None:
     """Start PostgreSQL, Redis, Prometheus and the five services, supervised."""
     if profile not in ("training", "ci"):
-        raise _fail(f"--profile must be training or ci, not {profile!r}", 2)
+        raise fail(f"--profile must be training or ci, not {profile!r}", 2)
     env = {}
     for item in setting or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise _fail(f"--set takes NAME=VALUE, not {item!r}", 2)
+            raise fail(f"--set takes NAME=VALUE, not {item!r}", 2)
         env[name.strip().upper()] = value
     try:
         with console.status("starting the stack") as spinner:
@@ -68,7 +54,7 @@ def up(
                                timeout_s=timeout, progress=lambda msg: spinner.update(msg), env=env)
     except (MissingDependency, runner.StackError) as exc:
         _stop_quietly(run_dir)
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     _print_urls(layout)
     if detach:
         console.print(f"Stack running in the background. Stop it with [bold]chaoslab down --run-dir {layout.run_dir}[/].")
@@ -109,7 +95,7 @@ def _print_urls(layout: StackLayout) -> None:
 @app.command()
 def down(run_dir: RunDir) -> None:
     """Stop every process of the stack (its data stays in the run directory)."""
-    layout = _layout(run_dir)
+    layout = layout_of(run_dir)
     with console.status("stopping the stack"):
         stopped = runner.down(layout)
     console.print("Stack stopped." if stopped else f"No stack was running in {layout.run_dir}.")
@@ -119,11 +105,11 @@ def down(run_dir: RunDir) -> None:
 def status(run_dir: RunDir,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Each process: supervisor state, pid, uptime and health."""
-    layout = _layout(run_dir)
+    layout = layout_of(run_dir)
     try:
         rows = runner.status(layout)
     except runner.StackError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps([row.__dict__ for row in rows], indent=2))
     else:
@@ -146,12 +132,12 @@ def logs(
     correlation_id: Annotated[Optional[str], typer.Option("--correlation-id", help="Only lines of this request, across every service.")] = None,
 ) -> None:
     """Show a service's log, or one request's path across all services."""
-    layout = _layout(run_dir)
+    layout = layout_of(run_dir)
     names = [service] if service else list(SERVICES)
     for name in names:
         path = layout.log_file(name)
         if not path.exists():
-            raise _fail(f"no log for {name!r}: programs are {', '.join(SERVICES)}, postgres, redis, prometheus")
+            raise fail(f"no log for {name!r}: programs are {', '.join(SERVICES)}, postgres, redis, prometheus")
         text = path.read_text(errors="replace").splitlines()
         if correlation_id:
             text = [line for line in text if correlation_id in line]
@@ -168,13 +154,13 @@ def verify(
 ) -> None:
     """Check the invariants: nothing lost, doubled or stuck; stock conserved; events delivered once."""
     if database_url is None or grace is None:
-        layout = _layout(run_dir)
+        layout = layout_of(run_dir)
         database_url = database_url or layout.database_url
         grace = verifier.default_grace_s(layout.profile) if grace is None else grace
     try:
         checks, counts = verifier.verify(database_url, grace)
     except (OSError, Exception) as exc:  # noqa: BLE001 - any database failure is reported, not traced
-        raise _fail(f"cannot read the database at {database_url}: {exc}") from exc
+        raise fail(f"cannot read the database at {database_url}: {exc}") from exc
     failed = [c for c in checks if not c.ok]
     if as_json:
         print(json.dumps({"ok": not failed, "orders": counts, "grace_s": grace,
@@ -195,3 +181,7 @@ def verify(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

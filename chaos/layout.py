@@ -45,6 +45,8 @@ class StackLayout:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     # Extra settings for every service (e.g. HTTP_CLIENT=httpx, RESILIENCE=off).
     env: dict[str, str] = field(default_factory=dict)
+    # Ports of replicas beyond the first (`chaoslab scale`), per service.
+    extra_replicas: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def new(cls, run_dir: Path, *, profile: str, chaos_token: str, pick_free_ports: bool,
@@ -62,7 +64,8 @@ class StackLayout:
             raise FileNotFoundError(f"no stack in {run_dir}: start one with `chaoslab up`")
         data = json.loads(path.read_text())
         return cls(run_dir=Path(data["run_dir"]), profile=data["profile"],
-                   chaos_token=data["chaos_token"], ports=data["ports"], env=data.get("env", {}))
+                   chaos_token=data["chaos_token"], ports=data["ports"], env=data.get("env", {}),
+                   extra_replicas=data.get("extra_replicas", {}))
 
     def save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -89,12 +92,42 @@ class StackLayout:
     def log_file(self, program: str) -> Path:
         return self.logs_dir / f"{program}.log"
 
-    def service_env(self, service: str) -> dict[str, str]:
+    def replica_ports(self, service: str) -> list[int]:
+        return [self.ports[service], *self.extra_replicas.get(service, [])]
+
+    def replica_urls(self, service: str) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.replica_ports(service)]
+
+    @property
+    def replicas_dir(self) -> Path:
+        return self.run_dir / "replicas"
+
+    def write_replicas(self) -> None:
+        """Callers read their downstreams' replicas from here (see services/common/http.py)."""
+        self.replicas_dir.mkdir(parents=True, exist_ok=True)
+        for service in SERVICES:
+            path = self.replicas_dir / service
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(",".join(self.replica_urls(service)) + "\n")
+            tmp.replace(path)  # atomic: a reader never sees half a list
+
+    @staticmethod
+    def program_name(service: str, replica: int) -> str:
+        return service if replica == 0 else f"{service}-{replica}"
+
+    def program_port(self, program: str) -> int:
+        """The port of a program: `payments-2` is the third replica of payments."""
+        service, _, replica = program.partition("-")
+        return self.replica_ports(service)[int(replica or 0)] if service in SERVICES else self.ports[program]
+
+    def service_env(self, service: str, replica: int = 0) -> dict[str, str]:
         """The environment a service process gets: names its Settings read."""
         env = {
             **self.env,
             "CHAOSLAB_PROFILE": self.profile,
-            "PORT": str(self.ports[service]),
+            "PORT": str(self.replica_ports(service)[replica]),
+            "REPLICA": str(replica),
+            "REPLICAS_DIR": str(self.replicas_dir),
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "CHAOS_TOKEN": self.chaos_token,

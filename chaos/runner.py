@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos import infra, prometheus_config, supervision
-from chaos.layout import SERVICES, StackLayout
+from chaos.layout import SERVICES, StackLayout, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,8 +31,10 @@ def programs(layout: StackLayout) -> list[infra.Program]:
     if prom:
         progs.append(prom)
     for service in SERVICES:
-        progs.append(infra.Program(service, [sys.executable, "-m", "services", service],
-                                   env=layout.service_env(service), priority=50))
+        for replica in range(len(layout.replica_ports(service))):
+            progs.append(infra.Program(layout.program_name(service, replica),
+                                       [sys.executable, "-m", "services", service],
+                                       env=layout.service_env(service, replica), priority=50))
     return progs
 
 
@@ -52,6 +54,7 @@ def up(run_dir: Path, *, profile: str, chaos_token: str | None, pick_free_ports:
     progress("initialising PostgreSQL")
     infra.init_postgres(layout)
     layout.save()
+    layout.write_replicas()
     config = supervision.write_config(layout, programs(layout), REPO)
     progress("starting supervisord")
     supervision.start(config)
@@ -81,6 +84,47 @@ def wait_healthy(layout: StackLayout, *, timeout_s: float, progress: Callable[[s
     raise StackError(f"not healthy after {timeout_s:.0f}s: "
                      f"{', '.join(pending) if database_ready else 'postgres'}; "
                      f"see the logs in {layout.logs_dir}")
+
+
+def scale(layout: StackLayout, service: str, count: int, *, timeout_s: float = 60,
+          progress: Callable[[str], None] = lambda _m: None) -> list[str]:
+    """Run `count` replicas of `service` (on further free ports); callers pick the new
+    list up from the replicas directory within a second. Returns the replicas' URLs."""
+    if service not in SERVICES:
+        raise StackError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
+    if not 1 <= count <= 8:
+        raise StackError(f"replicas must be between 1 and 8, not {count}")
+    sup = supervision.Supervisor(layout)
+    if not sup.running():
+        raise StackError(f"no stack is running in {layout.run_dir}")
+    before = len(layout.replica_ports(service))
+    extra = layout.extra_replicas.get(service, [])
+    if count < before:
+        gone = [layout.program_name(service, r) for r in range(count, before)]
+        layout.extra_replicas[service] = extra[:count - 1]
+        layout.save()
+        layout.write_replicas()  # callers stop sending first, then the replicas stop
+        time.sleep(1.5)
+        supervision.write_config(layout, programs(layout), REPO)
+        for name in gone:
+            progress(f"stopping {name}")
+            sup.remove(name)
+    elif count > before:
+        layout.extra_replicas[service] = extra + free_ports(count - before)
+        layout.save()
+        supervision.write_config(layout, programs(layout), REPO)
+        for replica in range(before, count):
+            name = layout.program_name(service, replica)
+            progress(f"starting {name}")
+            sup.add(name)
+        deadline = time.monotonic() + timeout_s
+        for url in layout.replica_urls(service)[before:]:
+            while not http_ok(url + "/health"):
+                if time.monotonic() > deadline:
+                    raise StackError(f"replica at {url} not healthy after {timeout_s:.0f}s")
+                time.sleep(0.2)
+        layout.write_replicas()
+    return layout.replica_urls(service)
 
 
 def http_ok(url: str, timeout_s: float = 1.0) -> bool:
@@ -131,11 +175,11 @@ def _probe_url(layout: StackLayout, name: str) -> str:
         return layout.database_url
     if name == "redis":
         return layout.redis_url
-    return layout.url(name)
+    return f"http://127.0.0.1:{layout.program_port(name)}"
 
 
 def _healthy(layout: StackLayout, name: str, url: str) -> bool:
-    if name in SERVICES:
+    if name.partition("-")[0] in SERVICES:
         return http_ok(url + "/health")
     if name == "prometheus":
         return http_ok(url + "/-/ready")

@@ -113,6 +113,20 @@ class Supervisor:
                 raise
         self.start(name)
 
+    def add(self, name: str) -> None:
+        """Start a program that was added to the config file since supervisord started."""
+        self.rpc.supervisor.reloadConfig()
+        self.rpc.supervisor.addProcessGroup(name)
+
+    def remove(self, name: str) -> None:
+        try:
+            self.stop(name)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise
+        self.rpc.supervisor.removeProcessGroup(name)
+        self.rpc.supervisor.reloadConfig()
+
     def shutdown(self, timeout_s: float = 60.0) -> None:
         """Stop every program (in reverse priority) and supervisord itself."""
         pid = int(self.pidfile.read_text()) if self.pidfile.exists() else None

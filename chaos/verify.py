@@ -37,10 +37,11 @@ CHECKS: list[tuple[str, str, str]] = [
         GROUP BY o.order_id, o.total_cents
         HAVING count(c.*) FILTER (WHERE c.status = 'succeeded') <> 1
             OR coalesce(sum(c.amount_cents) FILTER (WHERE c.status = 'succeeded'), 0) <> o.total_cents"""),
-    ("failed_not_charged", "no failed order has a successful charge", """
+    ("failed_not_charged", "no failed order keeps a successful charge (voids delivered)", """
         SELECT o.order_id::text || ' is ' || o.status || ' but charge ' || c.idempotency_key || ' succeeded'
         FROM orders.orders o JOIN payments.charges c ON c.order_id = o.order_id::text
-        WHERE o.status IN ('payment_failed', 'out_of_stock', 'rejected') AND c.status = 'succeeded'"""),
+        WHERE o.status IN ('payment_failed', 'out_of_stock', 'rejected') AND c.status = 'succeeded'
+          AND o.updated_at < now() - make_interval(secs => $1)"""),
     ("charges_have_orders", "every successful charge belongs to a confirmed or pending order", """
         SELECT 'charge ' || c.idempotency_key || ' for order ' || c.order_id || ' (' || coalesce(o.status, 'missing') || ')'
         FROM payments.charges c LEFT JOIN orders.orders o ON o.order_id::text = c.order_id
@@ -74,12 +75,16 @@ CHECKS: list[tuple[str, str, str]] = [
         SELECT o.order_id::text || ' pending since ' || o.created_at
         FROM orders.orders o
         WHERE o.status = 'pending' AND o.created_at < now() - make_interval(secs => $1)"""),
-    ("outbox_delivered", "every outbox event is delivered to notifications", """
-        SELECT e.event_id::text || ' (' || e.type || ', order ' || e.order_id || ') '
+    ("outbox_delivered", "every outbox event reached its destination (notifications' inbox, payments' voids)", """
+        SELECT e.event_id::text || ' (' || e.type || ' to ' || e.destination || ', order ' || e.order_id || ') '
                || CASE WHEN e.published_at IS NULL THEN 'not delivered after ' || e.attempts || ' attempt(s)'
-                       ELSE 'marked delivered but missing from the inbox' END
-        FROM orders.outbox_events e LEFT JOIN notifications.inbox i ON i.event_id = e.event_id
-        WHERE i.event_id IS NULL AND e.created_at < now() - make_interval(secs => $1)"""),
+                       ELSE 'marked delivered but not found there' END
+        FROM orders.outbox_events e
+        LEFT JOIN notifications.inbox i ON e.destination = 'notifications' AND i.event_id = e.event_id
+        LEFT JOIN payments.charges c ON e.destination = 'payments' AND c.order_id = e.order_id
+                                     AND c.status = 'voided'
+        WHERE i.event_id IS NULL AND c.idempotency_key IS NULL
+          AND e.created_at < now() - make_interval(secs => $1)"""),
     ("final_orders_announced", "every finished order's event reached notifications exactly once", """
         SELECT o.order_id::text || ' is ' || o.status || ': ' || count(i.*) || ' event(s) in the inbox'
         FROM orders.orders o LEFT JOIN notifications.inbox i ON i.order_id = o.order_id::text

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -110,36 +111,47 @@ def downstream(settings, name: str, urls: str, transport: Transport, *, chaos=No
                timeout_s: float | None = None) -> Downstream:
     """A downstream built from the service's settings (its resilience thresholds);
     `urls` is comma-separated when the downstream has several replicas."""
-    replicas = [u.strip().rstrip("/") for u in urls.split(",") if u.strip()]
     config = policy_config(settings, name, timeout_s or settings.downstream_timeout_s)
     blocked = (lambda: chaos.value("block")) if chaos else (lambda: None)
-    return Downstream(name, Policy(name, replicas, config), transport, blocked)
+    replicas_file = Path(settings.replicas_dir) / name if settings.replicas_dir else None
+    return Downstream(name, Policy(name, _url_list(urls), config), transport, blocked, replicas_file)
+
+
+def _url_list(text: str) -> list[str]:
+    return [u.strip().rstrip("/") for u in text.replace("\n", ",").split(",") if u.strip()]
 
 
 class Downstream:
     """A named downstream service: its replicas, its Policy, and the shared transport.
 
-    `blocked()` is the partition fault: while it names this downstream, every call is
-    refused as if the connection were refused, before anything is sent.
+    `blocked()` is the partition fault: while it names this downstream, every attempt
+    fails as a refused connection would, before anything is sent (the policy sees it).
     """
 
     def __init__(self, name: str, policy: Policy, transport: Transport,
                  blocked: Callable[[], list[str] | None] = lambda: None,
-                 resolve_every_s: float = 10.0) -> None:
+                 replicas_file: Path | None = None) -> None:
         self.name = name
         self.policy = policy
         self.transport = transport
         self.blocked = blocked
-        self.resolve_every_s = resolve_every_s
+        self.replicas_file = replicas_file
 
     async def policy_upkeep(self) -> None:
-        """Re-resolve replica host names (compose: every address of the service name)."""
+        """Keep the replica list current: the native stack's replicas file (written by
+        `chaoslab scale`), else every address the host name resolves to (compose)."""
         while True:
-            await asyncio.sleep(self.resolve_every_s)
             try:
+                if self.replicas_file is not None and self.replicas_file.exists():
+                    urls = _url_list(self.replicas_file.read_text())
+                    if urls:
+                        self.policy.set_replicas(urls)
+                    await asyncio.sleep(1.0)
+                    continue
                 await self.policy.refresh_replicas()
             except OSError as exc:
-                _logger.warning("replicas.resolve_failed", downstream=self.name, error=str(exc))
+                _logger.warning("replicas.refresh_failed", downstream=self.name, error=str(exc))
+            await asyncio.sleep(10.0)
 
     async def request(self, method: str, path: str, *, json: Any = None,
                       headers: Mapping[str, str] | None = None, retryable: bool,
@@ -149,11 +161,6 @@ class Downstream:
         `budget_s` caps how long this call may take overall; it never outlives the
         deadline of the request being served.
         """
-        if self.name in (self.blocked() or ()):
-            error = DownstreamUnreachable(self.name, f"{self.name} unreachable: connection refused "
-                                                     "(chaos: block)", retry_after_s=1)
-            error.sent = False
-            raise error
         now_wall = time.time()
         deadline_wall = request_deadline.get()
         if budget_s is not None:
@@ -174,6 +181,9 @@ class Downstream:
 
         async def send(base_url: str, timeout_s: float) -> Reply:
             nonlocal sent
+            if self.name in (self.blocked() or ()):  # a partition: refused before sending
+                raise DownstreamUnreachable(self.name, f"{self.name} unreachable: connection refused "
+                                                       "(chaos: block)")
             sent = True
             return await self.transport.send(self.name, method, base_url + path, body=body,
                                              headers=out_headers, timeout_s=timeout_s)

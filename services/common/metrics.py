@@ -23,11 +23,13 @@ idempotency_conflicts_total = Counter(
     "idempotency_conflicts_total",
     "Requests that met an idempotency key already in use (replayed, waited or refused).",
     ["kind"])
-outbox_pending = Gauge("outbox_pending", "Outbox events not yet delivered.")
+outbox_pending = Gauge("outbox_pending", "Outbox events not yet delivered.", ["destination"])
 outbox_oldest_age_seconds = Gauge(
-    "outbox_oldest_age_seconds", "Age of the oldest undelivered outbox event.")
-outbox_delivered_total = Counter("outbox_delivered_total", "Outbox events acknowledged by notifications.")
-outbox_failed_total = Counter("outbox_delivery_failures_total", "Outbox delivery attempts that failed.")
+    "outbox_oldest_age_seconds", "Age of the oldest undelivered outbox event.", ["destination"])
+outbox_delivered_total = Counter(
+    "outbox_delivered_total", "Outbox events acknowledged by their destination.", ["destination"])
+outbox_failed_total = Counter(
+    "outbox_delivery_failures_total", "Outbox delivery attempts that failed.", ["destination"])
 orders_resumed_total = Counter(
     "orders_resumed_total", "Pending orders picked up again by the sweeper or a retry.")
 db_up = Gauge("db_up", "1 when the service's database answers, else 0.")

@@ -31,14 +31,15 @@ Deliver = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 async def write_event(conn: asyncpg.Connection, *, event_type: str, order_id: str,
-                      correlation_id: str | None, payload: dict[str, Any]) -> str:
-    """Add an event inside the caller's transaction. Its id is derived from the order
-    and the event type, so writing the same fact twice cannot make two events."""
+                      correlation_id: str | None, payload: dict[str, Any],
+                      destination: str = "notifications") -> str:
+    """Add an event for `destination` inside the caller's transaction. Its id is derived
+    from the order and the event type, so writing the same fact twice makes one event."""
     event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"chaoslab:{order_id}:{event_type}"))
     await conn.execute(
-        """INSERT INTO outbox_events (event_id, type, order_id, correlation_id, payload)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-        event_id, event_type, order_id, correlation_id, payload)
+        """INSERT INTO outbox_events (event_id, type, order_id, correlation_id, payload, destination)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING""",
+        event_id, event_type, order_id, correlation_id, payload, destination)
     return event_id
 
 
@@ -49,10 +50,10 @@ class OutboxRelay:
     (replicas) can run at once: `FOR UPDATE SKIP LOCKED` gives each its own batch.
     """
 
-    def __init__(self, db: Database, deliver: Deliver, *, interval_s: float, retention_s: float,
-                 max_backoff_s: float, batch_size: int = 100,
+    def __init__(self, db: Database, destination: str, deliver: Deliver, *, interval_s: float,
+                 retention_s: float, max_backoff_s: float, batch_size: int = 100,
                  paused: Callable[[], bool] = lambda: False) -> None:
-        self.db, self.deliver = db, deliver
+        self.db, self.destination, self.deliver = db, destination, deliver
         self.interval_s, self.retention_s = interval_s, retention_s
         self.max_backoff_s, self.batch_size, self.paused = max_backoff_s, batch_size, paused
 
@@ -71,8 +72,9 @@ class OutboxRelay:
                 if sent == self.batch_size:
                     continue
             except (ChaoslabError, *DB_ERRORS) as exc:
-                outbox_failed_total.inc()
-                _logger.warning("outbox.delivery_failed", error=str(exc), retry_in_s=round(backoff, 2))
+                outbox_failed_total.labels(self.destination).inc()
+                _logger.warning("outbox.delivery_failed", destination=self.destination, error=str(exc),
+                                retry_in_s=round(backoff, 2))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
@@ -83,8 +85,8 @@ class OutboxRelay:
         async with self.db.connection() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT event_id, type, order_id, correlation_id, payload, created_at
-                   FROM outbox_events WHERE published_at IS NULL
-                   ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED""", self.batch_size)
+                   FROM outbox_events WHERE published_at IS NULL AND destination = $2
+                   ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED""", self.batch_size, self.destination)
             if not rows:
                 return 0
             events = [{**dict(r), "event_id": str(r["event_id"]), "created_at": r["created_at"].isoformat()}
@@ -104,16 +106,17 @@ class OutboxRelay:
                     ids)
         if failure:
             raise failure
-        outbox_delivered_total.inc(len(rows))
+        outbox_delivered_total.labels(self.destination).inc(len(rows))
         return len(rows)
 
     async def measure(self) -> None:
         async with self.db.connection() as conn:
             row = await conn.fetchrow(
-                "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox_events WHERE published_at IS NULL")
-        outbox_pending.set(row["n"])
+                """SELECT count(*) AS n, min(created_at) AS oldest FROM outbox_events
+                   WHERE published_at IS NULL AND destination = $1""", self.destination)
+        outbox_pending.labels(self.destination).set(row["n"])
         age = (datetime.now(timezone.utc) - row["oldest"]).total_seconds() if row["oldest"] else 0.0
-        outbox_oldest_age_seconds.set(max(age, 0.0))
+        outbox_oldest_age_seconds.labels(self.destination).set(max(age, 0.0))
 
     async def purge(self) -> None:
         """Published events are kept for the retention window, then deleted."""

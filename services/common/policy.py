@@ -134,6 +134,12 @@ class Policy:
         for gone in {b.name for b in old.values()} - live:
             BREAKER_STATE.remove(gone)  # a replica that left must not keep an "open" gauge
 
+    def set_replicas(self, urls: list[str]) -> None:
+        """Take a new replica list (native `chaoslab scale`), keeping known replicas' state."""
+        if set(urls) != set(self.replicas.urls):
+            self.replicas.replace(urls)
+            self._sync_breakers()
+
     async def refresh_replicas(self) -> None:
         """Re-resolve a one-hostname pool (compose) and give new replicas their breakers."""
         await self.replicas.refresh_dns()

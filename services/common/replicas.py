@@ -161,9 +161,9 @@ class ReplicaPool:
             if url not in urls:
                 urls.append(url)
         if urls:
-            self._replace(urls)
+            self.replace(urls)
 
-    def _replace(self, urls: list[str]) -> None:
+    def replace(self, urls: list[str]) -> None:
         self._replicas = [self._by_url.get(u) or _Replica(u) for u in urls]
         self._by_url = {r.url: r for r in self._replicas}
         self._next %= len(self._replicas)

@@ -63,6 +63,8 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     max_inflight: int = 0
     db_acquire_timeout_s: float = 2.0
     chaos_refresh_s: float = 0.0
+    # Native stacks: a directory with one file per downstream listing its replicas' URLs.
+    replicas_dir: str = ""
     request_timeout_s: float = 0.0
     downstream_timeout_s: float = 0.0
 

@@ -63,20 +63,29 @@ def build_app(settings: Settings | None = None):
     notifications = downstream(settings, "notifications", settings.notifications_url, transport,
                                chaos=chaos)
 
-    async def deliver(events: list[dict]) -> None:
+    async def notify(events: list[dict]) -> None:
         reply = await notifications.request("POST", "/events", json={"events": events},
                                             retryable=False, budget_s=settings.downstream_timeout_s)
         if not reply.ok:
             raise DownstreamError("notifications", f"notifications answered {reply.status}")
 
-    relay = OutboxRelay(db, deliver, interval_s=settings.relay_interval_s,
-                        retention_s=settings.outbox_retention_s,
-                        max_backoff_s=max(1.0, settings.relay_interval_s * 20),
-                        paused=lambda: bool(chaos.value("outbox_paused")))
+    async def void_charges(events: list[dict]) -> None:
+        for event in events:
+            reply = await deps.payments.request("POST", "/charges/void", json=event["payload"],
+                                                retryable=False, budget_s=settings.downstream_timeout_s)
+            if not reply.ok:
+                raise DownstreamError("payments", f"payments answered {reply.status} to a void")
+
+    relays = [OutboxRelay(db, destination, deliver, interval_s=settings.relay_interval_s,
+                          retention_s=settings.outbox_retention_s,
+                          max_backoff_s=max(1.0, settings.relay_interval_s * 20),
+                          paused=lambda: bool(chaos.value("outbox_paused")))
+              for destination, deliver in (("notifications", notify), ("payments", void_charges))]
 
     async def lifecycle(stack: AsyncExitStack) -> None:
         stack.push_async_callback(transport.close)
-        background(stack, relay.run())
+        for relay in relays:
+            background(stack, relay.run())
         background(stack, sweeper.run_forever(deps, settings.sweeper_interval_s))
 
     return create_app(settings, routers=[build_router(deps)], db=db, chaos=chaos,

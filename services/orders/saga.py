@@ -3,8 +3,10 @@
 Every step is idempotent per order, so the saga can be run again from the top after a
 crash (by the sweeper) or a timeout (by a client retry with the same key). When a
 step's outcome is unknown the order stays `pending` and the client gets 503 with
-`Retry-After`; nothing is guessed. A charge that may have happened is voided before
-the order is declared `payment_failed`.
+`Retry-After`; nothing is guessed. A charge whose outcome is unknown is declared
+failed together with its compensation: a void, delivered to payments through the
+outbox until acknowledged, so a charge that did go through is refunded and one that
+arrives late is refused.
 """
 from __future__ import annotations
 
@@ -133,33 +135,29 @@ async def _run(deps: SagaDeps, order: OrderRow, resumed: bool) -> Answer:
         return await _finish(deps, order, "out_of_stock", 409, None, items, total)
     try:
         if reservation["status"] == "released":  # an earlier run gave up: make sure of it
-            await steps.void(deps.payments, key=order.idempotency_key, order_id=order.order_id,
-                             budget_s=budget)
-            return await _finish(deps, order, "payment_failed", 402, None, items, total)
-        paid = await _charge(deps, order, total, resumed)
+            return await _finish(deps, order, "payment_failed", 402, None, items, total, void=True)
+        paid, unknown = await _charge(deps, order, total, resumed)
         if paid:
             await steps.commit(deps.inventory, order.order_id, budget)
             return await _finish(deps, order, "confirmed", 201, None, items, total)
         await steps.release(deps.inventory, order.order_id, budget)
-        return await _finish(deps, order, "payment_failed", 402, None, items, total)
+        return await _finish(deps, order, "payment_failed", 402, None, items, total, void=unknown)
     except Unsure as unsure:
         return await _postpone(deps, order, unsure)
 
 
-async def _charge(deps: SagaDeps, order: OrderRow, total: int, resumed: bool) -> bool:
-    """True when paid; False when surely not paid (declined, voided, or never sent)."""
-    budget = deps.call_budget_s
+async def _charge(deps: SagaDeps, order: OrderRow, total: int, resumed: bool) -> tuple[bool, bool]:
+    """(paid, outcome unknown): paid; surely not paid (declined, voided, never sent);
+    or unknown (sent without an answer, or sent by an earlier run of this saga)."""
     try:
         status = await steps.charge(deps.payments, key=order.idempotency_key, order_id=order.order_id,
-                                    customer_id=order.customer_id, amount_cents=total, budget_s=budget)
+                                    customer_id=order.customer_id, amount_cents=total,
+                                    budget_s=deps.call_budget_s)
     except Unsure as unsure:
-        if unsure.sent or resumed:
-            # The charge may have gone through: refund it, or refuse it if it comes late.
-            await steps.void(deps.payments, key=order.idempotency_key, order_id=order.order_id,
-                             budget_s=budget)
-        _logger.info("order.charge_failed", order_id=order.order_id, reason=unsure.reason)
-        return False
-    return status == "succeeded"
+        _logger.info("order.charge_failed", order_id=order.order_id, reason=unsure.reason,
+                     sent=unsure.sent)
+        return False, unsure.sent or resumed
+    return status == "succeeded", False
 
 
 async def _postpone(deps: SagaDeps, order: OrderRow, unsure: Unsure) -> Answer:
@@ -173,13 +171,13 @@ async def _postpone(deps: SagaDeps, order: OrderRow, unsure: Unsure) -> Answer:
 
 
 async def _finish(deps: SagaDeps, order: OrderRow, status: str, http_status: int,
-                  error: dict[str, Any] | None, items, total) -> Answer:
+                  error: dict[str, Any] | None, items, total, *, void: bool = False) -> Answer:
     view = {**order.view(), "status": status, "items": items or order.view()["items"],
             "total_cents": total}
     body = error if error is not None else view
     async with deps.db.connection() as conn:
         done = await store.finish(conn, order, status=status, http_status=http_status, body=body,
-                                  items=items, total_cents=total)
+                                  items=items, total_cents=total, void_charge=void)
         if not done:  # our lease ran out and someone else took the order over
             current = await store.get(conn, order.order_id)
     if not done:

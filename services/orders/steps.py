@@ -57,11 +57,6 @@ async def charge(payments: Downstream, *, key: str, order_id: str, customer_id: 
     return status
 
 
-async def void(payments: Downstream, *, key: str, order_id: str, budget_s: float) -> None:
-    _expect(await _call(payments, "POST", "/charges/void", budget_s=budget_s,
-                        json={"order_id": order_id, "idempotency_key": key}), payments, 200)
-
-
 async def commit(inventory: Downstream, order_id: str, budget_s: float) -> None:
     _expect(await _call(inventory, "POST", f"/reservations/{order_id}/commit", budget_s=budget_s),
             inventory, 200)

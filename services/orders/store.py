@@ -99,9 +99,12 @@ async def forget(conn: asyncpg.Connection, order: OrderRow) -> None:
 
 async def finish(conn: asyncpg.Connection, order: OrderRow, *, status: str, http_status: int,
                  body: dict[str, Any], items: list[dict[str, Any]] | None,
-                 total_cents: int | None) -> bool:
-    """The unit of work: the final status, the stored answer and the outbox event are
-    written together or not at all. False when this caller no longer holds the lease."""
+                 total_cents: int | None, void_charge: bool = False) -> bool:
+    """The unit of work: the final status, the stored answer and the outbox events are
+    written together or not at all. False when this caller no longer holds the lease.
+
+    `void_charge` adds the compensation for a charge whose outcome is unknown: a void
+    the relay delivers to payments until it is acknowledged."""
     async with conn.transaction():
         done = await conn.fetchval(
             """UPDATE orders SET status = $3, response_status = $4, response_body = $5, items = $6,
@@ -114,6 +117,11 @@ async def finish(conn: asyncpg.Connection, order: OrderRow, *, status: str, http
                           correlation_id=order.correlation_id,
                           payload={"order_id": order.order_id, "status": status,
                                    "customer_id": order.customer_id, "total_cents": total_cents})
+        if void_charge:
+            await write_event(conn, event_type="charge.void", order_id=order.order_id,
+                              correlation_id=order.correlation_id, destination="payments",
+                              payload={"order_id": order.order_id,
+                                       "idempotency_key": order.idempotency_key})
     orders_total.labels(status).inc()
     return True
 

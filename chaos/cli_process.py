@@ -1,0 +1,93 @@
+"""Process faults on a native stack: kill, restart, stop, start and scale programs.
+
+Each acts on a program of this stack's supervisord by name (gateway ... notifications,
+their replicas such as payments-1, postgres, redis, prometheus): nothing else on the
+machine is touched.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import xmlrpc.client
+from typing import Annotated
+
+import typer
+
+from chaos import runner, supervision
+from chaos.cli_common import RunDir, console, fail, layout_of
+
+Program = Annotated[str, typer.Argument(help="gateway, orders, payments, inventory, notifications "
+                                             "(or a replica such as payments-1), postgres, redis, prometheus")]
+
+
+def _supervisor(run_dir):
+    layout = layout_of(run_dir)
+    sup = supervision.Supervisor(layout)
+    if not sup.running():
+        raise fail(f"no stack is running in {layout.run_dir}")
+    return layout, sup
+
+
+def _act(action, name: str) -> None:
+    try:
+        action(name)
+    except xmlrpc.client.Fault as fault:
+        reason = fault.faultString
+        if "BAD_NAME" in reason:
+            raise fail(f"no program {name!r} in this stack (see `chaoslab status`)") from fault
+        if "ALREADY_STARTED" in reason or "NOT_RUNNING" in reason:
+            console.print(f"{name}: {reason.split(':')[0].lower().replace('_', ' ')}")
+            return
+        raise fail(f"{name}: {reason}") from fault
+
+
+def kill(run_dir: RunDir, program: Program) -> None:
+    """SIGKILL a program, as a crash would; supervision restarts it."""
+    _layout, sup = _supervisor(run_dir)
+    try:
+        pid = sup.process(program)["pid"]
+    except xmlrpc.client.Fault as fault:
+        raise fail(f"no program {program!r} in this stack (see `chaoslab status`)") from fault
+    if not pid:
+        raise fail(f"{program} is not running")
+    os.kill(pid, signal.SIGKILL)
+    console.print(f"Killed {program} (pid {pid}); supervisord will restart it.")
+
+
+def restart(run_dir: RunDir, program: Program) -> None:
+    """Stop and start a program (the runbook's 'restart it')."""
+    _layout, sup = _supervisor(run_dir)
+    _act(sup.restart, program)
+    console.print(f"Restarted {program}.")
+
+
+def stop(run_dir: RunDir, program: Program) -> None:
+    """Stop a program until `chaoslab start` (e.g. `chaoslab stop redis`)."""
+    _layout, sup = _supervisor(run_dir)
+    _act(sup.stop, program)
+    console.print(f"Stopped {program}.")
+
+
+def start(run_dir: RunDir, program: Program) -> None:
+    """Start a stopped program."""
+    _layout, sup = _supervisor(run_dir)
+    _act(sup.start, program)
+    console.print(f"Started {program}.")
+
+
+def scale(run_dir: RunDir,
+          service: Annotated[str, typer.Argument(help="the service to scale, e.g. payments")],
+          replicas: Annotated[int, typer.Argument(help="how many replicas to run, 1 to 8")]) -> None:
+    """Run N replicas of a service on further ports; callers spread over them within a second."""
+    layout, _sup = _supervisor(run_dir)
+    try:
+        with console.status(f"scaling {service} to {replicas}") as spinner:
+            urls = runner.scale(layout, service, replicas, progress=spinner.update)
+    except runner.StackError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{service}: {len(urls)} replica(s): {', '.join(urls)}")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (kill, restart, stop, start, scale):
+        app.command()(command)
