@@ -135,6 +135,27 @@ def prometheus(layout: StackLayout, config: Path) -> Program | None:
         "--storage.tsdb.retention.time=2d", "--web.enable-lifecycle"], priority=20)
 
 
+def alertmanager(layout: StackLayout) -> Program | None:
+    """None when Alertmanager is not installed. Every alert goes to notifications'
+    webhook, so alerts can be seen arriving without Grafana (`GET /alerts`)."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if not binary:
+        return None
+    data = layout.run_dir / "alertmanager"
+    data.mkdir(parents=True, exist_ok=True)
+    wait = "1s" if layout.profile == "ci" else "10s"
+    config = layout.run_dir / "alertmanager.yml"
+    config.write_text(
+        "route:\n  receiver: notifications\n  group_by: [alertname]\n"
+        f"  group_wait: {wait}\n  group_interval: {wait}\n  repeat_interval: 4h\n"
+        "receivers:\n  - name: notifications\n    webhook_configs:\n"
+        f"      - url: {layout.url('notifications')}/alerts\n        send_resolved: true\n")
+    return Program("alertmanager", [
+        binary, f"--config.file={config}", f"--storage.path={data}",
+        f"--web.listen-address=127.0.0.1:{layout.ports['alertmanager']}",
+        "--cluster.listen-address="], priority=20)
+
+
 def create_database(layout: StackLayout) -> None:
     """The `chaoslab` database, once PostgreSQL answers; harmless when it exists."""
     import asyncio

@@ -27,9 +27,9 @@ class StackError(RuntimeError):
 
 def programs(layout: StackLayout) -> list[infra.Program]:
     progs = [infra.postgres(layout), infra.redis(layout)]
-    prom = infra.prometheus(layout, prometheus_config.write(layout))
-    if prom:
-        progs.append(prom)
+    alerting = infra.alertmanager(layout)
+    prom = infra.prometheus(layout, prometheus_config.write(layout, alerting=alerting is not None))
+    progs += [p for p in (prom, alerting) if p]
     for service in SERVICES:
         for replica in range(len(layout.replica_ports(service))):
             progs.append(infra.Program(layout.program_name(service, replica),
@@ -124,7 +124,17 @@ def scale(layout: StackLayout, service: str, count: int, *, timeout_s: float = 6
                     raise StackError(f"replica at {url} not healthy after {timeout_s:.0f}s")
                 time.sleep(0.2)
         layout.write_replicas()
+    prometheus_config.write(layout, alerting=any(p["name"] == "alertmanager" for p in sup.processes()))
+    http_post(layout.url("prometheus") + "/-/reload")  # scrape the new replicas too
     return layout.replica_urls(service)
+
+
+def http_post(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=timeout_s) as resp:
+            return resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def http_ok(url: str, timeout_s: float = 1.0) -> bool:

@@ -336,7 +336,7 @@ EOF
     cat <<EOF
 
 Options:
-  VALUE            the fault's value (default $CHAOS_DEFAULT_VALUE), checked against the catalogue
+  VALUE            the fault's value (default $CHAOS_DEFAULT_VALUE), checked against the catalogue bounds
 EOF
     for spec in "${CHAOS_VALUE_OPTS[@]+"${CHAOS_VALUE_OPTS[@]}"}"; do
         IFS='|' read -r opt meta fault <<<"$spec"
@@ -407,8 +407,9 @@ chaos_enable() {  # chaos_enable SERVICE REPLICA ROUTE TTL FAULT VALUE [FAULT VA
 chaos_disable() {  # chaos_disable SERVICE REPLICA ROUTE
     local keys=() out
     chaos_require_redis
-    mapfile -t keys < <(chaos_find_keys "$1" "$2" "$3" | sort -u)
-    if [[ ${#keys[@]} -eq 0 || -z "${keys[0]}" ]]; then
+    out="$(chaos_find_keys "$1" "$2" "$3")"
+    [[ -z "$out" ]] || mapfile -t keys < <(printf '%s\n' "$out" | sort -u)
+    if [[ ${#keys[@]} -eq 0 ]]; then
         echo "already off: no key to clear"
         return 0
     fi
@@ -426,8 +427,9 @@ chaos_disable() {  # chaos_disable SERVICE REPLICA ROUTE
 chaos_status() {  # chaos_status SERVICE REPLICA ROUTE
     local keys=() out lines=() i pttl left
     chaos_require_redis
-    mapfile -t keys < <(chaos_find_keys "$1" "$2" "$3" | sort -u)
-    if [[ ${#keys[@]} -gt 0 && -n "${keys[0]}" ]]; then
+    out="$(chaos_find_keys "$1" "$2" "$3")"
+    [[ -z "$out" ]] || mapfile -t keys < <(printf '%s\n' "$out" | sort -u)
+    if [[ ${#keys[@]} -gt 0 ]]; then
         out="$(chaos_rcli EVAL "$CHAOS_LUA_STATUS" "${#keys[@]}" "${keys[@]}" 2>&1)" ||
             chaos_die 3 "reading Redis at $(chaos_redis_url_shown) failed: $out"
         [[ -z "$out" ]] || mapfile -t lines <<<"$out"

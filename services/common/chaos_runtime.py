@@ -33,8 +33,10 @@ _LEAK_CAP_MB = 1024
 
 
 class ChaosRuntime:
-    def __init__(self, service: str, replica: int, store: ChaosStore, refresh_s: float) -> None:
+    def __init__(self, service: str, replica: int, store: ChaosStore, refresh_s: float,
+                 crashloop_after_s: float = 2.0) -> None:
         self.service, self.replica, self.store, self.refresh_s = service, replica, store, refresh_s
+        self.crashloop_after_s = crashloop_after_s
         self.started = time.monotonic()
         self.faults: dict[str, list[ActiveFault]] = {}
         self._leak: list[bytearray] = []
@@ -45,7 +47,8 @@ class ChaosRuntime:
     @classmethod
     def for_service(cls, settings) -> ChaosRuntime:
         return cls(settings.service, settings.replica,
-                   ChaosStore(connect(settings.redis_url), settings.profile), settings.chaos_refresh_s)
+                   ChaosStore(connect(settings.redis_url), settings.profile), settings.chaos_refresh_s,
+                   settings.crashloop_after_s)
 
     def on_change(self, fault: str, effect: Callable[[Any], Any]) -> None:
         """Call `effect(value or None)` whenever `fault` changes (e.g. db_pool_hold)."""
@@ -112,7 +115,7 @@ class ChaosRuntime:
         if self.value("crash"):
             _logger.error("chaos.crash", note="exiting on the crash fault")
             asyncio.get_running_loop().create_task(self._crash_once())
-        if self.value("crashloop") and time.monotonic() - self.started > 1.5:
+        if self.value("crashloop") and time.monotonic() - self.started > self.crashloop_after_s:
             _logger.error("chaos.crashloop", note="exiting: crashloop is set")
             os._exit(3)
         leak = self.value("memory_leak_mb_s")

@@ -25,6 +25,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "relay_interval_s": 0.5,
         "outbox_retention_s": 3600.0,
         "chaos_refresh_s": 1.0,
+        "crashloop_after_s": 20.0,
     },
     "ci": {
         "request_timeout_s": 5.0,
@@ -34,6 +35,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "relay_interval_s": 0.1,
         "outbox_retention_s": 120.0,
         "chaos_refresh_s": 0.5,
+        "crashloop_after_s": 2.0,
     },
 }
 
@@ -63,6 +65,9 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     max_inflight: int = 0
     db_acquire_timeout_s: float = 2.0
     chaos_refresh_s: float = 0.0
+    # Under the crashloop fault a process lives this long: past supervision's start
+    # check, and long enough for a scrape to see each life.
+    crashloop_after_s: float = 0.0
     # Native stacks: a directory with one file per downstream listing its replicas' URLs.
     replicas_dir: str = ""
     request_timeout_s: float = 0.0

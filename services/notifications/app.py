@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from services.common.app import create_app, json_response
 from services.common.openapi import error_responses
 from services.common.db import Database
-from services.notifications import inbox
+from services.notifications import alerts, inbox
 from services.notifications.settings import Settings
 
 
@@ -29,6 +29,21 @@ class EventBatch(BaseModel):
     events: list[Event] = Field(min_length=1, max_length=500)
 
 
+class Alert(BaseModel):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    startsAt: str | None = None  # noqa: N815 - Alertmanager's field names
+    endsAt: str | None = None  # noqa: N815
+    fingerprint: str = ""
+
+
+class AlertmanagerWebhook(BaseModel):
+    """The part of Alertmanager's webhook payload (version 4) we keep."""
+
+    alerts: list[Alert] = Field(max_length=1000)
+
+
 def build_router(db: Database) -> APIRouter:
     router = APIRouter(tags=["notifications"])
 
@@ -42,6 +57,19 @@ def build_router(db: Database) -> APIRouter:
     async def list_events(order_id: str | None = None, limit: int = Query(100, ge=1, le=1000)):
         async with db.connection() as conn:
             return json_response({"events": await inbox.recent(conn, order_id=order_id, limit=limit)})
+
+    @router.post("/alerts", responses=error_responses(422, 503))
+    async def receive_alerts(body: AlertmanagerWebhook):
+        """Alertmanager's webhook: every alert it sends, firing or resolved."""
+        async with db.connection() as conn:
+            count = await alerts.record(conn, [a.model_dump() for a in body.alerts])
+        return json_response({"recorded": count})
+
+    @router.get("/alerts", responses=error_responses(422, 503))
+    async def list_alerts(status: Literal["firing", "resolved"] | None = None,
+                          limit: int = Query(100, ge=1, le=1000)):
+        async with db.connection() as conn:
+            return json_response({"alerts": await alerts.recent(conn, status=status, limit=limit)})
 
     return router
 

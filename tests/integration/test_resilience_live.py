@@ -1,0 +1,142 @@
+"""The resilience patterns on the live stack: breakers, shedding, replica ejection."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from chaos import runner
+from chaos.layout import free_ports
+from tests.support.api import place_order
+from tests.support.chaos import clear_faults, metric, put_fault, wait_breakers_closed
+from tests.support.stack import assert_verify_clean, wait_until
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(stack, client):
+    yield
+    clear_faults(client, stack)
+    wait_breakers_closed(client, stack)
+
+
+def _breaker(client, stack, service: str, downstream: str) -> dict:
+    view = client.get(f"{stack.url(service)}/status/breakers").json()
+    [breaker] = [b for b in view["breakers"] if b["downstream"] == downstream]
+    return breaker
+
+
+def test_breaker_opens_fails_fast_half_opens_and_closes(stack, gateway, client):
+    put_fault(client, stack, "orders", "error_rate", 1.0, route="/orders")
+    # The gateway's breaker on orders sees the 500s and opens within its window.
+    for _ in range(40):
+        client.get(f"{gateway}/orders?limit=1")
+        if _breaker(client, stack, "gateway", "orders")["state"] == "open":
+            break
+    breaker = _breaker(client, stack, "gateway", "orders")
+    assert breaker["state"] == "open" and breaker["failure_rate"] >= 50, breaker
+
+    # While open, calls fail at once without reaching orders.
+    reached = metric(client, stack.url("orders"), "http_requests_total", route="unmatched") + \
+        metric(client, stack.url("orders"), "http_requests_total", route="/orders")
+    def fast_answers() -> tuple[float, float]:
+        """The gateway's own histogram of GET /orders: (answered within 5 ms, all)."""
+        url = stack.url("gateway")
+        labels = {"service": "gateway", "route": "/orders", "method": "GET"}
+        return (metric(client, url, "http_request_duration_seconds_bucket", le="0.005", **labels),
+                metric(client, url, "http_request_duration_seconds_count", **labels))
+
+    fast_before, all_before = fast_answers()
+    with httpx.Client(timeout=5) as fast:
+        for _ in range(100):
+            resp = fast.get(f"{gateway}/orders?limit=1")
+            assert resp.status_code == 503 and resp.json()["error"]["code"] == "breaker_open"
+            assert int(resp.headers["Retry-After"]) >= 1
+    fast_after, all_after = fast_answers()
+    assert all_after - all_before == 100
+    assert fast_after - fast_before >= 99, "p99 of the gateway's refusals is over 5 ms"
+    assert metric(client, stack.url("orders"), "http_requests_total", route="unmatched") + \
+        metric(client, stack.url("orders"), "http_requests_total", route="/orders") == reached
+
+    # After the wait in open it lets trial calls through; healed, they close it.
+    clear_faults(client, stack)
+    wait_until(lambda: _breaker(client, stack, "gateway", "orders")["seconds_until_half_open"] == 0,
+               timeout_s=10, message="wait in open elapsed")
+    wait_until(lambda: client.get(f"{gateway}/orders?limit=1").status_code == 200 and
+               _breaker(client, stack, "gateway", "orders")["state"] == "closed",
+               timeout_s=10, interval_s=0.05, message="breaker closed after healthy trial calls")
+    transitions = metric(client, stack.url("gateway"), "breaker_transitions_total", downstream="orders")
+    assert transitions >= 3  # closed→open, open→half_open, half_open→closed
+
+
+@pytest.fixture()
+def small_gateway(stack):
+    """A second real gateway in front of the same orders, with room for 4 requests."""
+    port = free_ports(1)[0]
+    env = {**os.environ, **stack.service_env("gateway"), "PORT": str(port), "MAX_INFLIGHT": "4",
+           "CHAOSLAB_PROFILE": "ci"}
+    proc = subprocess.Popen([sys.executable, "-m", "services", "gateway"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: runner.http_ok(url + "/health"), timeout_s=30, message="small gateway up")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_gateway_sheds_past_max_inflight_and_admitted_keep_their_latency(stack, small_gateway, client):
+    put_fault(client, stack, "inventory", "latency_ms", 600)
+
+    def order(_):
+        with httpx.Client(timeout=30) as c:
+            started = time.perf_counter()
+            resp = place_order(c, small_gateway, "SKU-001", 1)
+            return resp, time.perf_counter() - started
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(order, range(12)))
+    shed = [(r, t) for r, t in results if r.status_code == 429]
+    admitted = [(r, t) for r, t in results if r.status_code == 201]
+    assert len(shed) >= 6 and len(admitted) >= 1 and len(shed) + len(admitted) == 12, \
+        [r.status_code for r, _ in results]
+    assert all(r.json()["error"]["code"] == "overloaded" and r.headers["Retry-After"] for r, _ in shed)
+    assert max(t for _, t in shed) < 0.5  # refused at once, not queued behind the slow ones
+    assert max(t for _, t in admitted) < 0.6 * 2.5  # admitted ones pay the injected 600 ms, not a queue
+    assert client.get(f"{small_gateway}/health").status_code == 200  # never shed
+    assert metric(client, small_gateway, "load_shed_total") >= len(shed)
+
+
+def _served(client, url: str) -> float:
+    """Business requests a replica has answered (injected faults answer before routing)."""
+    return sum(metric(client, url, "http_requests_total", route=r)
+               for r in ("unmatched", "/charges", "/charges/void"))
+
+
+def test_an_ejected_replica_stops_receiving_traffic(stack, gateway, client):
+    urls = runner.scale(stack, "payments", 3)
+    try:
+        wait_until(lambda: len(client.get(f"{stack.url('orders')}/status/breakers").json()["breakers"]) >= 5,
+                   timeout_s=10, message="orders sees three payments replicas")
+        put_fault(client, stack, "payments", "error_rate", 1.0, replica=1)
+        wait_until(lambda: client.post(f"{urls[1]}/charges", json={}).status_code == 500, timeout_s=5,
+                   message="replica 1 applies its fault")
+        wait_until(lambda: place_order(client, gateway, "SKU-002", 1) and
+                   metric(client, stack.url("orders"), "replica_ejections_total", downstream="payments") >= 1,
+                   timeout_s=20, message="the faulty replica ejected")
+
+        before = [_served(client, u) for u in urls]
+        results = [place_order(client, gateway, "SKU-002", 1).status_code for _ in range(30)]
+        served = [_served(client, u) - b for u, b in zip(urls, before)]
+        assert results.count(201) == 30, results  # the healthy two take the load (retries included)
+        # Without ejection it would get a third of the calls; ejected, at most a probe or two.
+        assert served[1] <= 0.1 * sum(served), served
+    finally:
+        clear_faults(client, stack)
+        runner.scale(stack, "payments", 1)
+    assert_verify_clean(stack)

@@ -1,0 +1,261 @@
+"""docker-compose.yml, the Dockerfile and the Prometheus files agree with the code.
+
+The compose stack cannot be run here in milliseconds, so these tests read the files and
+compare them with what the services really read: their Settings fields, default ports,
+`python -m services <name>` entry point and the native stack's Prometheus jobs.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.__main__ import SERVICES
+
+REPO = Path(__file__).resolve().parents[2]
+
+# DESIGN §1: the ports everyone (runbook, dashboards, drills) relies on.
+DESIGN_PORTS = {
+    "gateway": 8000, "orders": 8001, "payments": 8002, "inventory": 8003, "notifications": 8004,
+    "postgres": 5432, "redis": 6379, "prometheus": 9090, "alertmanager": 9093, "grafana": 3000,
+    "locust": 8089,
+}
+# Images whose tag cannot say which version runs.
+UNPINNED_TAGS = {"latest", "stable", "main", "master", "edge", "nightly"}
+
+
+def load_yaml(relative: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / relative).read_text())
+
+
+COMPOSE = load_yaml("docker-compose.yml")
+SERVICES_IN_COMPOSE: dict[str, dict[str, Any]] = COMPOSE["services"]
+
+
+def app_command(service: dict[str, Any]) -> list[str] | None:
+    """The `python -m services <name>` command of one of our services, else None."""
+    command = service.get("command")
+    if isinstance(command, str):
+        command = command.split()
+    if command and command[:3] == ["python", "-m", "services"]:
+        return command
+    return None
+
+
+APP_SERVICES = {name: spec for name, spec in SERVICES_IN_COMPOSE.items() if app_command(spec)}
+
+
+def settings_class(service: str):
+    return importlib.import_module(f"services.{service}.settings").Settings
+
+
+def published(spec: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """(host ip, host port, container port) of each `ports:` entry ('' when no ip is given)."""
+    out = []
+    for entry in spec.get("ports", []):
+        *ip, host, container = str(entry).split(":")
+        out.append((":".join(ip), int(host), int(container.split("/")[0])))
+    return out
+
+
+def healthcheck_command(spec: dict[str, Any]) -> str:
+    test = spec["healthcheck"]["test"]
+    return test if isinstance(test, str) else " ".join(test)
+
+
+def dockerfile_froms() -> list[tuple[str, str | None]]:
+    """(image, stage name) of each FROM in the Dockerfile."""
+    froms = []
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        m = re.match(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+        if m:
+            froms.append((m.group(1), m.group(2)))
+    return froms
+
+
+def is_pinned(image: str) -> bool:
+    name, _, digest = image.partition("@")
+    if digest:
+        return True
+    last = name.rsplit("/", 1)[-1]
+    return ":" in last and last.rsplit(":", 1)[1] not in UNPINNED_TAGS
+
+
+# --- our five services ----------------------------------------------------------------
+
+def test_every_service_of_the_design_runs_in_compose():
+    assert sorted(app_command(spec)[3] for spec in APP_SERVICES.values()) == sorted(SERVICES)
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_command_names_a_service_that_builds_an_app(name):
+    command = app_command(APP_SERVICES[name])
+    assert len(command) == 4, f"{name}: expected `python -m services <name>`, got {command}"
+    service = command[3]
+    assert service == name, f"compose service {name!r} runs {service!r}"
+    assert service in SERVICES, f"{service!r} is not one of services/__main__.py's {SERVICES}"
+    module = importlib.import_module(f"services.{service}.app")
+    assert callable(getattr(module, "build_app", None)), f"services.{service}.app has no build_app()"
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_environment_sets_only_settings_fields(name):
+    fields = {field.upper() for field in settings_class(name).model_fields}
+    env = APP_SERVICES[name].get("environment", {})
+    assert isinstance(env, dict), f"{name}: write environment as a mapping"
+    unknown = sorted(set(env) - fields)
+    assert not unknown, f"{name} sets {unknown}, which its Settings do not read"
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_published_port_is_the_settings_and_design_port(name):
+    default_port = settings_class(name).default_port
+    assert default_port == DESIGN_PORTS[name]
+    spec = APP_SERVICES[name]
+    assert [(host, container) for _, host, container in published(spec)] == [(default_port, default_port)]
+    assert int(spec.get("environment", {}).get("PORT", default_port)) == default_port
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_service_urls_point_at_the_right_service_and_port(name):
+    for var, value in APP_SERVICES[name].get("environment", {}).items():
+        if var.endswith("_URL") and str(value).startswith("http"):
+            target = var.removesuffix("_URL").lower()
+            assert value == f"http://{target}:{DESIGN_PORTS[target]}", f"{name}: {var}={value}"
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_service_listens_on_every_interface(name):
+    # The settings default is 127.0.0.1, unreachable from other containers.
+    env_host = APP_SERVICES[name].get("environment", {}).get("HOST")
+    image_host = re.search(r"\bHOST=0\.0\.0\.0\b", (REPO / "Dockerfile").read_text())
+    assert env_host == "0.0.0.0" or (env_host is None and image_host)
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_healthcheck_hits_health_on_its_own_port(name):
+    command = healthcheck_command(APP_SERVICES[name])
+    port = DESIGN_PORTS[name]
+    assert re.search(rf"//(127\.0\.0\.1|localhost):{port}/health\b", command), command
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_service_restarts_and_is_built_from_our_dockerfile(name):
+    spec = APP_SERVICES[name]
+    assert spec.get("restart") == "unless-stopped"
+    build = spec.get("build")
+    context = build if isinstance(build, str) else build["context"]
+    assert (REPO / context / "Dockerfile").exists()
+
+
+# --- the whole file -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
+def test_depends_on_waits_for_healthy(name):
+    depends_on = SERVICES_IN_COMPOSE[name].get("depends_on", {})
+    assert isinstance(depends_on, dict), f"{name}: the short list form starts before healthy"
+    for dependency, rule in depends_on.items():
+        assert rule.get("condition") == "service_healthy", f"{name} -> {dependency}"
+        assert "healthcheck" in SERVICES_IN_COMPOSE[dependency], f"{dependency} has no healthcheck"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
+def test_ports_are_published_on_loopback_only(name):
+    for entry in SERVICES_IN_COMPOSE[name].get("ports", []):
+        assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry} beyond this machine"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
+def test_published_ports_are_the_design_ports(name):
+    for _, host, container in published(SERVICES_IN_COMPOSE[name]):
+        assert host == container == DESIGN_PORTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
+def test_healthchecks_survive_podman_splitting_cmd_arguments(name):
+    # Podman 4.3 splits ["CMD", ...] arguments at spaces (CONTAINERS.md): use CMD-SHELL.
+    test = SERVICES_IN_COMPOSE[name].get("healthcheck", {}).get("test")
+    if isinstance(test, list) and test and test[0] == "CMD":
+        assert not any(" " in arg for arg in test[1:]), f"{name}: {test}"
+
+
+@pytest.mark.parametrize("name", ["prometheus", "alertmanager", "grafana"])
+def test_bind_mounted_files_exist_in_the_repo(name):
+    for volume in SERVICES_IN_COMPOSE[name].get("volumes", []):
+        source = str(volume).split(":")[0]
+        if source.startswith("."):
+            assert (REPO / source).exists(), f"{name} mounts {source}, which the repo lacks"
+
+
+def test_images_are_pinned():
+    for name, spec in SERVICES_IN_COMPOSE.items():
+        if "image" in spec:
+            assert is_pinned(spec["image"]), f"{name}: {spec['image']} is not pinned"
+    stages = {stage for _, stage in dockerfile_froms() if stage}
+    for image, _ in dockerfile_froms():
+        assert image in stages or is_pinned(image), f"Dockerfile: FROM {image} is not pinned"
+
+
+def test_dockerfile_default_image_runs_the_gateway_as_non_root():
+    text = (REPO / "Dockerfile").read_text()
+    assert dockerfile_froms()[0][0] == "python:3.11-slim"
+    assert re.search(r"^USER\s+(?!root\b|0\b)\S+", text, re.M)
+    assert 'CMD ["python", "-m", "services", "gateway"]' in text
+    # Podman 4.3 splits ["CMD", ...] healthcheck arguments at spaces: shell form only.
+    for line in re.findall(r"^HEALTHCHECK.*(?:\\\n.*)*", text, re.M):
+        assert "NONE" in line or "CMD [" not in line
+
+
+# --- Prometheus and Alertmanager ------------------------------------------------------
+
+PROMETHEUS = load_yaml("prometheus/prometheus.yml")
+
+
+def test_prometheus_scrapes_every_service_under_the_native_stacks_job_names(tmp_path):
+    from chaos import prometheus_config
+    from chaos.layout import StackLayout
+
+    native = yaml.safe_load(prometheus_config.write(StackLayout.new(
+        tmp_path, profile="training", chaos_token="t", pick_free_ports=False)).read_text())
+    assert [j["job_name"] for j in PROMETHEUS["scrape_configs"]] == \
+        [j["job_name"] for j in native["scrape_configs"]]
+    for job in PROMETHEUS["scrape_configs"]:
+        name = job["job_name"]
+        if name in SERVICES:
+            # No `service` target label: it would clash with http_requests_total's own.
+            assert job["static_configs"] == [{"targets": [f"{name}:{DESIGN_PORTS[name]}"]}]
+    assert PROMETHEUS["global"]["scrape_interval"] == native["global"]["scrape_interval"] == "15s"
+
+
+def test_prometheus_loads_rules_and_alerts_alertmanager():
+    assert PROMETHEUS["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    targets = [t for am in PROMETHEUS["alerting"]["alertmanagers"]
+               for sc in am["static_configs"] for t in sc["targets"]]
+    assert targets == ["alertmanager:9093"]
+    mounts = SERVICES_IN_COMPOSE["prometheus"]["volumes"]
+    assert any(str(v).startswith("./prometheus:/etc/prometheus") for v in mounts)
+
+
+def test_alertmanager_sends_every_alert_to_the_notifications_webhook():
+    config = load_yaml("prometheus/alertmanager.yml")
+    receiver = config["route"]["receiver"]
+    assert "routes" not in config["route"]
+    assert config["route"]["group_wait"] == "10s"
+    [webhook] = next(r for r in config["receivers"] if r["name"] == receiver)["webhook_configs"]
+    assert webhook == {"url": f"http://notifications:{DESIGN_PORTS['notifications']}/alerts",
+                       "send_resolved": True}
+
+
+def test_promtool_accepts_the_prometheus_config():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not on PATH (Debian package `prometheus`): config not checked")
+    result = subprocess.run([promtool, "check", "config", str(REPO / "prometheus" / "prometheus.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,164 @@
+"""The alert and recording rules: promtool accepts them, their unit tests pass, and every
+wave-1 incident of the catalogue has exactly one alert that names it and links its runbook."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.dashboards import EXPORTED_METRICS, PROMETHEUS_METRICS, metric_names
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "prometheus" / "rules"
+RULE_FILES = sorted(RULES.glob("*.yml"))
+TEST_FILES = sorted((REPO / "prometheus" / "tests").glob("*.yml"))
+INCIDENTS_MD = Path(__file__).resolve().parents[3] / "shared" / "INCIDENTS.md"
+
+# Used when the shared catalogue is not beside the checkout (a fresh clone).
+WAVE_1 = (
+    "payments-errors", "payments-latency", "payments-down", "inventory-lock", "gateway-overload",
+    "outbox-backlog", "outbox-stuck", "duplicate-storm", "retry-amplification", "cascading-failure",
+    "database-down", "db-pool-exhaustion", "redis-down", "worker-unhealthy", "cannot-scale",
+    "monitoring-down", "memory-leak", "rate-limit-misconfig", "crashloop", "multi-failure",
+)
+SEVERITIES = {"critical", "warning"}
+REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
+# level:metric:operations (https://prometheus.io/docs/practices/rules/)
+RECORD_NAME = re.compile(r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
+CONTRACT_RECORDS = {"order_success_rate"}  # DESIGN §4 names it
+
+
+def wave_1_incidents() -> list[str]:
+    if not INCIDENTS_MD.exists():
+        return list(WAVE_1)
+    text = INCIDENTS_MD.read_text()
+    wave = text.split("Wave 1", 1)[1].split("Wave 2", 1)[0]
+    ids = []
+    for line in wave.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", cells[0]) and cells[0] != "id":
+            ids.append(cells[0])
+    assert ids, f"no wave-1 incident found in {INCIDENTS_MD}"
+    return ids
+
+
+def camel(incident: str) -> str:
+    return "".join(part.capitalize() for part in incident.split("-"))
+
+
+def rules_of(path: Path) -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+
+
+def alerts() -> list[dict[str, Any]]:
+    return [r for path in RULE_FILES for r in rules_of(path) if "alert" in r]
+
+
+def records() -> list[dict[str, Any]]:
+    return [r for path in RULE_FILES for r in rules_of(path) if "record" in r]
+
+
+def unit_tests() -> list[dict[str, Any]]:
+    return [test for path in TEST_FILES for test in yaml.safe_load(path.read_text())["tests"]]
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool is not on PATH (Debian package `prometheus`): rules not checked")
+    return path
+
+
+def run(promtool: str, *args: str) -> None:
+    result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"promtool {' '.join(args)} failed:\n{result.stdout}{result.stderr}"
+
+
+def test_rule_and_test_files_exist():
+    assert {p.name for p in RULE_FILES} >= {"alerts.yml", "recording.yml"}
+    assert TEST_FILES
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_promtool_check_rules(promtool, path):
+    run(promtool, "check", "rules", str(path))
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
+def test_promtool_test_rules(promtool, path):
+    run(promtool, "test", "rules", str(path))
+
+
+def test_incident_catalogue_is_read():
+    assert len(wave_1_incidents()) == len(set(wave_1_incidents())) >= 20
+
+
+@pytest.mark.parametrize("incident", wave_1_incidents())
+def test_each_incident_has_exactly_one_alert(incident):
+    matching = [a for a in alerts() if a.get("labels", {}).get("incident") == incident]
+    assert len(matching) == 1, f"{incident}: {len(matching)} alerts labelled incident={incident}"
+    [alert] = matching
+    assert alert["alert"] == camel(incident)
+    assert alert["annotations"]["runbook_url"] == f"runbook.md#{incident}"
+
+
+def test_every_alert_belongs_to_an_incident():
+    incidents = set(wave_1_incidents())
+    strays = [a["alert"] for a in alerts() if a.get("labels", {}).get("incident") not in incidents]
+    assert not strays, f"alerts naming no wave-1 incident: {strays}"
+    names = [a["alert"] for a in alerts()]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("alert", alerts(), ids=lambda a: a["alert"])
+def test_alert_is_complete(alert):
+    assert alert.get("labels", {}).get("severity") in SEVERITIES
+    for key in REQUIRED_ANNOTATIONS:
+        assert str(alert.get("annotations", {}).get(key, "")).strip(), f"{alert['alert']} lacks {key}"
+    assert "for" in alert, f"{alert['alert']} has no for: (the CI profile rewrites it)"
+
+
+def test_recording_rules_follow_the_naming_convention():
+    names = [r["record"] for r in records()]
+    assert "order_success_rate" in names
+    bad = [n for n in names if n not in CONTRACT_RECORDS and not RECORD_NAME.match(n)]
+    assert not bad, f"not level:metric:operations: {bad}"
+
+
+def test_order_success_rate_is_confirmed_over_all_final_orders():
+    [rule] = [r for r in records() if r["record"] == "order_success_rate"]
+    expr = " ".join(rule["expr"].split())
+    assert expr == ('sum(rate(orders_total{status="confirmed"}[1m])) / sum(rate(orders_total[1m]))')
+
+
+@pytest.mark.parametrize("rule", alerts() + records(), ids=lambda r: r.get("alert") or r["record"])
+def test_expressions_read_only_exported_metrics(rule):
+    known = EXPORTED_METRICS | PROMETHEUS_METRICS | {r["record"] for r in records()}
+    unknown = metric_names(rule["expr"]) - known
+    assert not unknown, f"{rule.get('alert') or rule['record']} reads metrics nobody exports: {unknown}"
+
+
+@pytest.mark.parametrize("alert", alerts(), ids=lambda a: a["alert"])
+def test_each_alert_has_a_firing_and_a_silent_unit_test(alert):
+    name = alert["alert"]
+    cases = [case for test in unit_tests() for case in test.get("alert_rule_test", [])
+             if case["alertname"] == name]
+    firing = [c for c in cases if c.get("exp_alerts")]
+    silent = [c for c in cases if c.get("exp_alerts") == []]
+    assert firing, f"{name}: no test where the incident's series make it fire"
+    assert silent, f"{name}: no test where a healthy series keeps it silent"
+    for case in firing:
+        for expected in case["exp_alerts"]:
+            assert expected.get("exp_labels", {}).get("incident") == alert["labels"]["incident"]
+            assert expected.get("exp_annotations", {}).get("summary"), f"{name}: summary not checked"
+
+
+def test_order_success_rate_has_a_unit_test():
+    exprs = [case["expr"] for test in unit_tests() for case in test.get("promql_expr_test", [])]
+    assert "order_success_rate" in exprs
