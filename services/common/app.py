@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.common import chaos_routes
 from services.common import logging as log
 from services.common.backpressure import BackpressureMiddleware
+from services.common.breaker_sync import SharedBreakers
 from services.common.chaos_runtime import ChaosRuntime
 from services.common import metrics
 from services.common.db import DB_ERRORS, Database
@@ -120,6 +121,11 @@ def create_app(settings: ServiceSettings, *, routers: list[APIRouter], db: Datab
             stack.push_async_callback(chaos.store.redis.aclose)
             for each in downstreams:
                 background(stack, each.policy_upkeep())
+            if settings.breaker_shared and downstreams:
+                shared = SharedBreakers(chaos.store.redis, settings.service, settings.chaos_refresh_s)
+                for each in downstreams:
+                    each.policy.watch_breakers(shared.watch)
+                background(stack, shared.run())
             if db:
                 await db.start()
                 stack.push_async_callback(db.close)

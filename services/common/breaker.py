@@ -163,6 +163,19 @@ class CircuitBreaker:
             for o in ("success", "failure", "slow_success", "slow_failure", "rejected")
         }
         self._state_gauge.set(0)
+        # Called when this breaker trips on its own evidence (shared state publishes it).
+        self.on_trip: Callable[[CircuitBreaker], None] | None = None
+
+    def force_open(self, seconds_left: float) -> None:
+        """Open because another replica of this caller tripped (shared state): stay
+        open for the time it has left, as if this breaker had tripped with it."""
+        if self._state is BreakerState.CLOSED and seconds_left > 0:
+            hook, self.on_trip = self.on_trip, None  # not our evidence: nothing to publish
+            try:
+                self._transition(BreakerState.OPEN)
+            finally:
+                self.on_trip = hook
+            self._opened_at = self._clock() - max(0.0, self.config.wait_in_open_s - seconds_left)
 
     def _closed_window(self) -> _CountWindow | _TimeWindow:
         if self.config.window_type == "time":
@@ -257,6 +270,8 @@ class CircuitBreaker:
             self._window = self._closed_window()
         self._state_gauge.set(int(to))
         BREAKER_TRANSITIONS.labels(self.name, before.label, to.label).inc()
+        if to is BreakerState.OPEN and self.on_trip is not None:
+            self.on_trip(self)
 
     def snapshot(self) -> dict[str, Any]:
         """What `/status/breakers` shows; rates are percentages of the current window."""

@@ -103,6 +103,7 @@ class Policy:
             config.ejection_base_s, config.ejection_max_s, clock,
         )
         self._breakers: dict[str, CircuitBreaker] = {}
+        self.on_new_breaker: Callable[[CircuitBreaker], None] | None = None
         self._sync_breakers()
         self.bulkhead = Bulkhead(downstream, config.bulkhead_max_concurrent, config.bulkhead_max_wait_s)
         self.budget = RetryBudget(
@@ -127,12 +128,21 @@ class Policy:
         for url in self.replicas.urls:
             name = self._breaker_name(url)
             kept = old.get(url)
-            self._breakers[url] = kept if kept and kept.name == name else CircuitBreaker(
-                name, self.config.breaker, self._clock
-            )
+            if kept and kept.name == name:
+                self._breakers[url] = kept
+                continue
+            self._breakers[url] = CircuitBreaker(name, self.config.breaker, self._clock)
+            if self.on_new_breaker:
+                self.on_new_breaker(self._breakers[url])
         live = {b.name for b in self._breakers.values()}
         for gone in {b.name for b in old.values()} - live:
             BREAKER_STATE.remove(gone)  # a replica that left must not keep an "open" gauge
+
+    def watch_breakers(self, hook: Callable[[CircuitBreaker], None]) -> None:
+        """Call `hook` on every breaker of this policy, now and as replicas come."""
+        self.on_new_breaker = hook
+        for breaker in self._breakers.values():
+            hook(breaker)
 
     def set_replicas(self, urls: list[str]) -> None:
         """Take a new replica list (native `chaoslab scale`), keeping known replicas' state."""

@@ -68,6 +68,8 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     # Under the crashloop fault a process lives this long: past supervision's start
     # check, and long enough for a scrape to see each life.
     crashloop_after_s: float = 0.0
+    # Replicas of this service open their breakers together (services/common/breaker_sync.py).
+    breaker_shared: bool = False
     # Native stacks: a directory with one file per downstream listing its replicas' URLs.
     replicas_dir: str = ""
     request_timeout_s: float = 0.0

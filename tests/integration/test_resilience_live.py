@@ -74,20 +74,48 @@ def test_breaker_opens_fails_fast_half_opens_and_closes(stack, gateway, client):
 
 
 @pytest.fixture()
-def small_gateway(stack):
-    """A second real gateway in front of the same orders, with room for 4 requests."""
-    port = free_ports(1)[0]
-    env = {**os.environ, **stack.service_env("gateway"), "PORT": str(port), "MAX_INFLIGHT": "4",
-           "CHAOSLAB_PROFILE": "ci"}
-    proc = subprocess.Popen([sys.executable, "-m", "services", "gateway"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+def extra_gateway(stack):
+    """Start more real gateways in front of the same orders, with settings of their own."""
+    procs = []
+
+    def start(**settings: str) -> str:
+        port = free_ports(1)[0]
+        env = {**os.environ, **stack.service_env("gateway"), "PORT": str(port), **settings}
+        procs.append(subprocess.Popen([sys.executable, "-m", "services", "gateway"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: runner.http_ok(url + "/health"), timeout_s=30, message="small gateway up")
-        yield url
+        wait_until(lambda: runner.http_ok(url + "/health"), timeout_s=30, message="extra gateway up")
+        return url
+
+    try:
+        yield start
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def small_gateway(extra_gateway):
+    """A second gateway with room for 4 requests in flight."""
+    return extra_gateway(MAX_INFLIGHT="4")
+
+
+def test_shared_breaker_state_opens_every_replica_of_the_caller(stack, extra_gateway, client):
+    first, second, alone = (extra_gateway(BREAKER_SHARED="true"), extra_gateway(BREAKER_SHARED="true"),
+                            extra_gateway())
+    put_fault(client, stack, "orders", "error_rate", 1.0, route="/orders")
+
+    def state(url: str) -> str:
+        [breaker] = client.get(f"{url}/status/breakers").json()["breakers"]
+        return breaker["state"]
+
+    wait_until(lambda: client.get(f"{first}/orders?limit=1") and state(first) == "open", timeout_s=20,
+               interval_s=0.05, message="the first gateway's breaker trips")
+    # The second never called orders, yet opens within a refresh; one without sharing does not.
+    wait_until(lambda: state(second) == "open", timeout_s=5, message="the sharing replica opened too")
+    assert state(alone) == "closed"
 
 
 def test_gateway_sheds_past_max_inflight_and_admitted_keep_their_latency(stack, small_gateway, client):

@@ -411,3 +411,23 @@ class BreakerMachine(RuleBasedStateMachine):
 
 BreakerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 TestBreakerProperties = BreakerMachine.TestCase
+
+
+def test_force_open_keeps_the_time_left_and_does_not_republish():
+    breaker, clock = make()
+    published = []
+    breaker.on_trip = published.append
+    breaker.force_open(2.0)
+    assert breaker.state is BreakerState.OPEN
+    assert breaker.seconds_until_half_open() == pytest.approx(2.0)
+    assert published == []  # opened on another replica's evidence
+    clock.advance(2.0)
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+def test_tripping_on_own_evidence_publishes():
+    breaker, _clock = make()
+    published = []
+    breaker.on_trip = published.append
+    trip(breaker)
+    assert published == [breaker]

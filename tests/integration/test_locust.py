@@ -1,0 +1,183 @@
+"""locust, headless, against the live stack: shoppers, duplicate storms and the surge shape
+run without a single failed request, and leave `chaoslab verify` clean.
+
+locust exits 1 when any request failed (its users judge every answer by the contract),
+so the exit code is what these tests hang on; the CSV stats show what was sent.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Only the locust-free parts of loadtests: importing locust here would let gevent
+# monkey-patch the whole test session.
+from loadtests import schedules
+from loadtests.checks import SameAnswer
+from loadtests.settings import LoadSettingsError, StepSettings, SurgeSettings
+from tests.support.stack import assert_verify_clean
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
+LOCUST = [sys.executable, "-m", "locust"]
+
+
+class LocustRun:
+    """One finished headless locust run and its CSV statistics."""
+
+    def __init__(self, proc: subprocess.CompletedProcess, prefix: Path) -> None:
+        self.proc = proc
+        self.prefix = prefix
+
+    def rows(self, suffix: str) -> list[dict[str, str]]:
+        with open(f"{self.prefix}_{suffix}.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    @property
+    def stats(self) -> dict[str, dict[str, str]]:
+        return {row["Name"]: row for row in self.rows("stats")}
+
+    def count(self, name_prefix: str) -> int:
+        return sum(int(row["Request Count"]) for name, row in self.stats.items()
+                   if name.startswith(name_prefix))
+
+    def explain(self) -> str:
+        return f"exit {self.proc.returncode}\n{self.proc.stdout[-3000:]}\n{self.proc.stderr[-3000:]}"
+
+    def assert_clean(self) -> None:
+        """Exit 0 and nothing in the failure tables."""
+        assert self.proc.returncode == 0, self.explain()
+        assert int(self.stats["Aggregated"]["Failure Count"]) == 0, self.explain()
+        assert self.rows("failures") == [], self.rows("failures")
+        assert self.rows("exceptions") == [], self.rows("exceptions")
+
+
+def run_locust(gateway: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> LocustRun:
+    prefix = tmp_path / "run"
+    clean_env = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("CHAOSLAB_", "LOCUST_"))}
+    proc = subprocess.run(
+        [*LOCUST, "-f", str(LOCUSTFILE), "--headless", "--host", gateway, "--csv", str(prefix),
+         "--only-summary", *args],
+        cwd=REPO, env={**clean_env, **(env or {})}, capture_output=True, text=True, timeout=60)
+    return LocustRun(proc, prefix)
+
+
+def test_shoppers_browse_order_and_read_back_without_failures(stack, gateway, tmp_path):
+    run = run_locust(gateway, tmp_path, "--tags", "shop", "-u", "10", "-r", "10", "-t", "8s")
+
+    run.assert_clean()
+    stats = run.stats
+    assert int(stats["POST /orders"]["Request Count"]) > 0, run.explain()
+    assert int(stats["GET /orders/{id}"]["Request Count"]) > 0, run.explain()
+    assert int(stats["GET /orders?limit=10"]["Request Count"]) > 0, run.explain()
+    assert not any("storm" in name for name in stats), "--tags shop ran the duplicate storm"
+    assert_verify_clean(stack)
+
+
+def test_duplicate_storm_gets_one_order_per_key(stack, gateway, tmp_path):
+    run = run_locust(gateway, tmp_path, "--tags", "duplicates", "-u", "10", "-r", "10", "-t", "8s",
+                     env={"CHAOSLAB_STORM_SIZE": "20"})
+
+    run.assert_clean()
+    assert run.count("POST /orders [storm]") >= 20, run.explain()
+    assert run.count("GET ") == 0, "--tags duplicates ran shoppers"
+    assert_verify_clean(stack)
+
+
+def test_surge_shape_surges_then_stops_by_itself(stack, gateway, tmp_path):
+    surge = {"CHAOSLAB_SHAPE": "surge", "CHAOSLAB_SURGE_BASE_USERS": "3",
+             "CHAOSLAB_SURGE_PEAK_USERS": "12", "CHAOSLAB_SURGE_BASE_SECONDS": "2",
+             "CHAOSLAB_SURGE_SECONDS": "3", "CHAOSLAB_SURGE_SPAWN_RATE": "50"}
+    run = run_locust(gateway, tmp_path, "--csv-full-history", env=surge)  # no -t: the shape ends it
+
+    run.assert_clean()
+    assert "Shape test completed" in run.proc.stderr, run.explain()
+    assert run.count("POST /orders") > 0, run.explain()
+    users = [int(row["User Count"]) for row in run.rows("stats_history") if row["Name"] == "Aggregated"]
+    assert max(users) == 12, users
+    assert users[0] <= 3 and users[-1] <= 3, users
+    assert_verify_clean(stack)
+
+
+# --- no stack needed: the shapes' timetables, the shape guard, the storm's judge ----------
+
+def test_surge_timetable_is_baseline_surge_baseline_then_stop():
+    surge = SurgeSettings(base_users=10, peak_users=100, base_s=60, surge_s=30, spawn_rate=25)
+    assert [schedules.surge(surge, t) for t in (0, 59.9, 60, 89.9, 90, 149.9)] == [
+        (10, 25), (10, 25), (100, 25), (100, 25), (10, 25), (10, 25)]
+    assert schedules.surge(surge, 150) is None
+
+
+def test_step_timetable_holds_the_top_step_once_then_stops():
+    steps = StepSettings(step_users=10, step_s=30, max_users=25)
+    assert [schedules.steps(steps, t) for t in (0, 29.9, 30, 60, 89.9)] == [
+        (10, 10.0), (10, 10.0), (20, 10.0), (25, 10.0), (25, 10.0)]
+    assert schedules.steps(steps, 90) is None
+
+
+def test_settings_come_from_the_environment_and_bad_values_are_named():
+    assert SurgeSettings.from_env({}) == SurgeSettings()
+    assert SurgeSettings.from_env({"CHAOSLAB_SURGE_PEAK_USERS": "250"}).peak_users == 250
+    with pytest.raises(LoadSettingsError, match="CHAOSLAB_STEP_USERS='many' is not a whole number"):
+        StepSettings.from_env({"CHAOSLAB_STEP_USERS": "many"})
+    with pytest.raises(LoadSettingsError, match="CHAOSLAB_STEP_SECONDS='0' must be at least 0.1"):
+        StepSettings.from_env({"CHAOSLAB_STEP_SECONDS": "0"})
+
+
+def _exposed_shapes(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    probe = ("import json, sys\n"
+             f"sys.argv = ['locust', *{list(argv)!r}]\n"
+             "from locust.util.load_locustfile import load_locustfile\n"
+             f"_users, shapes = load_locustfile({str(LOCUSTFILE)!r})\n"
+             "print(json.dumps(sorted(type(s).__name__ for s in shapes)))\n")
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAOSLAB_", "LOCUST_"))}
+    return subprocess.run([sys.executable, "-c", probe], cwd=REPO, env={**clean_env, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("env", "argv", "expected"), [
+    ({}, (), []),  # the plain web UI: no shape forced on it
+    ({}, ("--class-picker",), ["StepShape", "SurgeShape"]),
+    ({"LOCUST_USERCLASS_PICKER": "true"}, (), ["StepShape", "SurgeShape"]),
+    ({"CHAOSLAB_SHAPE": "surge"}, (), ["SurgeShape"]),
+    ({"CHAOSLAB_SHAPE": "STEP"}, (), ["StepShape"]),
+])
+def test_locustfile_exposes_a_shape_only_when_asked(env, argv, expected):
+    proc = _exposed_shapes(env, *argv)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_an_unknown_shape_is_refused_with_the_choices():
+    proc = _exposed_shapes({"CHAOSLAB_SHAPE": "ramp"})
+    assert proc.returncode == 1
+    assert "CHAOSLAB_SHAPE='ramp' is not a shape; use one of: surge, step" in proc.stderr
+
+
+class _Answer:
+    """Just enough of a locust response for the checks."""
+
+    def __init__(self, status: int, body: dict, replayed: bool) -> None:
+        self.status_code, self.content = status, json.dumps(body).encode()
+        self.headers = {"Idempotency-Replayed": "true"} if replayed else {}
+
+
+def test_the_storm_judge_flags_a_second_order_and_a_second_fresh_answer():
+    order = {"order_id": "o-1", "status": "confirmed", "items": [], "total_cents": 1}
+    same = SameAnswer()
+    assert same.check(_Answer(201, order, replayed=False)) is None
+    assert same.check(_Answer(201, order, replayed=True)) is None
+    assert same.check(_Answer(201, {**order, "order_id": "o-2"}, replayed=True)) == \
+        "one key, two different order_ids"
+    assert same.check(_Answer(201, {**order, "total_cents": 2}, replayed=True)) == \
+        "one key, divergent answers"
+    assert same.check(_Answer(201, order, replayed=False)) == \
+        "one key created more than one answer (two not replayed)"
+    assert same.check(_Answer(409, {"error": {"code": "idempotency_key_reused"}}, replayed=False)) \
+        == "unexpected 409 idempotency_key_reused"
