@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,8 @@ sys.path.insert(0, str(REPO))
 from chaos import runner  # noqa: E402
 from chaos.layout import free_ports  # noqa: E402
 
-BODY = b'{"customer_id": "bench", "items": [{"sku": "SKU-001", "quantity": 1}]}'
+# Orders spread over the catalogue like shoppers' (one hot SKU would measure row locks).
+BODIES = [b'{"customer_id": "bench", "items": [{"sku": "SKU-%03d", "quantity": 1}]}' % i for i in range(1, 11)]
 
 
 async def drive(url: str, clients: int, duration_s: float) -> dict:
@@ -42,7 +44,8 @@ async def drive(url: str, clients: int, duration_s: float) -> dict:
                 started = time.perf_counter()
                 headers = {"Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"}
                 try:
-                    async with session.post(url + "/orders", data=BODY, headers=headers) as resp:
+                    body = random.choice(BODIES)
+                    async with session.post(url + "/orders", data=body, headers=headers) as resp:
                         await resp.read()
                         ok = resp.status < 300
                 except aiohttp.ClientError:
@@ -68,12 +71,13 @@ def measure(url: str, clients_list: list[int], duration_s: float) -> dict[int, d
     return {c: asyncio.run(drive(url, c, duration_s)) for c in clients_list}
 
 
-def stack_figures(client: str, clients_list: list[int], duration_s: float) -> dict[int, dict]:
+def stack_figures(settings: dict[str, str], clients_list: list[int], duration_s: float) -> dict[int, dict]:
+    """Figures of a fresh native stack started with `settings` for every service."""
     base = Path(tempfile.mkdtemp(prefix="chaoslab-bench-"))
     base.chmod(0o755)
-    print(f"  starting the stack with HTTP_CLIENT={client} ...", flush=True)
+    print(f"  starting the stack with {settings} ...", flush=True)
     layout = runner.up(base / "run", profile="training", chaos_token="bench", pick_free_ports=True,
-                       timeout_s=120, progress=lambda _m: None, env={"HTTP_CLIENT": client})
+                       timeout_s=120, progress=lambda _m: None, env=settings)
     try:
         return measure(layout.url("gateway"), clients_list, duration_s)
     finally:
@@ -119,7 +123,7 @@ def main() -> None:
     clients_list = [int(c) for c in args.clients.split(",")]
     results = {}
     for client in args.http_clients.split(","):
-        results[f"stack ({client})"] = stack_figures(client, clients_list, args.duration)
+        results[f"stack ({client})"] = stack_figures({"HTTP_CLIENT": client}, clients_list, args.duration)
     results["bare chain"] = bare_figures(clients_list, args.duration)
     bare = results["bare chain"]
     print(f"\nPOST /orders, {args.duration:.0f} s per point, {os.cpu_count()} cores\n")
