@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from chaos import cli_faults, cli_process, runner
+from chaos import cli_drill, cli_faults, cli_observe, cli_process, runner
 from chaos import verify as verifier
 from chaos.cli_common import RunDir, console, fail, layout_of
 from chaos.infra import MissingDependency
@@ -25,6 +25,8 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 app.add_typer(cli_faults.app, name="chaos")
 cli_process.register(app)
+cli_observe.register(app)
+cli_drill.register(app)
 
 
 @app.command()
@@ -36,8 +38,8 @@ def up(
     free_ports: Annotated[bool, typer.Option("--free-ports", help="Pick free ports instead of the standard ones (8000-8004, 5432, 6379, 9090).")] = False,
     chaos_token: Annotated[Optional[str], typer.Option(envvar="CHAOS_TOKEN", help="Token for PUT/DELETE /chaos/config; generated when unset.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be healthy.")] = 90.0,
-    setting: Annotated[Optional[list[str]], typer.Option("--set", metavar="NAME=VALUE",
-        help="A setting for every service, e.g. --set HTTP_CLIENT=httpx --set RESILIENCE=off.")] = None,
+    setting: Annotated[Optional[list[str]], typer.Option("--set", metavar="[SERVICE:]NAME=VALUE",
+        help="A setting for every service (--set RESILIENCE=off) or one (--set gateway:MAX_INFLIGHT=64).")] = None,
 ) -> None:
     """Start PostgreSQL, Redis, Prometheus and the five services, supervised."""
     if profile not in ("training", "ci"):
@@ -45,9 +47,11 @@ def up(
     env = {}
     for item in setting or []:
         name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise fail(f"--set takes NAME=VALUE, not {item!r}", 2)
-        env[name.strip().upper()] = value
+        service, colon, name = name.rpartition(":") if ":" in name else ("", "", name)
+        if not sep or not name.strip() or (colon and service not in SERVICES):
+            raise fail(f"--set takes NAME=VALUE or SERVICE:NAME=VALUE with a service of "
+                       f"{', '.join(SERVICES)}, not {item!r}", 2)
+        env[f"{service}:{name.strip().upper()}" if service else name.strip().upper()] = value
     try:
         with console.status("starting the stack") as spinner:
             layout = runner.up(run_dir, profile=profile, chaos_token=chaos_token, pick_free_ports=free_ports,

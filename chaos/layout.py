@@ -43,7 +43,7 @@ class StackLayout:
     profile: str = "training"
     chaos_token: str = ""
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
-    # Extra settings for every service (e.g. HTTP_CLIENT=httpx, RESILIENCE=off).
+    # Extra settings for every service (HTTP_CLIENT=httpx), or one ("gateway:MAX_INFLIGHT": "64").
     env: dict[str, str] = field(default_factory=dict)
     # Ports of replicas beyond the first (`chaoslab scale`), per service.
     extra_replicas: dict[str, list[int]] = field(default_factory=dict)
@@ -123,7 +123,8 @@ class StackLayout:
     def service_env(self, service: str, replica: int = 0) -> dict[str, str]:
         """The environment a service process gets: names its Settings read."""
         env = {
-            **self.env,
+            **{k: v for k, v in self.env.items() if ":" not in k},
+            **{k.split(":", 1)[1]: v for k, v in self.env.items() if k.startswith(f"{service}:")},
             "CHAOSLAB_PROFILE": self.profile,
             "PORT": str(self.replica_ports(service)[replica]),
             "REPLICA": str(replica),

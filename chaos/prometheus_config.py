@@ -1,8 +1,9 @@
 """The native stack's Prometheus configuration: the compose file's jobs, on our ports.
 
 The alert rules are the repository's (`prometheus/rules/`); in the `ci` profile their
-`for:` durations are shrunk like every other interval (DESIGN §5), into a copy under
-the run directory, so a drill sees an alert fire in seconds rather than minutes.
+`for:` durations and range windows are shrunk like every other interval (DESIGN §5),
+into a copy under the run directory, so a drill sees an alert fire in seconds rather
+than minutes. Scrapes are every second there, so a 10 s window still holds 10 samples.
 """
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ from chaos.layout import SERVICES, StackLayout
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "prometheus" / "rules"
 SCRAPE_INTERVAL = {"training": "15s", "ci": "1s"}
-# `for:` durations are divided by this in the ci profile (1m becomes 5s).
+# In the ci profile `for:` durations are divided by 12 (1m becomes 5s) and range
+# windows by 6 (rate(x[1m]) becomes rate(x[10s])).
 CI_FOR_DIVISOR = 12
+CI_WINDOW_DIVISOR = 6
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+_WINDOW = re.compile(r"\[(\d+)(s|m|h)(:\d+[smh])?\]")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
@@ -56,16 +60,24 @@ def rule_files(layout: StackLayout) -> list[Path]:
         for group in rules.get("groups", []):
             for rule in group.get("rules", []):
                 if "for" in rule:
-                    rule["for"] = shrink(rule["for"])
+                    rule["for"] = shrink(rule["for"], CI_FOR_DIVISOR)
+                rule["expr"] = _WINDOW.sub(_shrink_window, str(rule["expr"]))
         target = out_dir / source.name
         target.write_text(yaml.safe_dump(rules, sort_keys=False))
         written.append(target)
     return written
 
 
-def shrink(duration: str) -> str:
+def shrink(duration: str, divisor: int) -> str:
     match = _DURATION.match(str(duration))
     if not match:
         return duration
-    seconds = int(match.group(1)) * _SECONDS[match.group(2)] / CI_FOR_DIVISOR
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)] / divisor
     return f"{max(1, round(seconds))}s"
+
+
+def _shrink_window(match: re.Match[str]) -> str:
+    window = shrink(match.group(1) + match.group(2), CI_WINDOW_DIVISOR)
+    if int(window[:-1]) < 5:
+        window = "5s"  # rate() needs a few samples even at one scrape a second
+    return f"[{window}{match.group(3) or ''}]"

@@ -88,7 +88,7 @@ def _health_router(probes: dict[str, HealthProbe], db: Database | None) -> APIRo
     @router.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics_endpoint() -> Response:
         if db:
-            db.measure()
+            await db.ping()  # db_up and the pool gauges, fresh at every scrape
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

@@ -46,16 +46,19 @@ async def write_event(conn: asyncpg.Connection, *, event_type: str, order_id: st
 class OutboxRelay:
     """Delivers unpublished events in batches; backs off while the receiver is down.
 
-    `paused()` lets a fault stop delivery (the outbox-stuck incident). Several relays
-    (replicas) can run at once: `FOR UPDATE SKIP LOCKED` gives each its own batch.
+    `stuck()` is the outbox-stuck fault: once it has been seen, this relay hangs for
+    the rest of the process's life, as a deadlocked relay would, and only a restart
+    brings delivery back. Several relays (replicas) can run at once:
+    `FOR UPDATE SKIP LOCKED` gives each its own batch.
     """
 
     def __init__(self, db: Database, destination: str, deliver: Deliver, *, interval_s: float,
                  retention_s: float, max_backoff_s: float, batch_size: int = 100,
-                 paused: Callable[[], bool] = lambda: False) -> None:
+                 stuck: Callable[[], bool] = lambda: False) -> None:
         self.db, self.destination, self.deliver = db, destination, deliver
         self.interval_s, self.retention_s = interval_s, retention_s
-        self.max_backoff_s, self.batch_size, self.paused = max_backoff_s, batch_size, paused
+        self.max_backoff_s, self.batch_size, self.stuck = max_backoff_s, batch_size, stuck
+        self.hung = False
 
     async def run(self) -> None:
         backoff = self.interval_s
@@ -64,7 +67,11 @@ class OutboxRelay:
         while True:
             try:
                 await self.measure()
-                sent = 0 if self.paused() else await self.relay_once()
+                if not self.hung and self.stuck():
+                    self.hung = True
+                    _logger.error("outbox.relay_stuck", destination=self.destination,
+                                  note="no delivery until this process restarts")
+                sent = 0 if self.hung else await self.relay_once()
                 backoff = self.interval_s
                 if loop.time() - last_purge > min(60.0, self.retention_s):
                     await self.purge()

@@ -79,7 +79,7 @@ def build_app(settings: Settings | None = None):
     relays = [OutboxRelay(db, destination, deliver, interval_s=settings.relay_interval_s,
                           retention_s=settings.outbox_retention_s,
                           max_backoff_s=max(1.0, settings.relay_interval_s * 20),
-                          paused=lambda: bool(chaos.value("outbox_paused")))
+                          stuck=lambda: bool(chaos.value("outbox_paused")))
               for destination, deliver in (("notifications", notify), ("payments", void_charges))]
 
     async def lifecycle(stack: AsyncExitStack) -> None:

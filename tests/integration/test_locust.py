@@ -57,14 +57,18 @@ class LocustRun:
         assert self.rows("exceptions") == [], self.rows("exceptions")
 
 
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any load knobs of the person running the tests."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("CHAOSLAB_", "LOCUST_"))}
+    return {**inherited, **(extra or {})}
+
+
 def run_locust(gateway: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> LocustRun:
     prefix = tmp_path / "run"
-    clean_env = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("CHAOSLAB_", "LOCUST_"))}
     proc = subprocess.run(
         [*LOCUST, "-f", str(LOCUSTFILE), "--headless", "--host", gateway, "--csv", str(prefix),
          "--only-summary", *args],
-        cwd=REPO, env={**clean_env, **(env or {})}, capture_output=True, text=True, timeout=60)
+        cwd=REPO, env=environment(env), capture_output=True, text=True, timeout=60)
     return LocustRun(proc, prefix)
 
 
@@ -136,8 +140,7 @@ def _exposed_shapes(env: dict[str, str], *argv: str) -> subprocess.CompletedProc
              "from locust.util.load_locustfile import load_locustfile\n"
              f"_users, shapes = load_locustfile({str(LOCUSTFILE)!r})\n"
              "print(json.dumps(sorted(type(s).__name__ for s in shapes)))\n")
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAOSLAB_", "LOCUST_"))}
-    return subprocess.run([sys.executable, "-c", probe], cwd=REPO, env={**clean_env, **env},
+    return subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=environment(env),
                           capture_output=True, text=True, timeout=60)
 
 

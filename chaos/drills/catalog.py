@@ -1,0 +1,293 @@
+"""The wave-1 incidents of INCIDENTS.md: the one place their commands live.
+
+`runbook.md` is generated from this file (`chaoslab runbook --write`) and the drills
+run these very commands, so the runbook and the drills cannot drift apart. Commands
+run from the repository root; `chaoslab` finds the stack through $CHAOSLAB_RUN_DIR
+(default ./.chaoslab) and the scripts find Redis through $REDIS_URL.
+"""
+from __future__ import annotations
+
+from chaos.drills.model import Incident, Step, sh
+
+STATUS = sh("chaoslab status")
+BREAKERS = sh("chaoslab breakers")
+ALERTS = sh("chaoslab alerts")
+FAULTS = sh("chaoslab chaos list")
+VERIFY_NOTE = ("Run `chaoslab verify`: every confirmed order has exactly one successful charge, no failed "
+               "order keeps one, stock is conserved and every outbox event reached its destination once.")
+
+
+def _load(scenario: str, note: str) -> Step:
+    return Step(action=f"start_load:{scenario}", note=note)
+
+
+STOP_LOAD = Step(action="stop_load", note="Stop the runaway load (Ctrl-C in locust, or stop the client).")
+
+INCIDENTS: tuple[Incident, ...] = (
+    Incident(
+        "payments-errors", "Payments fails most calls", "SEV1",
+        "payments answers 5xx to most charges. Orders' breaker on payments opens, so calls fail at once "
+        "instead of piling up; orders end payment_failed and their stock is released.",
+        "PaymentsErrors",
+        ("`downstream_requests_total{to_service=\"payments\",outcome=\"error\"}` climbing, then "
+         "`outcome=\"breaker_open\"`", "`breaker_state{downstream=\"payments\"}` = 1 on orders",
+         "`order_success_rate` far below 0.9; `orders_total{status=\"payment_failed\"}` rising"),
+        (BREAKERS, FAULTS, sh("chaoslab logs payments --lines 20")),
+        (sh("chaos/scripts/payment_errors.sh enable 0.9"),),
+        (sh("chaos/scripts/payment_errors.sh disable"),),
+        "The breaker goes half-open after its wait, the trial calls succeed and it closes; "
+        "`order_success_rate` is back above 0.9.",
+        VERIFY_NOTE + " Orders that failed while payments erred have their stock released; any charge "
+        "whose answer was lost is voided through the outbox.",
+        compose=("docker compose exec redis redis-cli SET chaos:payments:error_rate 0.9 EX 600",
+                 "docker compose exec redis redis-cli DEL chaos:payments:error_rate"),
+    ),
+    Incident(
+        "payments-latency", "Payments is slow", "SEV2",
+        "payments takes seconds to answer. Orders' calls time out at their budget and the slow-call "
+        "breaker opens, so the gateway keeps answering in bounded time.",
+        "PaymentsLatency",
+        ("`job:http_request_duration_seconds:p99_rate1m{job=\"payments\"}` over 1 s",
+         "`downstream_requests_total{to_service=\"payments\",outcome=\"timeout\"}` rising",
+         "`breaker_calls_total{downstream=\"payments\",outcome=~\"slow.*\"}` rising"),
+        (BREAKERS, sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m'")),
+        (sh("chaos/scripts/payment_slow.sh enable 2500"),),
+        (sh("chaos/scripts/payment_slow.sh disable"),),
+        "Payments' p99 falls under 1 s and the breaker closes.",
+        VERIFY_NOTE + " A charge that finished after orders gave up is voided through the outbox.",
+        compose=("docker compose exec redis redis-cli SET chaos:payments:latency_ms 2500 EX 600",),
+    ),
+    Incident(
+        "payments-down", "Payments process dead", "SEV1",
+        "The payments process is gone and does not come back. Its target is down in Prometheus; orders' "
+        "breaker opens on refused connections and orders end payment_failed.",
+        "PaymentsDown",
+        ("`up{job=\"payments\"}` = 0", "`downstream_requests_total{to_service=\"payments\",outcome=\"unreachable\"}`"),
+        (STATUS, BREAKERS),
+        (sh("chaoslab stop payments"),),
+        (sh("chaoslab start payments"),),
+        "`up{job=\"payments\"}` is 1 and the breaker closes.",
+        VERIFY_NOTE,
+        compose=("docker compose stop payments", "docker compose start payments"),
+    ),
+    Incident(
+        "inventory-lock", "Inventory lock contention", "SEV2",
+        "inventory holds its stock row locks for seconds. Under load, orders' bulkhead on inventory "
+        "fills and rejects the excess at once instead of queueing it.",
+        "InventoryLock",
+        ("`bulkhead_rejections_total{downstream=\"inventory\"}` rising",
+         "`bulkhead_inflight{downstream=\"inventory\"}` at its limit",
+         "inventory's p99 in seconds"),
+        (BREAKERS, sh("chaoslab query 'sum by (downstream) (rate(bulkhead_rejections_total[1m]))'")),
+        (sh("chaos/scripts/inventory_lock.sh enable 1500"), _load("shop", "The usual evening peak of shoppers.")),
+        (sh("chaos/scripts/inventory_lock.sh disable"), STOP_LOAD),
+        "Bulkhead rejections stop and orders succeed again (or scale inventory: `chaoslab scale inventory 2`).",
+        VERIFY_NOTE,
+        compose=("docker compose exec redis redis-cli SET chaos:inventory:lock_contention_ms 1500 EX 600",),
+        extra={"users": "40"},
+    ),
+    Incident(
+        "gateway-overload", "Traffic surge past capacity", "SEV2",
+        "A surge sends more requests than the gateway admits. It sheds the excess with 429 and "
+        "Retry-After while the admitted requests keep their latency.",
+        "GatewayOverload",
+        ("`load_shed_total` rising on the gateway", "`http_inflight_requests{job=\"gateway\"}` at MAX_INFLIGHT",
+         "`job:http_requests_429:ratio_rate1m{job=\"gateway\"}` over 0.05"),
+        (sh("chaoslab query 'rate(load_shed_total[1m])'"), sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m{job=\"gateway\"}'")),
+        (_load("shop/surge", "A marketing push: locust's SurgeShape (CHAOSLAB_SHAPE=surge)."),),
+        (STOP_LOAD,),
+        "Shedding stops once the surge is over (or raise MAX_INFLIGHT / scale the gateway).",
+        VERIFY_NOTE + " A shed request never reached orders: its client retries with the same key.",
+        extra={"users": "200"},
+    ),
+    Incident(
+        "outbox-backlog", "Notifications down, outbox grows", "SEV3",
+        "notifications is down. Orders keep succeeding; their events wait in the outbox, which grows, "
+        "then drains once notifications is back. Nothing is lost, nothing is sent twice.",
+        "OutboxBacklog",
+        ("`outbox_pending{destination=\"notifications\"}` growing", "`outbox_oldest_age_seconds` over 30",
+         "`outbox_delivery_failures_total` rising; `up{job=\"notifications\"}` = 0"),
+        (STATUS, sh("chaoslab query 'outbox_pending'")),
+        (sh("chaoslab stop notifications"),),
+        (sh("chaoslab start notifications"),),
+        "`outbox_pending` falls back to 0 on its own: the relay drains the backlog.",
+        VERIFY_NOTE + " Each event is in notifications' inbox exactly once (duplicates are absorbed).",
+        compose=("docker compose stop notifications", "docker compose start notifications"),
+        detect_budget_s=120,
+    ),
+    Incident(
+        "outbox-stuck", "Outbox relay stuck", "SEV3",
+        "The relay in orders hangs while notifications is healthy: events pile up and none fail. "
+        "Only a restart of orders brings delivery back.",
+        "OutboxStuck",
+        ("`outbox_pending{destination=\"notifications\"}` growing while `up{job=\"notifications\"}` = 1",
+         "no `outbox_delivered_total` increase and no delivery failures",
+         "the log line `outbox.relay_stuck` in `chaoslab logs orders`"),
+        (STATUS, sh("chaoslab logs orders --lines 30")),
+        (sh("chaos/scripts/outbox_pause.sh enable --ttl 20"),),
+        (sh("chaoslab restart orders"),),
+        "`outbox_pending` drains to 0 after the restart.",
+        VERIFY_NOTE,
+        compose=("docker compose restart orders",),
+        detect_budget_s=120,
+    ),
+    Incident(
+        "duplicate-storm", "Duplicate request storm", "SEV3",
+        "Clients retry one order many times at once with the same idempotency key. Orders answers "
+        "them all with the one order: one reservation, one charge.",
+        "DuplicateStorm",
+        ("`idempotency_conflicts_total{kind=~\"replayed|in_flight\"}` rising",),
+        (sh("chaoslab query 'sum by (kind) (rate(idempotency_conflicts_total[1m]))'"),),
+        (_load("duplicates", "A buggy client retrying in bursts (locust's DuplicateStorm users)."),),
+        (STOP_LOAD,),
+        "Nothing to fix in the stack: the conflicts stop with the storm.",
+        VERIFY_NOTE + " One order and at most one charge per key, whatever the storm.",
+        extra={"users": "10"},
+    ),
+    Incident(
+        "retry-amplification", "Retries amplify a partial failure", "SEV2",
+        "Half of payments' answers fail. Orders retries with the same key, but only inside its retry "
+        "budget, so a failing downstream never gets a multiple of its normal load.",
+        "RetryAmplification",
+        ("`downstream:retry_attempts:ratio_rate1m{downstream=\"payments\"}` over 0.1",
+         "`retry_budget_exhausted_total{downstream=\"payments\"}` rising when the budget is spent"),
+        (sh("chaoslab query 'downstream:retry_attempts:ratio_rate1m'"), BREAKERS),
+        (sh("chaos/scripts/payment_errors.sh enable 0.5"),),
+        (sh("chaos/scripts/payment_errors.sh disable"),),
+        "The retry ratio falls back near 0.",
+        VERIFY_NOTE + " Retries carried the order's key: no charge is doubled.",
+    ),
+    Incident(
+        "cascading-failure", "Payments hangs and inventory slows", "SEV1",
+        "payments stops answering and inventory slows down together. Timeouts, breakers and bulkheads "
+        "keep the gateway answering quickly instead of hanging with them.",
+        "CascadingFailure",
+        ("`breaker_state` = 1 on more than one service", "timeouts to payments and inventory",
+         "the gateway still answers in bounded time"),
+        (BREAKERS, ALERTS),
+        (sh("chaos/scripts/payment_hang.sh enable 1.0"), sh("chaoslab chaos set inventory latency_ms 2000")),
+        (sh("chaos/scripts/payment_hang.sh disable"), sh("chaoslab chaos clear inventory")),
+        "Recover from the deepest service up: payments, then inventory; the breakers close one after the other.",
+        VERIFY_NOTE,
+    ),
+    Incident(
+        "database-down", "PostgreSQL unreachable", "SEV1",
+        "PostgreSQL is down. Services answer 503 fast instead of hanging; no order is half-written.",
+        "DatabaseDown",
+        ("`db_up` = 0 on every service with a database", "503 `database_unavailable` answers"),
+        (STATUS,),
+        (sh("chaoslab stop postgres"),),
+        (sh("chaoslab start postgres"),),
+        "`db_up` is 1 everywhere; pending orders are finished by the sweeper.",
+        VERIFY_NOTE,
+        compose=("docker compose stop postgres", "docker compose start postgres"),
+        steady_success=0.9,
+    ),
+    Incident(
+        "db-pool-exhaustion", "Database pool exhausted", "SEV2",
+        "Connections are held and not given back. Requests wait for the pool up to its acquire timeout, "
+        "then fail with 503: never for ever.",
+        "DbPoolExhaustion",
+        ("`db_pool_in_use` = `db_pool_size`", "`db_pool_waiting` > 0", "`db_pool_timeouts_total` rising"),
+        (sh("chaoslab query 'db_pool_in_use / db_pool_size'"),),
+        (sh("chaos/scripts/db_pool_hold.sh enable 10 --service payments"),),
+        (sh("chaos/scripts/db_pool_hold.sh disable --service payments"),),
+        "The pool has idle connections again and the timeouts stop.",
+        VERIFY_NOTE,
+    ),
+    Incident(
+        "redis-down", "Redis (the chaos store) down", "SEV3",
+        "Redis is gone. Services keep serving, with no faults, and say so in `chaos_store_up`.",
+        "RedisDown",
+        ("`chaos_store_up` = 0 on every service", "orders keep succeeding"),
+        (STATUS,),
+        (sh("chaoslab stop redis"),),
+        (sh("chaoslab start redis"),),
+        "`chaos_store_up` is 1 everywhere.",
+        VERIFY_NOTE,
+        compose=("docker compose stop redis", "docker compose start redis"),
+    ),
+    Incident(
+        "worker-unhealthy", "One payments replica fails every call", "SEV2",
+        "Of three payments replicas, one fails every call. Orders ejects it from its pool and the two "
+        "healthy replicas take the traffic.",
+        "WorkerUnhealthy",
+        ("`instance:http_requests_5xx:ratio_rate1m{job=\"payments\"}` high on one instance only",
+         "`replica_ejections_total{downstream=\"payments\"}` rising"),
+        (BREAKERS, STATUS),
+        (sh("chaoslab scale payments 3"), sh("chaos/scripts/payment_errors.sh enable 1.0 --replica 2")),
+        (sh("chaoslab scale payments 2"), sh("chaos/scripts/payment_errors.sh disable --replica 2")),
+        "The faulty replica is gone; the 5xx ratio of every remaining replica is near 0.",
+        VERIFY_NOTE,
+        compose=("docker compose up -d --scale payments=3",),
+    ),
+    Incident(
+        "monitoring-down", "Prometheus down", "SEV3",
+        "Prometheus dies. The stack keeps serving; nobody sees it until the gap is noticed. The drill's "
+        "watchdog (and Alertmanager's, when present) notices it, not an alert of Prometheus itself.",
+        None,
+        ("Prometheus' /-/ready does not answer", "Grafana panels show a gap"),
+        (STATUS,),
+        (sh("chaoslab stop prometheus"),),
+        (sh("chaoslab start prometheus"),),
+        "Prometheus answers and `order_success_rate` has data again.",
+        VERIFY_NOTE + " Monitoring was blind, not the stack: orders placed during the gap are all there.",
+        compose=("docker compose stop prometheus", "docker compose start prometheus"),
+    ),
+    Incident(
+        "memory-leak", "A service leaks memory", "SEV2",
+        "inventory leaks memory until it is restarted.",
+        "MemoryLeak",
+        ("`process_resident_memory_bytes{job=\"inventory\"}` climbing", "`deriv(...)` steadily positive"),
+        (sh("chaoslab query 'process_resident_memory_bytes{job=\"inventory\"}'"),),
+        (sh("chaos/scripts/memory_leak.sh enable 20 --service inventory"),),
+        (sh("chaos/scripts/memory_leak.sh disable --service inventory"), sh("chaoslab restart inventory")),
+        "Resident memory is back to its usual level after the restart.",
+        VERIFY_NOTE,
+    ),
+    Incident(
+        "rate-limit-misconfig", "Per-client rate limit set far too low", "SEV1",
+        "The gateway's per-client limit is set far too low: good users get 429.",
+        "RateLimitMisconfig",
+        ("`rate_limited_total` rising for known clients", "`job:http_requests_429:ratio_rate1m{job=\"gateway\"}` high"),
+        (FAULTS, sh("chaoslab query 'topk(5, sum by (client) (rate(rate_limited_total[1m])))'")),
+        (sh("chaos/scripts/rate_limit.sh enable 0.2"),),
+        (sh("chaos/scripts/rate_limit.sh disable"),),
+        "429s stop; each client is back under the configured limit (RATE_LIMIT_RPS).",
+        VERIFY_NOTE,
+    ),
+    Incident(
+        "crashloop", "A service crashes at every start", "SEV2",
+        "A bad deploy: notifications exits shortly after every start. Supervision restarts it again "
+        "and again; events wait in the outbox. Roll back.",
+        "Crashloop",
+        ("`changes(process_start_time_seconds{job=\"notifications\"}[5m])` climbing",
+         "`up{job=\"notifications\"}` flapping"),
+        (STATUS, sh("chaoslab logs notifications --lines 20")),
+        (sh("chaos/scripts/crash.sh enable --loop --service notifications"),),
+        (sh("chaos/scripts/crash.sh disable --service notifications"),),
+        "notifications stays up; the outbox drains.",
+        VERIFY_NOTE,
+        recover_budget_s=120,
+    ),
+    Incident(
+        "multi-failure", "Redis, Prometheus and payments fail together", "SEV1",
+        "Three things break at once. Recover in order: visibility first (Prometheus), then stability "
+        "(Redis, so the chaos store is known), then the broken part (payments).",
+        None,
+        ("Prometheus does not answer", "`chaos_store_up` = 0", "`up{job=\"payments\"}` = 0"),
+        (STATUS,),
+        (sh("chaoslab stop redis"), sh("chaoslab stop prometheus"), sh("chaoslab stop payments")),
+        (sh("chaoslab start prometheus"), sh("chaoslab start redis"), sh("chaoslab start payments")),
+        "Every process is RUNNING and healthy in `chaoslab status`; `order_success_rate` above 0.9.",
+        VERIFY_NOTE,
+        recover_budget_s=120,
+    ),
+)
+
+BY_ID = {incident.id: incident for incident in INCIDENTS}
+# Listed in INCIDENTS.md but not drilled yet, with the reason.
+NOT_YET = {
+    "cannot-scale": "needs a capacity limit per replica that a 2-core machine can show; "
+                    "scaling payments does not add cores here",
+}

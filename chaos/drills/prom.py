@@ -1,0 +1,57 @@
+"""The little of Prometheus' HTTP API the drills need: queries, ranges, alerts."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+class PrometheusUnavailable(RuntimeError):
+    pass
+
+
+class Prometheus:
+    def __init__(self, url: str, timeout_s: float = 3.0) -> None:
+        self.url, self.timeout_s = url.rstrip("/"), timeout_s
+
+    def _get(self, path: str, **params: Any) -> Any:
+        query = urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=self.timeout_s) as resp:
+                body = json.load(resp)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise PrometheusUnavailable(f"Prometheus at {self.url} does not answer: {exc}") from exc
+        if body.get("status") != "success":
+            raise PrometheusUnavailable(f"Prometheus refused the query: {body.get('error')}")
+        return body["data"]
+
+    def up(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=self.timeout_s) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def value(self, expr: str) -> float | None:
+        """The first sample of an instant query, or None when it has no result."""
+        result = self._get("/api/v1/query", query=expr)["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def firing(self) -> set[str]:
+        """Names of the alerts firing now (pending ones are not yet detections)."""
+        alerts = self._get("/api/v1/alerts")["alerts"]
+        return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+
+    def series(self, expr: str, start: float, end: float, step_s: float = 1.0) -> list[tuple[float, float]]:
+        """One series over time (the first, or the sum when the query gives several)."""
+        result = self._get("/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}",
+                           step=f"{step_s}s")["result"]
+        points: dict[float, float] = {}
+        for series in result:
+            for t, v in series["values"]:
+                value = float(v)
+                if value == value:  # drop NaN
+                    points[float(t)] = points.get(float(t), 0.0) + value
+        return sorted(points.items())
