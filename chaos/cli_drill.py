@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from chaos.cli_common import RunDir, console, fail, layout_of
+from chaos.drills import experiments as ctk_experiments
 from chaos.drills import report as reports
 from chaos.drills import runbook as runbooks
 from chaos.drills.catalog import BY_ID, INCIDENTS, NOT_YET
@@ -118,6 +119,29 @@ def runbook(
         print(text)
 
 
+def experiments(
+    write: Annotated[bool, typer.Option("--write", help="Rewrite chaos/experiments/ from the incident catalogue.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Fail when chaos/experiments/ differs from the catalogue.")] = False,
+) -> None:
+    """The Chaos Toolkit experiments (`chaos run chaos/experiments/<id>.json`), one per incident."""
+    files = ctk_experiments.render_all()
+    directory = ctk_experiments.DIRECTORY
+    if write:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (directory / name).write_text(text)
+        console.print(f"Wrote {len(files)} experiments to {directory}")
+    elif check:
+        stale = [n for n, t in files.items() if not (directory / n).exists() or (directory / n).read_text() != t]
+        if stale:
+            raise fail(f"out of date: {', '.join(stale)}; run `chaoslab experiments --write`")
+        console.print("chaos/experiments/ matches the catalogue.")
+    else:
+        for name in files:
+            console.print(directory / name)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(drill)
     app.command()(runbook)
+    app.command()(experiments)

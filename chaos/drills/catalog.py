@@ -41,6 +41,7 @@ INCIDENTS: tuple[Incident, ...] = (
         "whose answer was lost is voided through the outbox.",
         compose=("docker compose exec redis redis-cli SET chaos:payments:error_rate 0.9 EX 600",
                  "docker compose exec redis redis-cli DEL chaos:payments:error_rate"),
+        faults=(("payments", "error_rate", 0.9),),
     ),
     Incident(
         "payments-latency", "Payments is slow", "SEV2",
@@ -56,6 +57,7 @@ INCIDENTS: tuple[Incident, ...] = (
         "Payments' p99 falls under 1 s and the breaker closes.",
         VERIFY_NOTE + " A charge that finished after orders gave up is voided through the outbox.",
         compose=("docker compose exec redis redis-cli SET chaos:payments:latency_ms 2500 EX 600",),
+        faults=(("payments", "latency_ms", 2500),),
     ),
     Incident(
         "payments-down", "Payments process dead", "SEV1",
@@ -85,6 +87,7 @@ INCIDENTS: tuple[Incident, ...] = (
         VERIFY_NOTE,
         compose=("docker compose exec redis redis-cli SET chaos:inventory:lock_contention_ms 1500 EX 600",),
         extra={"users": "40"},
+        faults=(("inventory", "lock_contention_ms", 1500),),
     ),
     Incident(
         "gateway-overload", "Traffic surge past capacity", "SEV2",
@@ -98,7 +101,9 @@ INCIDENTS: tuple[Incident, ...] = (
         (STOP_LOAD,),
         "Shedding stops once the surge is over (or raise MAX_INFLIGHT / scale the gateway).",
         VERIFY_NOTE + " A shed request never reached orders: its client retries with the same key.",
-        extra={"users": "200"},
+        extra={"CHAOSLAB_SURGE_BASE_USERS": "5", "CHAOSLAB_SURGE_PEAK_USERS": "250",
+               "CHAOSLAB_SURGE_BASE_SECONDS": "2", "CHAOSLAB_SURGE_SECONDS": "300",
+               "CHAOSLAB_THINK_MIN_S": "0", "CHAOSLAB_THINK_MAX_S": "0.05"},
     ),
     Incident(
         "outbox-backlog", "Notifications down, outbox grows", "SEV3",
@@ -130,6 +135,7 @@ INCIDENTS: tuple[Incident, ...] = (
         VERIFY_NOTE,
         compose=("docker compose restart orders",),
         detect_budget_s=120,
+        faults=(("orders", "outbox_paused", True),),
     ),
     Incident(
         "duplicate-storm", "Duplicate request storm", "SEV3",
@@ -156,6 +162,7 @@ INCIDENTS: tuple[Incident, ...] = (
         (sh("chaos/scripts/payment_errors.sh disable"),),
         "The retry ratio falls back near 0.",
         VERIFY_NOTE + " Retries carried the order's key: no charge is doubled.",
+        faults=(("payments", "error_rate", 0.5),),
     ),
     Incident(
         "cascading-failure", "Payments hangs and inventory slows", "SEV1",
@@ -169,6 +176,7 @@ INCIDENTS: tuple[Incident, ...] = (
         (sh("chaos/scripts/payment_hang.sh disable"), sh("chaoslab chaos clear inventory")),
         "Recover from the deepest service up: payments, then inventory; the breakers close one after the other.",
         VERIFY_NOTE,
+        faults=(("payments", "hang_rate", 1.0), ("inventory", "latency_ms", 2000)),
     ),
     Incident(
         "database-down", "PostgreSQL unreachable", "SEV1",
@@ -194,6 +202,7 @@ INCIDENTS: tuple[Incident, ...] = (
         (sh("chaos/scripts/db_pool_hold.sh disable --service payments"),),
         "The pool has idle connections again and the timeouts stop.",
         VERIFY_NOTE,
+        faults=(("payments", "db_pool_hold", 10),),
     ),
     Incident(
         "redis-down", "Redis (the chaos store) down", "SEV3",
@@ -244,6 +253,7 @@ INCIDENTS: tuple[Incident, ...] = (
         (sh("chaos/scripts/memory_leak.sh disable --service inventory"), sh("chaoslab restart inventory")),
         "Resident memory is back to its usual level after the restart.",
         VERIFY_NOTE,
+        faults=(("inventory", "memory_leak_mb_s", 20),),
     ),
     Incident(
         "rate-limit-misconfig", "Per-client rate limit set far too low", "SEV1",
@@ -255,6 +265,7 @@ INCIDENTS: tuple[Incident, ...] = (
         (sh("chaos/scripts/rate_limit.sh disable"),),
         "429s stop; each client is back under the configured limit (RATE_LIMIT_RPS).",
         VERIFY_NOTE,
+        faults=(("gateway", "rate_limit_rps", 0.2),),
     ),
     Incident(
         "crashloop", "A service crashes at every start", "SEV2",
@@ -269,6 +280,7 @@ INCIDENTS: tuple[Incident, ...] = (
         "notifications stays up; the outbox drains.",
         VERIFY_NOTE,
         recover_budget_s=120,
+        faults=(("notifications", "crashloop", True),),
     ),
     Incident(
         "multi-failure", "Redis, Prometheus and payments fail together", "SEV1",

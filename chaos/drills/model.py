@@ -41,3 +41,6 @@ class Incident:
     detect_budget_s: float = 90
     recover_budget_s: float = 90
     extra: dict[str, str] = field(default_factory=dict)
+    # The faults the inject step sets, as (service, fault, value): Chaos Toolkit's
+    # experiments set them through PUT /chaos/config rather than the scripts.
+    faults: tuple[tuple[str, str, object], ...] = ()

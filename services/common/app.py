@@ -88,7 +88,7 @@ def _health_router(probes: dict[str, HealthProbe], db: Database | None) -> APIRo
     @router.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics_endpoint() -> Response:
         if db:
-            await db.ping()  # db_up and the pool gauges, fresh at every scrape
+            db.measure()  # never waits on the pool: a scrape must answer even when it is exhausted
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
@@ -129,6 +129,7 @@ def create_app(settings: ServiceSettings, *, routers: list[APIRouter], db: Datab
             if db:
                 await db.start()
                 stack.push_async_callback(db.close)
+                background(stack, db.watch(settings.chaos_refresh_s))
             if lifecycle:
                 await lifecycle(stack)
             logger.info("service.started", port=settings.port, profile=settings.profile)

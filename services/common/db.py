@@ -96,16 +96,16 @@ class Database:
         """A pooled connection, or a fast 503 when none frees up within the acquire
         timeout: a saturated pool makes requests fail, never wait for ever."""
         pool = self.pool
-        db_pool_waiting.inc()
+        db_pool_waiting.labels(self.schema).inc()
         try:
             conn = await pool.acquire(timeout=self.acquire_timeout_s)
         except TimeoutError as exc:
-            db_pool_timeouts_total.inc()
+            db_pool_timeouts_total.labels(self.schema).inc()
             raise DependencyUnavailable(
                 f"no database connection free within {self.acquire_timeout_s}s "
                 f"(pool of {pool.get_max_size()} exhausted)", retry_after_s=1) from exc
         finally:
-            db_pool_waiting.dec()
+            db_pool_waiting.labels(self.schema).dec()
         try:
             yield conn
         finally:
@@ -138,8 +138,8 @@ class Database:
 
     def measure(self) -> None:
         if self._pool is not None:
-            db_pool_size.set(self._pool.get_size())
-            db_pool_in_use.set(self._pool.get_size() - self._pool.get_idle_size())
+            db_pool_size.labels(self.schema).set(self._pool.get_size())
+            db_pool_in_use.labels(self.schema).set(self._pool.get_size() - self._pool.get_idle_size())
 
     async def start(self, wait_s: float = 5.0) -> None:
         self._connecting = asyncio.create_task(self._connect_forever())
@@ -176,18 +176,24 @@ class Database:
     def ready(self) -> bool:
         return self._pool is not None
 
+    async def watch(self, interval_s: float) -> None:
+        """Keep `db_up` current for the scrapes, which must not wait on the database."""
+        while True:
+            await self.ping()
+            await asyncio.sleep(interval_s)
+
     async def ping(self) -> bool:
         self.measure()
         if self._pool is None:
-            db_up.set(0)
+            db_up.labels(self.schema).set(0)
             return False
         try:
             async with asyncio.timeout(1.0):
                 await self._pool.fetchval("SELECT 1")
         except (TimeoutError, *DB_ERRORS):
-            db_up.set(0)
+            db_up.labels(self.schema).set(0)
             return False
-        db_up.set(1)
+        db_up.labels(self.schema).set(1)
         return True
 
     async def close(self) -> None:

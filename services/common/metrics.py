@@ -32,12 +32,14 @@ outbox_failed_total = Counter(
     "outbox_delivery_failures_total", "Outbox delivery attempts that failed.", ["destination"])
 orders_resumed_total = Counter(
     "orders_resumed_total", "Pending orders picked up again by the sweeper or a retry.")
-db_up = Gauge("db_up", "1 when the service's database answers, else 0.")
-db_pool_size = Gauge("db_pool_size", "Connections open in the service's database pool.")
-db_pool_in_use = Gauge("db_pool_in_use", "Pool connections in use.")
-db_pool_waiting = Gauge("db_pool_waiting", "Requests waiting for a pool connection.")
+# Labelled by schema so that a service without a database (the gateway) exports none:
+# an unlabelled gauge would read 0, "database down", for ever.
+db_up = Gauge("db_up", "1 when the service's database answers, else 0.", ["schema"])
+db_pool_size = Gauge("db_pool_size", "Connections open in the service's database pool.", ["schema"])
+db_pool_in_use = Gauge("db_pool_in_use", "Pool connections in use.", ["schema"])
+db_pool_waiting = Gauge("db_pool_waiting", "Requests waiting for a pool connection.", ["schema"])
 db_pool_timeouts_total = Counter(
-    "db_pool_timeouts_total", "Requests refused because no pool connection freed up in time.")
+    "db_pool_timeouts_total", "Requests refused because no pool connection freed up in time.", ["schema"])
 rate_limited_total = Counter(
     "rate_limited_total", "Requests refused by the gateway's per-client rate limit.", ["client"])
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from chaos import supervision
+from chaos import runner, supervision
 from tests.support.api import new_key, order_body, place_order, stock_of
 from tests.support.chaos import clear_faults, metric, put_fault, wait_breakers_closed
 from tests.support.stack import assert_verify_clean, wait_restarted, wait_until
@@ -168,7 +168,7 @@ def test_crashloop_until_cleared(stack, client):
     subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "clear", "notifications",
                     "--run-dir", str(stack.run_dir)], check=True, capture_output=True, timeout=30)
     wait_until(lambda: supervision.Supervisor(stack).process("notifications")["statename"] == "RUNNING"
-               and client.get(f"{stack.url('notifications')}/health").status_code == 200,
+               and runner.http_ok(f"{stack.url('notifications')}/health"),
                timeout_s=30, message="notifications healthy after the rollback")
     settled = sup.process("notifications")["pid"]
     wait_until(lambda: time.sleep(2.5) or True, timeout_s=5)
@@ -190,7 +190,7 @@ def test_memory_leak_grows_until_restart(stack, client):
     clear_faults(client, stack)
     grown = _rss_mb(stack, "inventory")
     supervision.Supervisor(stack).restart("inventory")
-    wait_until(lambda: client.get(f"{stack.url('inventory')}/health").status_code == 200, timeout_s=30)
+    wait_until(lambda: runner.http_ok(f"{stack.url('inventory')}/health"), timeout_s=30)
     assert _rss_mb(stack, "inventory") < grown - 40
 
 
@@ -224,7 +224,7 @@ def test_stuck_relay_grows_the_outbox_until_orders_restarts(stack, gateway, clie
     time.sleep(1.5)  # several relay intervals: a hung relay stays hung once the trigger is gone
     assert pending() >= 5
     supervision.Supervisor(stack).restart("orders")
-    wait_until(lambda: client.get(f"{stack.url('orders')}/health").status_code == 200, timeout_s=30)
+    wait_until(lambda: runner.http_ok(f"{stack.url('orders')}/health"), timeout_s=30)
     wait_until(lambda: pending() == 0, timeout_s=10, message="outbox drained after the restart")
     assert_verify_clean(stack)
 

@@ -1,0 +1,1 @@
+"""Load for chaoslab: locust users (shoppers, duplicate storms) and load shapes (surge, steps)."""

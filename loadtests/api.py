@@ -1,0 +1,84 @@
+"""The gateway as a shopper uses it, over locust's FastHttpSession, in the domain's words.
+
+Every call judges its own answer (`loadtests.checks`) and reports it to locust's stats:
+
+- a final answer is a success when it keeps the contract (`check`), a failure otherwise;
+- a 429 or 503 with `Retry-After` is the stack protecting itself, not a failure: the call
+  waits as told (at most 2 s: `checks.RETRY_AFTER_CAP_S`) and retries once, with the same key, under
+  its own name (`POST /orders [retry after 429]`), so the stats show the shed and
+  unavailable rates; a retry that is turned away again is a failure (the shopper gave up);
+- no answer within the user's timeout is a failure.
+"""
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+import gevent
+from locust.contrib.fasthttp import FastHttpSession, FastResponse
+
+from loadtests.checks import Check, describe, order_answer, order_list, order_read, retry_after_s
+
+# SKU-LIMITED (5 units) is left out on purpose: load would sell it out at once.
+SKUS = tuple(f"SKU-{n:03d}" for n in range(1, 11))
+
+
+def new_key() -> str:
+    return f"locust-{uuid.uuid4()}"
+
+
+def random_order(customer_id: str) -> dict[str, Any]:
+    """1 to 3 distinct SKUs, 1 to 3 units each (far below the 500 000-cent decline)."""
+    skus = random.sample(SKUS, k=random.randint(1, 3))
+    return {"customer_id": customer_id,
+            "items": [{"sku": sku, "quantity": random.randint(1, 3)} for sku in skus]}
+
+
+def send(client: FastHttpSession, method: str, path: str, *, name: str, check: Check,
+         **kwargs: Any) -> FastResponse | None:
+    """One request, judged by `check`, and at most one retry when told to come back later.
+
+    Returns the final answer when it kept the contract, else None (already reported).
+    """
+    with client.request(method, path, name=name, catch_response=True, **kwargs) as resp:
+        wait = retry_after_s(resp)
+        problem = None if wait is not None else check(resp)
+        _judge(resp, problem)
+    if wait is None:
+        return None if problem else resp
+    gevent.sleep(wait)
+    with client.request(method, path, name=f"{name} [retry after {resp.status_code}]",
+                        catch_response=True, **kwargs) as retry:
+        if retry_after_s(retry) is not None:
+            problem = f"gave up: {describe(retry)} again after waiting as Retry-After said"
+        else:
+            problem = check(retry)
+        _judge(retry, problem)
+    return None if problem else retry
+
+
+def _judge(resp, problem: str | None) -> None:
+    if problem:
+        resp.failure(problem)
+    else:
+        resp.success()
+
+
+# --- the calls ------------------------------------------------------------------------------
+
+def place_order(client: FastHttpSession, key: str, body: dict[str, Any], *,
+                name: str = "POST /orders", check: Check = order_answer) -> FastResponse | None:
+    return send(client, "POST", "/orders", name=name, check=check, json=body,
+                headers={"Idempotency-Key": key})
+
+
+def get_order(client: FastHttpSession, order_id: str, *,
+              status: str | None = None) -> FastResponse | None:
+    return send(client, "GET", f"/orders/{order_id}", name="GET /orders/{id}",
+                check=order_read(order_id, status))
+
+
+def list_orders(client: FastHttpSession, limit: int = 10) -> FastResponse | None:
+    return send(client, "GET", f"/orders?limit={limit}", name=f"GET /orders?limit={limit}",
+                check=order_list)

@@ -1,0 +1,141 @@
+"""What a correct answer from the gateway looks like, one check per kind of call.
+
+A check takes an answer (anything with `status_code`, `headers` and `content`, such as a
+locust response) and returns None when it keeps the contract, else what is wrong, in
+words without ids so that locust's failure table groups them. No locust import here: the
+checks are plain functions that tests call directly.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Answer(Protocol):
+    status_code: int
+    content: bytes | None
+
+    @property
+    def headers(self) -> Any: ...
+
+
+Check = Callable[[Answer], "str | None"]
+
+RETRY_AFTER_CAP_S = 2.0
+COME_BACK_LATER = (429, 503)
+# The final answers to POST /orders, and the order status each one carries.
+ORDER_OUTCOMES = {201: "confirmed", 402: "payment_failed", 409: "out_of_stock"}
+
+
+def body_of(resp: Answer) -> Any:
+    try:
+        return json.loads(resp.content or b"null")
+    except ValueError:
+        return None
+
+
+def describe(resp: Answer) -> str:
+    """`503 dependency_unavailable`, `500`, or the connection error: for failure messages."""
+    if resp.status_code == 0:
+        return f"no answer ({type(getattr(resp, 'error', None)).__name__})"
+    body = body_of(resp)
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return f"{resp.status_code} {code}" if isinstance(code, str) else str(resp.status_code)
+
+
+def retry_after_s(resp: Answer) -> float | None:
+    """How long to wait before coming back, when the answer is a 429/503 that says so."""
+    if resp.status_code not in COME_BACK_LATER or resp.headers is None:
+        return None
+    raw = resp.headers.get("Retry-After")
+    try:
+        return min(max(float(raw), 0.0), RETRY_AFTER_CAP_S)
+    except (TypeError, ValueError):
+        return None  # 429/503 without a usable Retry-After breaks the contract: judged by check
+
+
+def order_answer(resp: Answer) -> str | None:
+    """A final answer to POST /orders: 201/402/409 with the order, its status matching."""
+    if resp.status_code not in ORDER_OUTCOMES:
+        return f"unexpected {describe(resp)}"
+    body = body_of(resp)
+    if not isinstance(body, dict) or "error" in body:
+        return f"unexpected {describe(resp)}"
+    if not body.get("order_id"):
+        return f"{resp.status_code} without an order"
+    if body.get("status") != ORDER_OUTCOMES[resp.status_code]:
+        return f"{resp.status_code} with order status {body.get('status')!r}"
+    return None
+
+
+def replay_of(first: Answer) -> Check:
+    """A repeat with the same key and body: the first answer again, marked replayed."""
+    first_body = body_of(first)
+
+    def check(resp: Answer) -> str | None:
+        if problem := order_answer(resp):
+            return problem
+        if resp.headers.get("Idempotency-Replayed") != "true":
+            return "repeat with the same key not marked Idempotency-Replayed"
+        if resp.status_code != first.status_code or body_of(resp) != first_body:
+            return "repeat with the same key answered differently"
+        return None
+
+    return check
+
+
+class SameAnswer:
+    """The answers to many requests with one key: every final answer must be the same
+    order (status and body), and at most one may be a fresh, not replayed, answer.
+
+    Each answer is compared with the first final one when it arrives; under gevent the
+    comparison cannot be interleaved, so "each equals the first" means "all are equal".
+    """
+
+    def __init__(self) -> None:
+        self.first: tuple[int, Any] | None = None
+        self.fresh = 0
+
+    def check(self, resp: Answer) -> str | None:
+        if problem := order_answer(resp):
+            return problem
+        if resp.headers.get("Idempotency-Replayed") != "true":
+            self.fresh += 1
+            if self.fresh > 1:
+                return "one key created more than one answer (two not replayed)"
+        answer = (resp.status_code, body_of(resp))
+        if self.first is None:
+            self.first = answer
+            return None
+        if answer[1].get("order_id") != self.first[1].get("order_id"):
+            return "one key, two different order_ids"
+        if answer != self.first:
+            return "one key, divergent answers"
+        return None
+
+
+def order_read(order_id: str, status: str | None) -> Check:
+    def check(resp: Answer) -> str | None:
+        if resp.status_code != 200:
+            return f"unexpected {describe(resp)}"
+        body = body_of(resp)
+        if not isinstance(body, dict) or body.get("order_id") != order_id:
+            return "read another order than asked"
+        if status is not None and body.get("status") != status:
+            return f"placed as {status!r}, read back as {body.get('status')!r}"
+        return None
+
+    return check
+
+
+def order_list(resp: Answer) -> str | None:
+    if resp.status_code != 200:
+        return f"unexpected {describe(resp)}"
+    body = body_of(resp)
+    if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
+        return "list without orders"
+    return None
+
+

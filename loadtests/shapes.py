@@ -1,0 +1,59 @@
+"""Load shapes: a surge past capacity (gateway-overload) and capacity steps (cannot-scale).
+
+Both end by themselves (`tick` answers None), so a headless run stops on its own. Their
+numbers come from `loadtests.settings` (environment variables), their timetables from
+`loadtests.schedules`.
+
+`for_run` picks what the locustfile exposes to locust. Locust runs the first shape it
+finds in a locustfile unless the web UI's class picker is on, so a shape is exposed only
+when asked for: by `CHAOSLAB_SHAPE=surge|step`, or all of them for the picker.
+"""
+from __future__ import annotations
+
+from locust import LoadTestShape
+
+from loadtests import schedules
+from loadtests.settings import SHAPE_VAR, LoadSettingsError, StepSettings, SurgeSettings
+
+
+class SurgeShape(LoadTestShape):
+    """Baseline users, a surge to several times as many, the baseline again, then stop
+    (`CHAOSLAB_SURGE_*`)."""
+
+    def __init__(self, settings: SurgeSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or SurgeSettings.from_env()
+
+    def tick(self) -> schedules.Tick:
+        return schedules.surge(self.settings, self.get_run_time())
+
+
+class StepShape(LoadTestShape):
+    """A step of users more every few seconds up to a maximum, held one step, then stop
+    (`CHAOSLAB_STEP_*`)."""
+
+    def __init__(self, settings: StepSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or StepSettings.from_env()
+
+    def tick(self) -> schedules.Tick:
+        return schedules.steps(self.settings, self.get_run_time())
+
+
+SHAPES: dict[str, type[LoadTestShape]] = {"surge": SurgeShape, "step": StepShape}
+
+
+def for_run(choice: str | None, *, class_picker: bool) -> list[type[LoadTestShape]]:
+    """The shape classes a locustfile should expose for this run.
+
+    `choice` is `CHAOSLAB_SHAPE` (`surge`, `step` or None). With no choice a run has no
+    shape (plain `-u`/`-r`), unless the class picker is on: then the web UI offers every
+    shape next to "Default".
+    """
+    if choice is None:
+        return list(SHAPES.values()) if class_picker else []
+    try:
+        return [SHAPES[choice]]
+    except KeyError:
+        raise LoadSettingsError(f"{SHAPE_VAR}={choice!r} is not a shape; use one of: "
+                                + ", ".join(SHAPES)) from None
