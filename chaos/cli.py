@@ -22,7 +22,7 @@ from chaos.infra import MissingDependency
 from chaos.layout import SERVICES, StackLayout
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, rich_markup_mode="markdown")
 app.add_typer(cli_faults.app, name="chaos")
 cli_process.register(app)
 cli_observe.register(app)

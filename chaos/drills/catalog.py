@@ -119,6 +119,7 @@ INCIDENTS: tuple[Incident, ...] = (
         VERIFY_NOTE + " Each event is in notifications' inbox exactly once (duplicates are absorbed).",
         compose=("docker compose stop notifications", "docker compose start notifications"),
         detect_budget_s=120,
+        recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
         "outbox-stuck", "Outbox relay stuck", "SEV3",
@@ -129,13 +130,14 @@ INCIDENTS: tuple[Incident, ...] = (
          "no `outbox_delivered_total` increase and no delivery failures",
          "the log line `outbox.relay_stuck` in `chaoslab logs orders`"),
         (STATUS, sh("chaoslab logs orders --lines 30")),
-        (sh("chaos/scripts/outbox_pause.sh enable --ttl 20"),),
+        (sh("chaos/scripts/outbox_pause.sh enable --ttl 5"),),
         (sh("chaoslab restart orders"),),
         "`outbox_pending` drains to 0 after the restart.",
         VERIFY_NOTE,
         compose=("docker compose restart orders",),
         detect_budget_s=120,
         faults=(("orders", "outbox_paused", True),),
+        recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
         "duplicate-storm", "Duplicate request storm", "SEV3",
@@ -281,6 +283,7 @@ INCIDENTS: tuple[Incident, ...] = (
         VERIFY_NOTE,
         recover_budget_s=120,
         faults=(("notifications", "crashloop", True),),
+        recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
         "multi-failure", "Redis, Prometheus and payments fail together", "SEV1",

@@ -163,6 +163,8 @@ class Drill:
                 return None
             if rate is None or rate < self.incident.steady_success:
                 return None
+            if self.incident.recovered_when and self.prom.value(self.incident.recovered_when) is None:
+                return None
             return f"{alert or 'Prometheus'} resolved, success rate {rate:.2f}"
 
         detail = self._poll(recovered, self.incident.recover_budget_s, "did not recover within budget")
@@ -187,6 +189,8 @@ class Drill:
         env = self.command_env()
         subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "clear"], env=env, cwd=REPO,
                        capture_output=True, timeout=60, check=False)
+        # The runbook's commands may have scaled services: the layout on disk is current.
+        self.layout = StackLayout.load(self.layout.run_dir)
         sup = supervision.Supervisor(self.layout)
         for service in SERVICES:
             if len(self.layout.replica_ports(service)) > 1:

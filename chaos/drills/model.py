@@ -44,3 +44,6 @@ class Incident:
     # The faults the inject step sets, as (service, fault, value): Chaos Toolkit's
     # experiments set them through PUT /chaos/config rather than the scripts.
     faults: tuple[tuple[str, str, object], ...] = ()
+    # PromQL that must return a sample for the incident to count as recovered, on top
+    # of the alert resolving and the success rate (e.g. the outbox drained).
+    recovered_when: str = ""

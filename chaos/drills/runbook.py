@@ -54,6 +54,12 @@ def _commands(steps: tuple[Step, ...]) -> str:
     return "\n".join(lines)
 
 
+def _when(inc: Incident) -> str:
+    if not inc.recovered_when:
+        return ""
+    return f" Check: `chaoslab query '{inc.recovered_when}'` returns a sample."
+
+
 def section(inc: Incident) -> str:
     symptoms = "\n".join(f"- {s}" for s in inc.symptoms)
     alert = f"`{inc.alert}` (Prometheus, `prometheus/rules/alerts.yml`)" if inc.alert else \
@@ -87,8 +93,8 @@ def section(inc: Incident) -> str:
 
 ### Verify recovery
 
-{inc.recovered} Budget in the drill: detection within {inc.detect_budget_s:.0f} s, recovery within
-{inc.recover_budget_s:.0f} s (ci profile).
+{inc.recovered}{_when(inc)} Budget in the drill: detection within {inc.detect_budget_s:.0f} s,
+recovery within {inc.recover_budget_s:.0f} s (ci profile).
 
 ### Data loss check
 

@@ -75,8 +75,11 @@ class ChaosRuntime:
 
     async def run(self) -> None:
         while True:
-            await self.refresh()
-            self._tick()
+            try:
+                await self.refresh()
+                self._tick()
+            except Exception as exc:  # noqa: BLE001 - the refresh loop must outlive any failure
+                _logger.error("chaos.refresh_failed", error=repr(exc), exc_info=exc)
             await asyncio.sleep(self.refresh_s)
 
     async def refresh(self) -> None:

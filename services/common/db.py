@@ -21,8 +21,13 @@ from services.common.metrics import (db_pool_in_use, db_pool_size, db_pool_timeo
 
 _logger = get_logger("db")
 
+# What a database that is down, restarting or out of connections raises: answered as
+# 503 and retried by background loops. (A shutdown kills queries in flight with
+# AdminShutdownError, an OperatorInterventionError; a broken connection can surface as
+# InternalClientError.)
 DB_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-             asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+             asyncpg.InternalClientError, asyncpg.exceptions.OperatorInterventionError,
+             asyncpg.TooManyConnectionsError)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -179,7 +184,11 @@ class Database:
     async def watch(self, interval_s: float) -> None:
         """Keep `db_up` current for the scrapes, which must not wait on the database."""
         while True:
-            await self.ping()
+            try:
+                await self.ping()
+            except Exception as exc:  # noqa: BLE001 - a check that fails says "down", never dies
+                db_up.labels(self.schema).set(0)
+                _logger.warning("db.check_failed", error=repr(exc))
             await asyncio.sleep(interval_s)
 
     async def ping(self) -> bool:

@@ -66,26 +66,30 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                await self.measure()
-                if not self.hung and self.stuck():
-                    self.hung = True
-                    _logger.error("outbox.relay_stuck", destination=self.destination,
-                                  note="no delivery until this process restarts")
-                sent = 0 if self.hung else await self.relay_once()
-                backoff = self.interval_s
+                sent = await self._cycle()
                 if loop.time() - last_purge > min(60.0, self.retention_s):
                     await self.purge()
                     last_purge = loop.time()
-                if sent == self.batch_size:
-                    continue
-            except (ChaoslabError, *DB_ERRORS) as exc:
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any failure
                 outbox_failed_total.labels(self.destination).inc()
-                _logger.warning("outbox.delivery_failed", destination=self.destination, error=str(exc),
-                                retry_in_s=round(backoff, 2))
+                expected = isinstance(exc, (ChaoslabError, *DB_ERRORS))
+                (_logger.warning if expected else _logger.error)(
+                    "outbox.delivery_failed", destination=self.destination, error=str(exc) or repr(exc),
+                    retry_in_s=round(backoff, 2), exc_info=None if expected else exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
-            await asyncio.sleep(self.interval_s)
+            backoff = self.interval_s
+            if sent < self.batch_size:
+                await asyncio.sleep(self.interval_s)
+
+    async def _cycle(self) -> int:
+        await self.measure()
+        if not self.hung and self.stuck():
+            self.hung = True
+            _logger.error("outbox.relay_stuck", destination=self.destination,
+                          note="no delivery until this process restarts")
+        return 0 if self.hung else await self.relay_once()
 
     async def relay_once(self) -> int:
         """Deliver one batch; returns how many were acknowledged."""

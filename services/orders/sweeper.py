@@ -50,3 +50,5 @@ async def run_forever(deps: saga.SagaDeps, interval_s: float) -> None:
             await sweep_once(deps)
         except (ChaoslabError, *DB_ERRORS) as exc:
             _logger.warning("sweeper.failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the sweeper must outlive any failure
+            _logger.error("sweeper.error", error=repr(exc), exc_info=exc)
