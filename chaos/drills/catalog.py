@@ -154,17 +154,18 @@ INCIDENTS: tuple[Incident, ...] = (
     ),
     Incident(
         "retry-amplification", "Retries amplify a partial failure", "SEV2",
-        "Half of payments' answers fail. Orders retries with the same key, but only inside its retry "
-        "budget, so a failing downstream never gets a multiple of its normal load.",
+        "Close to half of payments' answers fail: not enough to open the breaker, enough to make "
+        "every caller retry. Orders retries with the same key, but only inside its retry budget, so "
+        "a failing downstream never gets a multiple of its normal load.",
         "RetryAmplification",
         ("`downstream:retry_attempts:ratio_rate1m{downstream=\"payments\"}` over 0.1",
          "`retry_budget_exhausted_total{downstream=\"payments\"}` rising when the budget is spent"),
         (sh("chaoslab query 'downstream:retry_attempts:ratio_rate1m'"), BREAKERS),
-        (sh("chaos/scripts/payment_errors.sh enable 0.5"),),
+        (sh("chaos/scripts/payment_errors.sh enable 0.4"),),
         (sh("chaos/scripts/payment_errors.sh disable"),),
         "The retry ratio falls back near 0.",
         VERIFY_NOTE + " Retries carried the order's key: no charge is doubled.",
-        faults=(("payments", "error_rate", 0.5),),
+        faults=(("payments", "error_rate", 0.4),),
     ),
     Incident(
         "cascading-failure", "Payments hangs and inventory slows", "SEV1",

@@ -264,10 +264,16 @@ class Drill:
             detail = body()
         except StepFailed as exc:
             self.result.steps.append(StepResult(name, False, round(time.monotonic() - started, 1), str(exc)))
+            self._note(f"step {name}: FAILED ({exc})")
             self.progress(self.incident.id, name, f"failed: {exc}")
             raise
         self.result.steps.append(StepResult(name, True, round(time.monotonic() - started, 1), detail))
+        self._note(f"step {name}: ok ({detail})")
         self.progress(self.incident.id, name, "ok")
+
+    def _note(self, line: str) -> None:
+        with open(self.log, "a") as out:
+            out.write(f"# {time.strftime('%H:%M:%S')} {line}\n")
 
     def _step_quietly(self, name: str, body: Callable[[], str]) -> None:
         try:
