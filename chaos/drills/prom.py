@@ -47,7 +47,7 @@ class Prometheus:
     def series(self, expr: str, start: float, end: float, step_s: float = 1.0) -> list[tuple[float, float]]:
         """One series over time (the first, or the sum when the query gives several)."""
         result = self._get("/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}",
-                           step=f"{step_s}s")["result"]
+                           step=f"{step_s:g}")["result"]
         points: dict[float, float] = {}
         for series in result:
             for t, v in series["values"]:

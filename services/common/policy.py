@@ -353,8 +353,10 @@ RESILIENCE_PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "retry_budget_ratio": 0.2,
         "retry_budget_window_s": 10.0,
         "retry_min_per_s": 1.0,
-        "bulkhead_max_concurrent": 32,
-        "bulkhead_max_wait_s": 0.05,
+        # Half the gateway's 128 in flight: a downstream that holds every call it gets
+        # (inventory-lock) cannot take all of orders' capacity, ordinary peaks pass.
+        "bulkhead_max_concurrent": 64,
+        "bulkhead_max_wait_s": 0.1,
         "ejection_consecutive_failures": 5,
         "ejection_base_s": 10.0,
         "ejection_max_s": 120.0,

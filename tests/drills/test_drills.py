@@ -14,3 +14,4 @@ def test_drill(stack, incident, drill_results, tmp_path_factory):
     failed = [f"{s.name}: {s.detail}" for s in result.steps if not s.ok]
     assert result.ok, f"{incident.id} failed at {failed or 'an unfinished step'}"
     assert result.verify["ok"]
+    assert result.timeline["order success rate"], "the report's timeline has no data"

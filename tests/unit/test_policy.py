@@ -381,7 +381,7 @@ def test_profiles_and_settings():
     assert training.enabled and training.timeout_s == 3.0 and training.max_attempts == 3
     assert training.breaker.wait_in_open_s == 30.0 and training.breaker.window_size == 20
     assert training.breaker.minimum_calls == 10 and training.breaker.permitted_calls_in_half_open == 3
-    assert training.bulkhead_max_concurrent == 32 and training.ejection_max_s == 120.0
+    assert training.bulkhead_max_concurrent == 64 and training.ejection_max_s == 120.0
 
     ci = policy_config(ResilienceSettings(chaoslab_profile="ci", breaker_wait_open_s=5), "payments", 1.5)
     assert ci.breaker.wait_in_open_s == 5.0  # an explicit value beats the profile
