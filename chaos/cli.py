@@ -163,7 +163,7 @@ def verify(
         grace = verifier.default_grace_s(layout.profile) if grace is None else grace
     try:
         checks, counts = verifier.verify(database_url, grace)
-    except (OSError, Exception) as exc:  # noqa: BLE001 - any database failure is reported, not traced
+    except Exception as exc:  # noqa: BLE001 - any database failure is reported, not traced
         raise fail(f"cannot read the database at {database_url}: {exc}") from exc
     failed = [c for c in checks if not c.ok]
     if as_json:

@@ -6,6 +6,7 @@ cleared even while the service it breaks is down, as in a crash loop.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import re
 from typing import Annotated, Optional
@@ -113,8 +114,6 @@ def audit(run_dir: RunDir, limit: Annotated[int, typer.Option(help="how many ent
     table = Table(title="chaos:audit (newest first)")
     for column in ("when", "action", "key", "value", "ttl_s", "who"):
         table.add_column(column)
-    import datetime
-
     for e in entries:
         when = datetime.datetime.fromtimestamp(float(e.get("at", 0))).strftime("%H:%M:%S")
         table.add_row(when, e.get("action", ""), e.get("key", ""), e.get("value", ""), e.get("ttl_s", ""),

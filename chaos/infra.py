@@ -6,6 +6,7 @@ its data directory belongs to the `postgres` user and the process runs as that u
 """
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
@@ -13,6 +14,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
 
 from chaos.layout import StackLayout
 
@@ -158,10 +161,6 @@ def alertmanager(layout: StackLayout) -> Program | None:
 
 def create_database(layout: StackLayout) -> None:
     """The `chaoslab` database, once PostgreSQL answers; harmless when it exists."""
-    import asyncio
-
-    import asyncpg
-
     async def create() -> None:
         conn = await asyncpg.connect(host="127.0.0.1", port=layout.ports["postgres"],
                                      user="chaoslab", database="postgres", timeout=5)

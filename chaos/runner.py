@@ -7,6 +7,7 @@ supervisord per run directory, so a killed service comes back by itself and
 from __future__ import annotations
 
 import secrets
+import socket
 import sys
 import time
 import urllib.error
@@ -193,8 +194,6 @@ def _healthy(layout: StackLayout, name: str, url: str) -> bool:
         return http_ok(url + "/health")
     if name == "prometheus":
         return http_ok(url + "/-/ready")
-    import socket
-
     try:
         with socket.create_connection(("127.0.0.1", layout.ports[name]), timeout=1) as sock:
             if name == "redis":

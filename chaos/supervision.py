@@ -108,12 +108,15 @@ class Supervisor:
     def start(self, name: str) -> None:
         self.rpc.supervisor.startProcess(name, True)
 
-    def restart(self, name: str) -> None:
+    def _stop_if_running(self, name: str) -> None:
         try:
             self.stop(name)
         except xmlrpc.client.Fault as fault:
             if "NOT_RUNNING" not in fault.faultString:
                 raise
+
+    def restart(self, name: str) -> None:
+        self._stop_if_running(name)
         self.start(name)
 
     def add(self, name: str) -> None:
@@ -122,11 +125,7 @@ class Supervisor:
         self.rpc.supervisor.addProcessGroup(name)
 
     def remove(self, name: str) -> None:
-        try:
-            self.stop(name)
-        except xmlrpc.client.Fault as fault:
-            if "NOT_RUNNING" not in fault.faultString:
-                raise
+        self._stop_if_running(name)
         self.rpc.supervisor.removeProcessGroup(name)
         self.rpc.supervisor.reloadConfig()
 

@@ -56,6 +56,15 @@ class ChaosRuntime:
 
     def value(self, fault: str, path: str | None = None) -> Any:
         """The value of `fault` for this replica (and request path), most specific first."""
+        match = self._match(fault, path)
+        return None if match is None else match.value
+
+    def key_of(self, fault: str, path: str | None = None) -> str | None:
+        """The Redis key of the fault `value()` applies (error_first_n counts it down)."""
+        match = self._match(fault, path)
+        return None if match is None else match.key
+
+    def _match(self, fault: str, path: str | None) -> ActiveFault | None:
         best, best_rank = None, -1
         for f in self.faults.get(fault, ()):
             if f.replica is not None and f.replica != self.replica:
@@ -65,13 +74,7 @@ class ChaosRuntime:
             rank = (f.replica is not None) + 2 * (f.route is not None)
             if rank > best_rank:
                 best, best_rank = f, rank
-        return None if best is None else best.value
-
-    def key_of(self, fault: str, path: str | None = None) -> str | None:
-        for f in self.faults.get(fault, ()):
-            if (f.replica in (None, self.replica)) and (f.route is None or (path and _under(path, f.route))):
-                return f.key
-        return None
+        return best
 
     async def run(self) -> None:
         while True:

@@ -118,13 +118,12 @@ class Database:
 
     def hold(self, count: int | None) -> None:
         """The db_pool_hold fault: take `count` connections and keep them (0 gives back)."""
-        target = count or 0
+        self._hold_target = count or 0
         if self._holding is None or self._holding.done():
-            self._holding = asyncio.create_task(self._hold(target))
-        self._hold_target = target
+            self._holding = asyncio.create_task(self._hold())
 
-    async def _hold(self, target: int) -> None:
-        self._hold_target = target
+    async def _hold(self) -> None:
+        """Follow `_hold_target` up and down until it is 0 and everything is given back."""
         held: list[asyncpg.Connection] = []
         try:
             while self._hold_target or held:

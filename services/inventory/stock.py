@@ -40,9 +40,7 @@ async def reserve(conn: asyncpg.Connection, order_id: str, items: list[dict[str,
 
     `hold_locks_s` keeps the product row locks that long (the lock-contention fault).
     """
-    wanted = Counter()
-    for item in items:
-        wanted[item["sku"]] += item["quantity"]
+    wanted = _quantities(items)
     async with conn.transaction():
         existing = await _lock_order(conn, order_id)
         if existing:
@@ -72,13 +70,27 @@ async def reserve(conn: asyncpg.Connection, order_id: str, items: list[dict[str,
         return Reservation(order_id, status, priced, total)
 
 
-async def _move(conn: asyncpg.Connection, items: list[dict[str, Any]], sql: str) -> None:
-    wanted = Counter()
+def _quantities(items: list[dict[str, Any]]) -> Counter:
+    """Units per SKU (an order may list one SKU twice)."""
+    wanted: Counter = Counter()
     for item in items:
         wanted[item["sku"]] += item["quantity"]
+    return wanted
+
+
+async def _settle(conn: asyncpg.Connection, reservation: Reservation, status: str,
+                  stock_change: str) -> Reservation:
+    """Move a reserved order's stock (`stock_change`, a SET clause over `w.qty`) and
+    give the reservation its final status; rows locked in SKU order, as in reserve."""
+    wanted = _quantities(reservation.items)
     skus = sorted(wanted)
     await conn.execute("SELECT 1 FROM products WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE", skus)
-    await conn.execute(sql, skus, [wanted[s] for s in skus])
+    await conn.execute(f"""UPDATE products p SET {stock_change}
+                           FROM unnest($1::text[], $2::int[]) AS w(sku, qty) WHERE p.sku = w.sku""",
+                       skus, [wanted[s] for s in skus])
+    await conn.execute("UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1",
+                       reservation.order_id, status)
+    return Reservation(reservation.order_id, status, reservation.items, reservation.total_cents)
 
 
 async def release(conn: asyncpg.Connection, order_id: str) -> Reservation:
@@ -95,12 +107,8 @@ async def release(conn: asyncpg.Connection, order_id: str) -> Reservation:
             raise Conflict("reservation_committed", f"order {order_id} is paid: its stock cannot be released")
         if existing.status != "reserved":
             return existing
-        await _move(conn, existing.items,
-                    """UPDATE products p SET available = p.available + w.qty, reserved = p.reserved - w.qty
-                       FROM unnest($1::text[], $2::int[]) AS w(sku, qty) WHERE p.sku = w.sku""")
-        await conn.execute(
-            "UPDATE reservations SET status = 'released', updated_at = now() WHERE order_id = $1", order_id)
-        return Reservation(order_id, "released", existing.items, existing.total_cents)
+        return await _settle(conn, existing, "released",
+                             "available = p.available + w.qty, reserved = p.reserved - w.qty")
 
 
 async def commit(conn: asyncpg.Connection, order_id: str) -> Reservation:
@@ -114,12 +122,8 @@ async def commit(conn: asyncpg.Connection, order_id: str) -> Reservation:
         if existing.status != "reserved":
             raise Conflict("reservation_not_active",
                            f"order {order_id}'s reservation is {existing.status}: nothing to commit")
-        await _move(conn, existing.items,
-                    """UPDATE products p SET reserved = p.reserved - w.qty, committed = p.committed + w.qty
-                       FROM unnest($1::text[], $2::int[]) AS w(sku, qty) WHERE p.sku = w.sku""")
-        await conn.execute(
-            "UPDATE reservations SET status = 'committed', updated_at = now() WHERE order_id = $1", order_id)
-        return Reservation(order_id, "committed", existing.items, existing.total_cents)
+        return await _settle(conn, existing, "committed",
+                             "reserved = p.reserved - w.qty, committed = p.committed + w.qty")
 
 
 async def get_reservation(conn: asyncpg.Connection, order_id: str) -> Reservation:

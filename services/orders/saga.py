@@ -79,6 +79,7 @@ async def place_order(deps: SagaDeps, *, key: str, request: OrderRequest,
         raise Conflict("idempotency_key_reused",
                        f"Idempotency-Key {key!r} was already used for order {order.order_id} with a "
                        "different body; use a new key for a new order")
+    idempotency_conflicts_total.labels("replayed" if order.status != "pending" else "in_flight").inc()
     return await outcome_of(deps, order)
 
 
@@ -86,7 +87,6 @@ async def outcome_of(deps: SagaDeps, order: OrderRow) -> Answer:
     """A repeated request: replay a finished order, resume an abandoned one, or wait for
     the one in flight until this request's own deadline."""
     deadline = request_deadline.get() or (time.time() + deps.lease_s)
-    idempotency_conflicts_total.labels("replayed" if order.status != "pending" else "in_flight").inc()
     while True:
         if order.status != "pending":
             return Answer(order.response_status, order.response_body, replayed=True)
