@@ -17,7 +17,8 @@ from rich.table import Table
 
 from chaos import cli_drill, cli_faults, cli_observe, cli_process, runner
 from chaos import verify as verifier
-from chaos.cli_common import RunDir, console, fail, layout_of
+from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
+from chaos.compose import ComposeError, ComposeStack
 from chaos.infra import MissingDependency
 from chaos.layout import SERVICES, StackLayout
 
@@ -106,18 +107,19 @@ def down(run_dir: RunDir) -> None:
 
 
 @app.command()
-def status(run_dir: RunDir,
+def status(run_dir: RunDir, target: Target,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Each process: supervisor state, pid, uptime and health."""
-    layout = layout_of(run_dir)
+    """Each process (or container): state, pid, uptime and health."""
+    stack = stack_of(run_dir, target)
     try:
-        rows = runner.status(layout)
-    except runner.StackError as exc:
+        rows = stack.status() if isinstance(stack, ComposeStack) else runner.status(stack)
+    except (runner.StackError, ComposeError) as exc:
         raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps([row.__dict__ for row in rows], indent=2))
     else:
-        table = Table(title=f"chaoslab in {layout.run_dir}")
+        where = f"compose project {stack.project}" if isinstance(stack, ComposeStack) else stack.run_dir
+        table = Table(title=f"chaoslab in {where}")
         for column in ("program", "state", "pid", "uptime", "health", "address"):
             table.add_column(column)
         for row in rows:
@@ -131,36 +133,47 @@ def status(run_dir: RunDir,
 @app.command()
 def logs(
     run_dir: RunDir,
+    target: Target,
     service: Annotated[Optional[str], typer.Argument(help="A program (gateway, orders, ..., postgres, redis); all services when omitted.")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines to show.")] = 50,
     correlation_id: Annotated[Optional[str], typer.Option("--correlation-id", help="Only lines of this request, across every service.")] = None,
 ) -> None:
     """Show a service's log, or one request's path across all services."""
-    layout = layout_of(run_dir)
+    stack = stack_of(run_dir, target)
     names = [service] if service else list(SERVICES)
     for name in names:
-        path = layout.log_file(name)
-        if not path.exists():
-            raise fail(f"no log for {name!r}: programs are {', '.join(SERVICES)}, postgres, redis, prometheus")
-        text = path.read_text(errors="replace").splitlines()
+        text = _log_lines(stack, name, lines if not correlation_id else 100_000)
         if correlation_id:
             text = [line for line in text if correlation_id in line]
         for line in text[-lines:]:
             print(f"{name:<13} {line}" if len(names) > 1 else line)
 
 
+def _log_lines(stack: StackLayout | ComposeStack, name: str, lines: int) -> list[str]:
+    if isinstance(stack, ComposeStack):
+        try:
+            return stack.logs(name, lines)
+        except ComposeError as exc:
+            raise fail(str(exc)) from exc
+    path = stack.log_file(name)
+    if not path.exists():
+        raise fail(f"no log for {name!r}: programs are {', '.join(SERVICES)}, postgres, redis, prometheus")
+    return path.read_text(errors="replace").splitlines()
+
+
 @app.command()
 def verify(
     run_dir: RunDir,
+    target: Target,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     grace: Annotated[Optional[float], typer.Option(help="Seconds of recent activity not judged yet (default: from the profile).")] = None,
     database_url: Annotated[Optional[str], typer.Option(help="Check this database instead of the run directory's.")] = None,
 ) -> None:
     """Check the invariants: nothing lost, doubled or stuck; stock conserved; events delivered once."""
     if database_url is None or grace is None:
-        layout = layout_of(run_dir)
-        database_url = database_url or layout.database_url
-        grace = verifier.default_grace_s(layout.profile) if grace is None else grace
+        stack = stack_of(run_dir, target)
+        database_url = database_url or stack.database_url
+        grace = verifier.default_grace_s(stack.profile) if grace is None else grace
     try:
         checks, counts = verifier.verify(database_url, grace)
     except Exception as exc:  # noqa: BLE001 - any database failure is reported, not traced

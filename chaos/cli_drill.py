@@ -9,7 +9,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from chaos.cli_common import RunDir, console, fail, layout_of
+from chaos.cli_common import RunDir, Target, console, fail, stack_of
 from chaos.drills import experiments as ctk_experiments
 from chaos.drills import report as reports
 from chaos.drills import runbook as runbooks
@@ -22,6 +22,7 @@ STEPS = ("steady state", "inject", "detect", "remediate", "recover", "roll back"
 
 def drill(
     run_dir: RunDir,
+    target: Target,
     incidents: Annotated[Optional[list[str]], typer.Argument(help="incident ids (see --list)")] = None,
     run_all: Annotated[bool, typer.Option("--all", help="Every drill of the runbook, one after the other.")] = False,
     list_only: Annotated[bool, typer.Option("--list", help="List the incidents and exit.")] = False,
@@ -47,7 +48,7 @@ def drill(
         chosen.append(BY_ID[inc_id])
     if not chosen:
         raise fail("name incidents to drill, or --all (see --list)", 2)
-    layout = layout_of(run_dir)
+    layout = stack_of(run_dir, target)
     report_dir = report or (layout.run_dir / "drills")
     state: dict[str, dict[str, str]] = {inc.id: {} for inc in chosen}
 

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from chaos.cli_common import RunDir, console, fail, layout_of
+from chaos.cli_common import RunDir, Target, console, fail, stack_of
 from services.common.chaos_store import ChaosStore, connect
 from services.common.errors import ChaoslabError
 from services.common.faults import CATALOGUE, MAX_TTL_S
@@ -39,8 +39,8 @@ def parse_ttl(text: str | None) -> tuple[float | None, bool]:
     return seconds, False
 
 
-def _run(run_dir, action):
-    layout = layout_of(run_dir)
+def _run(run_dir, target, action):
+    layout = stack_of(run_dir, target)
 
     async def go():
         store = ChaosStore(connect(layout.redis_url), layout.profile)
@@ -58,6 +58,7 @@ def _run(run_dir, action):
 @app.command("set")
 def set_fault(
     run_dir: RunDir,
+    target: Target,
     service: Annotated[str, typer.Argument(help="gateway, orders, payments, inventory or notifications")],
     fault: Annotated[str, typer.Argument(help="a fault of the catalogue, e.g. error_rate")],
     value: Annotated[str, typer.Argument(help="its value, e.g. 0.5 (bounds: `chaoslab chaos catalogue`)")],
@@ -67,7 +68,7 @@ def set_fault(
 ) -> None:
     """Turn a fault on for a service; it switches itself off when its TTL runs out."""
     seconds, persist = parse_ttl(ttl)
-    active = _run(run_dir, lambda store: store.set(service, fault, value, ttl_s=seconds, persist=persist,
+    active = _run(run_dir, target, lambda store: store.set(service, fault, value, ttl_s=seconds, persist=persist,
                                                     route=route, replica=replica, who=None))
     expiry = "never (cleared by hand only)" if active.ttl_s is None else f"in {active.ttl_s:.0f}s"
     console.print(f"[bold]{active.key}[/] = {active.value!r}; expires {expiry}")
@@ -76,11 +77,12 @@ def set_fault(
 @app.command("list")
 def list_faults(
     run_dir: RunDir,
+    target: Target,
     service: Annotated[Optional[str], typer.Argument(help="only this service")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Every fault that is on, with the time it has left."""
-    faults = _run(run_dir, lambda store: store.active(service))
+    faults = _run(run_dir, target, lambda store: store.active(service))
     if as_json:
         print(json.dumps([f.as_dict() for f in faults], indent=2))
         return
@@ -99,18 +101,19 @@ def list_faults(
 @app.command("clear")
 def clear_faults(
     run_dir: RunDir,
+    target: Target,
     service: Annotated[Optional[str], typer.Argument(help="only this service (default: all)")] = None,
     fault: Annotated[Optional[str], typer.Option(help="only this fault")] = None,
 ) -> None:
     """Switch faults off now: all, one service's, or one fault."""
-    count = _run(run_dir, lambda store: store.clear(service, fault))
+    count = _run(run_dir, target, lambda store: store.clear(service, fault))
     console.print(f"Cleared {count} fault(s).")
 
 
 @app.command("audit")
-def audit(run_dir: RunDir, limit: Annotated[int, typer.Option(help="how many entries")] = 20) -> None:
+def audit(run_dir: RunDir, target: Target, limit: Annotated[int, typer.Option(help="how many entries")] = 20) -> None:
     """The latest fault changes: who set or cleared what, when."""
-    entries = _run(run_dir, lambda store: store.audit(limit))
+    entries = _run(run_dir, target, lambda store: store.audit(limit))
     table = Table(title="chaos:audit (newest first)")
     for column in ("when", "action", "key", "value", "ttl_s", "who"):
         table.add_column(column)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chaos.cli_common import RunDir, console, fail, layout_of
+from chaos.cli_common import RunDir, Target, console, fail, stack_of
 
 
 def _get(url: str) -> dict:
@@ -22,9 +22,9 @@ def _get(url: str) -> dict:
         raise fail(f"{url} does not answer: {exc}") from exc
 
 
-def breakers(run_dir: RunDir) -> None:
+def breakers(run_dir: RunDir, target: Target) -> None:
     """Every circuit breaker on the order path (the gateway's view gathers orders')."""
-    layout = layout_of(run_dir)
+    layout = stack_of(run_dir, target)
     view = _get(layout.url("gateway") + "/status/breakers")
     rows = [("gateway", b) for b in view["breakers"]]
     orders = view.get("downstream_services", {}).get("orders", {})
@@ -42,9 +42,9 @@ def breakers(run_dir: RunDir) -> None:
     console.print(table)
 
 
-def alerts(run_dir: RunDir) -> None:
+def alerts(run_dir: RunDir, target: Target) -> None:
     """Alerts firing in Prometheus now, and the latest ones Alertmanager delivered."""
-    layout = layout_of(run_dir)
+    layout = stack_of(run_dir, target)
     firing = _get(layout.url("prometheus") + "/api/v1/alerts")["data"]["alerts"]
     table = Table(title="alerts in Prometheus")
     for column in ("alert", "state", "severity", "summary", "runbook"):
@@ -59,9 +59,10 @@ def alerts(run_dir: RunDir) -> None:
             f"{a['alertname']} ({a['status']})" for a in delivered))
 
 
-def query(run_dir: RunDir, expr: Annotated[str, typer.Argument(help="PromQL, e.g. order_success_rate")]) -> None:
+def query(run_dir: RunDir, expr: Annotated[str, typer.Argument(help="PromQL, e.g. order_success_rate")],
+          target: Target) -> None:
     """Evaluate a PromQL expression against the stack's Prometheus."""
-    layout = layout_of(run_dir)
+    layout = stack_of(run_dir, target)
     data = _get(layout.url("prometheus") + "/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
     result = data["data"]["result"]
     if not result:

@@ -1,8 +1,8 @@
-"""Process faults on a native stack: kill, restart, stop, start and scale programs.
+"""Process faults: kill, restart, stop, start and scale programs.
 
-Each acts on a program of this stack's supervisord by name (gateway ... notifications,
-their replicas such as payments-1, postgres, redis, prometheus): nothing else on the
-machine is touched.
+Natively each acts on a program of this stack's supervisord by name (gateway ...
+notifications, their replicas such as payments-1, postgres, redis, prometheus); with
+`--target compose`, on that service's container. Nothing else on the machine is touched.
 """
 from __future__ import annotations
 
@@ -14,10 +14,24 @@ from typing import Annotated
 import typer
 
 from chaos import runner, supervision
-from chaos.cli_common import RunDir, console, fail, layout_of
+from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
+from chaos.compose import ComposeError, ComposeStack
 
 Program = Annotated[str, typer.Argument(help="gateway, orders, payments, inventory, notifications "
                                              "(or a replica such as payments-1), postgres, redis, prometheus")]
+
+
+def _compose(run_dir, target) -> ComposeStack | None:
+    stack = stack_of(run_dir, target) if target != "native" else None
+    return stack if isinstance(stack, ComposeStack) else None
+
+
+def _in_compose(stack: ComposeStack, verb: str, program: str) -> None:
+    try:
+        stack.act(verb, program)
+    except ComposeError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{ {'restart': 'Restarted', 'stop': 'Stopped', 'start': 'Started'}[verb]} {program}.")
 
 
 def _supervisor(run_dir):
@@ -41,8 +55,15 @@ def _act(action, name: str) -> None:
         raise fail(f"{name}: {reason}") from fault
 
 
-def kill(run_dir: RunDir, program: Program) -> None:
-    """SIGKILL a program, as a crash would; supervision restarts it."""
+def kill(run_dir: RunDir, program: Program, target: Target) -> None:
+    """SIGKILL a program, as a crash would; supervision (or compose's restart policy) restarts it."""
+    if stack := _compose(run_dir, target):
+        try:
+            pid = stack.kill(program)
+        except ComposeError as exc:
+            raise fail(str(exc)) from exc
+        console.print(f"Killed {program} (host pid {pid}); its restart policy will start it again.")
+        return
     _layout, sup = _supervisor(run_dir)
     try:
         pid = sup.process(program)["pid"]
@@ -54,22 +75,28 @@ def kill(run_dir: RunDir, program: Program) -> None:
     console.print(f"Killed {program} (pid {pid}); supervisord will restart it.")
 
 
-def restart(run_dir: RunDir, program: Program) -> None:
+def restart(run_dir: RunDir, program: Program, target: Target) -> None:
     """Stop and start a program (the runbook's 'restart it')."""
+    if stack := _compose(run_dir, target):
+        return _in_compose(stack, "restart", program)
     _layout, sup = _supervisor(run_dir)
     _act(sup.restart, program)
     console.print(f"Restarted {program}.")
 
 
-def stop(run_dir: RunDir, program: Program) -> None:
+def stop(run_dir: RunDir, program: Program, target: Target) -> None:
     """Stop a program until `chaoslab start` (e.g. `chaoslab stop redis`)."""
+    if stack := _compose(run_dir, target):
+        return _in_compose(stack, "stop", program)
     _layout, sup = _supervisor(run_dir)
     _act(sup.stop, program)
     console.print(f"Stopped {program}.")
 
 
-def start(run_dir: RunDir, program: Program) -> None:
+def start(run_dir: RunDir, program: Program, target: Target) -> None:
     """Start a stopped program."""
+    if stack := _compose(run_dir, target):
+        return _in_compose(stack, "start", program)
     _layout, sup = _supervisor(run_dir)
     _act(sup.start, program)
     console.print(f"Started {program}.")
@@ -77,8 +104,12 @@ def start(run_dir: RunDir, program: Program) -> None:
 
 def scale(run_dir: RunDir,
           service: Annotated[str, typer.Argument(help="the service to scale, e.g. payments")],
-          replicas: Annotated[int, typer.Argument(help="how many replicas to run, 1 to 8")]) -> None:
+          replicas: Annotated[int, typer.Argument(help="how many replicas to run, 1 to 8")],
+          target: Target) -> None:
     """Run N replicas of a service on further ports; callers spread over them within a second."""
+    if _compose(run_dir, target):
+        raise fail("scale works on the native stack only: in compose each service publishes one fixed "
+                   "port, so it runs one container", 2)
     layout, _sup = _supervisor(run_dir)
     try:
         with console.status(f"scaling {service} to {replicas}") as spinner:

@@ -1,21 +1,27 @@
-"""The native stack's Prometheus configuration: the compose file's jobs, on our ports.
+"""Prometheus configuration for both stacks: one job per service, the same names.
 
-The alert rules are the repository's (`prometheus/rules/`); in the `ci` profile their
-`for:` durations and range windows are shrunk like every other interval (DESIGN §5),
-into a copy under the run directory, so a drill sees an alert fire in seconds rather
-than minutes. Scrapes are every second there, so a 10 s window still holds 10 samples.
+The native stack's is written into its run directory, on its own ports. The compose
+stack's is generated into `prometheus/compose/<profile>.yml` (`python -m
+chaos.prometheus_config --write`), and compose picks it by CHAOSLAB_PROFILE. The alert
+rules are the repository's (`prometheus/rules/`); in the `ci` profile their `for:`
+durations and range windows are shrunk like every other interval (DESIGN §5), so a
+drill sees an alert fire in seconds rather than minutes. Scrapes are every second
+there, so a 10 s window still holds 10 samples.
 """
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import yaml
 
-from chaos.layout import SERVICES, StackLayout
+from chaos.layout import DEFAULT_PORTS, SERVICES, StackLayout
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "prometheus" / "rules"
+COMPOSE_DIR = REPO / "prometheus" / "compose"
+COMPOSE_MOUNT = "/etc/prometheus"  # where compose mounts ./prometheus
 SCRAPE_INTERVAL = {"training": "15s", "ci": "1s"}
 # In the ci profile `for:` durations are divided by 12 (1m becomes 5s) and range
 # windows by 6 (rate(x[1m]) becomes rate(x[10s])).
@@ -26,25 +32,30 @@ _WINDOW = re.compile(r"\[(\d+)(s|m|h)(:\d+[smh])?\]")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
-def write(layout: StackLayout, *, alerting: bool = False) -> Path:
-    config = {
-        "global": {"scrape_interval": SCRAPE_INTERVAL[layout.profile],
-                   "evaluation_interval": SCRAPE_INTERVAL[layout.profile],
-                   "external_labels": {"stack": "chaoslab-native"}},
-        "rule_files": [str(p) for p in rule_files(layout)],
-        "scrape_configs": [
-            # The job is the service; replicas are its instances.
-            {"job_name": service,
-             "static_configs": [{"targets": [f"127.0.0.1:{port}" for port in layout.replica_ports(service)]}]}
-            for service in SERVICES
-        ] + [{"job_name": "prometheus",
-              "static_configs": [{"targets": [f"127.0.0.1:{layout.ports['prometheus']}"]}]}],
+def config(*, profile: str, stack: str, targets: dict[str, list[str]], rule_files: list[str],
+           alertmanager: str | None) -> dict:
+    """The job is the service; replicas are its instances. No `service` target label:
+    it would clash with the `service` label of http_requests_total."""
+    out = {
+        "global": {"scrape_interval": SCRAPE_INTERVAL[profile], "evaluation_interval": SCRAPE_INTERVAL[profile],
+                   "external_labels": {"stack": stack}},
+        "rule_files": rule_files,
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": hosts}]}
+                           for job, hosts in targets.items()],
     }
-    if alerting:
-        config["alerting"] = {"alertmanagers": [
-            {"static_configs": [{"targets": [f"127.0.0.1:{layout.ports['alertmanager']}"]}]}]}
+    if alertmanager:
+        out["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return out
+
+
+def write(layout: StackLayout, *, alerting: bool = False) -> Path:
+    targets = {service: [f"127.0.0.1:{port}" for port in layout.replica_ports(service)] for service in SERVICES}
+    targets["prometheus"] = [f"127.0.0.1:{layout.ports['prometheus']}"]
     path = layout.run_dir / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(yaml.safe_dump(config(
+        profile=layout.profile, stack="chaoslab-native", targets=targets,
+        rule_files=[str(p) for p in rule_files(layout)],
+        alertmanager=f"127.0.0.1:{layout.ports['alertmanager']}" if alerting else None), sort_keys=False))
     return path
 
 
@@ -56,16 +67,38 @@ def rule_files(layout: StackLayout) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for source in sources:
-        rules = yaml.safe_load(source.read_text())
-        for group in rules.get("groups", []):
-            for rule in group.get("rules", []):
-                if "for" in rule:
-                    rule["for"] = shrink(rule["for"], CI_FOR_DIVISOR)
-                rule["expr"] = _WINDOW.sub(_shrink_window, str(rule["expr"]))
         target = out_dir / source.name
-        target.write_text(yaml.safe_dump(rules, sort_keys=False))
+        target.write_text(ci_rules(source))
         written.append(target)
     return written
+
+
+def ci_rules(source: Path) -> str:
+    """A rule file with its `for:` durations and range windows shrunk for the ci profile."""
+    rules = yaml.safe_load(source.read_text())
+    for group in rules.get("groups", []):
+        for rule in group.get("rules", []):
+            if "for" in rule:
+                rule["for"] = shrink(rule["for"], CI_FOR_DIVISOR)
+            rule["expr"] = _WINDOW.sub(_shrink_window, str(rule["expr"]))
+    return yaml.safe_dump(rules, sort_keys=False)
+
+
+def compose_files() -> dict[Path, str]:
+    """Every file of prometheus/compose/: one config per profile, and the ci rules."""
+    header = ("# Generated by `python -m chaos.prometheus_config --write` (chaos/prometheus_config.py):\n"
+              "# do not edit. The compose stack's Prometheus, picked by CHAOSLAB_PROFILE.\n")
+    targets = {service: [f"{service}:{DEFAULT_PORTS[service]}"] for service in SERVICES}
+    targets["prometheus"] = [f"localhost:{DEFAULT_PORTS['prometheus']}"]
+    rules = {"training": f"{COMPOSE_MOUNT}/rules/*.yml", "ci": f"{COMPOSE_MOUNT}/compose/ci-rules/*.yml"}
+    files = {}
+    for profile, pattern in rules.items():
+        files[COMPOSE_DIR / f"{profile}.yml"] = header + yaml.safe_dump(config(
+            profile=profile, stack="chaoslab-compose", targets=targets, rule_files=[pattern],
+            alertmanager=f"alertmanager:{DEFAULT_PORTS['alertmanager']}"), sort_keys=False)
+    for source in sorted(RULES.glob("*.yml")):
+        files[COMPOSE_DIR / "ci-rules" / source.name] = header + ci_rules(source)
+    return files
 
 
 def shrink(duration: str, divisor: int) -> str:
@@ -81,3 +114,12 @@ def _shrink_window(match: re.Match[str]) -> str:
     if int(window[:-1]) < 5:
         window = "5s"  # rate() needs a few samples even at one scrape a second
     return f"[{window}{match.group(3) or ''}]"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python -m chaos.prometheus_config --write  (regenerates prometheus/compose/)")
+    for path, text in compose_files().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(path.relative_to(REPO))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chaos import runner, supervision
 from chaos import verify as verifier
+from chaos.compose import ComposeStack
 from chaos.drills.load import Load
 from chaos.drills.model import Incident, Step
 from chaos.drills.prom import Prometheus, PrometheusUnavailable
@@ -73,7 +74,7 @@ class DrillResult:
 
 
 class Drill:
-    def __init__(self, layout: StackLayout, incident: Incident, *, log_dir: Path,
+    def __init__(self, layout: StackLayout | ComposeStack, incident: Incident, *, log_dir: Path,
                  progress: Progress = lambda *_: None, users: int = 6) -> None:
         self.layout, self.incident, self.progress, self.users = layout, incident, progress, users
         self.prom = Prometheus(layout.url("prometheus"))
@@ -189,6 +190,10 @@ class Drill:
         env = self.command_env()
         subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "clear"], env=env, cwd=REPO,
                        capture_output=True, timeout=60, check=False)
+        if isinstance(self.layout, ComposeStack):
+            started = self.layout.start_stopped()
+            self.layout.wait_healthy(timeout_s=60)
+            return "faults cleared" + (f"; started {', '.join(started)}" if started else "")
         # The runbook's commands may have scaled services: the layout on disk is current.
         self.layout = StackLayout.load(self.layout.run_dir)
         sup = supervision.Supervisor(self.layout)
@@ -208,7 +213,8 @@ class Drill:
     def command_env(self) -> dict[str, str]:
         """What the runbook's commands need to find this stack (the defaults otherwise)."""
         bin_dir = str(Path(sys.executable).parent)
-        return {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        target = "compose" if isinstance(self.layout, ComposeStack) else "native"
+        return {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "CHAOSLAB_TARGET": target,
                 "CHAOSLAB_RUN_DIR": str(self.layout.run_dir), "REDIS_URL": self.layout.redis_url,
                 "CHAOSLAB_PROFILE": self.layout.profile, "CHAOSLAB_PYTHON": sys.executable,
                 "GATEWAY_URL": self.layout.url("gateway"), "PROMETHEUS_URL": self.layout.url("prometheus")}

@@ -14,12 +14,15 @@ One section per incident, anchored by its id. Every section is drilled end to en
 waits for the named alert, runs the remediation commands exactly as written, checks
 recovery within budget and runs `chaoslab verify`.
 
-Commands run from the repository root against the native stack (`make up`).
+Commands run from the repository root. Against the native stack (`make up`),
 `chaoslab` finds the stack through `--run-dir` or `$CHAOSLAB_RUN_DIR` (default
-`./.chaoslab`); the scripts in `chaos/scripts/` find Redis through `$REDIS_URL` (default
-`redis://127.0.0.1:6379/0`), so against compose they work as
-`REDIS_URL=redis://127.0.0.1:6379/0 chaos/scripts/...` with the compose stack's
-published port. Compose equivalents of process commands are given where they differ.
+`./.chaoslab`). Against the compose stack (`docker compose up`), the same words work
+after `export CHAOSLAB_TARGET=compose` (or `chaoslab <command> --target compose`):
+`chaoslab` then reads the ports, token and profile from `docker compose config`, and
+`stop`, `start`, `restart`, `kill` and `logs` act on the service's container. The
+scripts in `chaos/scripts/` find Redis through `$REDIS_URL` (default
+`redis://127.0.0.1:6379/0`, which is also where compose publishes it). Plain
+`docker compose` equivalents are given for people without the `chaoslab` command.
 
 ## Severity
 

@@ -1,6 +1,7 @@
 """Talk to the stack in the domain's words: place_order, get_order, stock_of, charges_for."""
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import Any
@@ -53,3 +54,53 @@ def place_until_final(client: httpx.Client, gateway: str, key: str, *, body: dic
         if resp.status_code < 500 and resp.status_code != 429 or time.monotonic() > deadline:
             return resp
         time.sleep(min(float(resp.headers.get("Retry-After", "1")), max(0.0, deadline - time.monotonic())))
+
+
+class OrderStream:
+    """Clients placing orders until stopped; each result is (key, HTTP status, 0 when the
+    request failed), and the keys without a final answer are kept for a retry."""
+
+    def __init__(self, gateway: str, workers: int = 6, sku: str = "SKU-006") -> None:
+        self.gateway, self.workers, self.sku = gateway, workers, sku
+        self.stop = threading.Event()
+        self.results: list[tuple[str, int]] = []
+        self.unfinished: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=15) as client:
+            while not self.stop.is_set():
+                key = new_key()
+                try:
+                    status = place_order(client, self.gateway, self.sku, 1, key=key).status_code
+                except httpx.HTTPError:
+                    status = 0
+                with self._lock:
+                    self.results.append((key, status))
+                    if status not in (201, 402, 409):
+                        self.unfinished.append(key)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.results)
+
+    def latest(self, n: int) -> list[int]:
+        with self._lock:
+            return [status for _, status in self.results[-n:]]
+
+    def wait_for(self, more: int, timeout_s: float = 30) -> None:
+        from tests.support.stack import wait_until
+
+        target = self.count() + more
+        wait_until(lambda: self.count() >= target, timeout_s=timeout_s, message=f"{more} more orders")

@@ -55,13 +55,19 @@ def settings_class(service: str):
     return importlib.import_module(f"services.{service}.settings").Settings
 
 
+_PORT_ENTRY = re.compile(r"^(?:(?P<ip>[\d.]+):)?(?:\$\{(?P<var>\w+):-(?P<default>\d+)\}|(?P<host>\d+))"
+                         r":(?P<container>\d+)(?:/\w+)?$")
+
+
+def port_entries(spec: dict[str, Any]) -> list[re.Match[str]]:
+    entries = [_PORT_ENTRY.match(str(entry)) for entry in spec.get("ports", [])]
+    assert all(entries), f"unreadable ports: {spec.get('ports')}"
+    return entries
+
+
 def published(spec: dict[str, Any]) -> list[tuple[str, int, int]]:
-    """(host ip, host port, container port) of each `ports:` entry ('' when no ip is given)."""
-    out = []
-    for entry in spec.get("ports", []):
-        *ip, host, container = str(entry).split(":")
-        out.append((":".join(ip), int(host), int(container.split("/")[0])))
-    return out
+    """(host ip, host port by default, container port) of each `ports:` entry."""
+    return [(m["ip"] or "", int(m["default"] or m["host"]), int(m["container"])) for m in port_entries(spec)]
 
 
 def healthcheck_command(spec: dict[str, Any]) -> str:
@@ -178,6 +184,18 @@ def test_published_ports_are_the_design_ports(name):
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
+def test_published_ports_are_overridable_from_the_environment(name):
+    # So a test (or a second stack) can run compose beside a native stack on other ports.
+    for entry in port_entries(SERVICES_IN_COMPOSE[name]):
+        assert entry["var"] == f"{name.upper()}_PORT", f"{name}: publish as ${{{name.upper()}_PORT:-port}}"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
+def test_every_container_has_a_healthcheck(name):
+    assert SERVICES_IN_COMPOSE[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
 def test_healthchecks_survive_podman_splitting_cmd_arguments(name):
     # Podman 4.3 splits ["CMD", ...] arguments at spaces (CONTAINERS.md): use CMD-SHELL.
     test = SERVICES_IN_COMPOSE[name].get("healthcheck", {}).get("test")
@@ -214,32 +232,46 @@ def test_dockerfile_default_image_runs_the_gateway_as_non_root():
 
 # --- Prometheus and Alertmanager ------------------------------------------------------
 
-PROMETHEUS = load_yaml("prometheus/prometheus.yml")
+PROFILES = ("training", "ci")
 
 
-def test_prometheus_scrapes_every_service_under_the_native_stacks_job_names(tmp_path):
+def test_prometheus_files_are_generated_from_the_native_jobs_and_rules():
+    from chaos import prometheus_config
+
+    for path, text in prometheus_config.compose_files().items():
+        assert path.exists() and path.read_text() == text, \
+            f"{path.relative_to(REPO)}: run `python -m chaos.prometheus_config --write`"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_prometheus_scrapes_every_service_under_the_native_stacks_job_names(tmp_path, profile):
     from chaos import prometheus_config
     from chaos.layout import StackLayout
 
+    compose = load_yaml(f"prometheus/compose/{profile}.yml")
     native = yaml.safe_load(prometheus_config.write(StackLayout.new(
-        tmp_path, profile="training", chaos_token="t", pick_free_ports=False)).read_text())
-    assert [j["job_name"] for j in PROMETHEUS["scrape_configs"]] == \
-        [j["job_name"] for j in native["scrape_configs"]]
-    for job in PROMETHEUS["scrape_configs"]:
+        tmp_path, profile=profile, chaos_token="t", pick_free_ports=False)).read_text())
+    assert [j["job_name"] for j in compose["scrape_configs"]] == [j["job_name"] for j in native["scrape_configs"]]
+    for job in compose["scrape_configs"]:
         name = job["job_name"]
         if name in SERVICES:
             # No `service` target label: it would clash with http_requests_total's own.
             assert job["static_configs"] == [{"targets": [f"{name}:{DESIGN_PORTS[name]}"]}]
-    assert PROMETHEUS["global"]["scrape_interval"] == native["global"]["scrape_interval"] == "15s"
+    assert compose["global"]["scrape_interval"] == native["global"]["scrape_interval"]
 
 
-def test_prometheus_loads_rules_and_alerts_alertmanager():
-    assert PROMETHEUS["rule_files"] == ["/etc/prometheus/rules/*.yml"]
-    targets = [t for am in PROMETHEUS["alerting"]["alertmanagers"]
-               for sc in am["static_configs"] for t in sc["targets"]]
+@pytest.mark.parametrize("profile", PROFILES)
+def test_prometheus_loads_rules_of_the_profile_and_alerts_alertmanager(profile):
+    compose = load_yaml(f"prometheus/compose/{profile}.yml")
+    [pattern] = compose["rule_files"]
+    assert pattern.startswith("/etc/prometheus/")
+    rules = sorted((REPO / "prometheus" / pattern.removeprefix("/etc/prometheus/")).parent.glob("*.yml"))
+    assert [r.name for r in rules] == [r.name for r in sorted((REPO / "prometheus" / "rules").glob("*.yml"))]
+    targets = [t for am in compose["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
     assert targets == ["alertmanager:9093"]
-    mounts = SERVICES_IN_COMPOSE["prometheus"]["volumes"]
-    assert any(str(v).startswith("./prometheus:/etc/prometheus") for v in mounts)
+    spec = SERVICES_IN_COMPOSE["prometheus"]
+    assert any(str(v).startswith("./prometheus:/etc/prometheus") for v in spec["volumes"])
+    assert "--config.file=/etc/prometheus/compose/${CHAOSLAB_PROFILE:-training}.yml" in spec["command"]
 
 
 def test_alertmanager_sends_every_alert_to_the_notifications_webhook():
@@ -252,10 +284,25 @@ def test_alertmanager_sends_every_alert_to_the_notifications_webhook():
                        "send_resolved": True}
 
 
-def test_promtool_accepts_the_prometheus_config():
+@pytest.mark.parametrize("profile", PROFILES)
+def test_promtool_accepts_the_prometheus_config(profile):
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not on PATH (Debian package `prometheus`): config not checked")
-    result = subprocess.run([promtool, "check", "config", str(REPO / "prometheus" / "prometheus.yml")],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    files = [REPO / "prometheus" / "compose" / f"{profile}.yml"]
+    if profile == "ci":
+        files += sorted((REPO / "prometheus" / "compose" / "ci-rules").glob("*.yml"))
+    for path in files:
+        kind = "config" if path.parent.name == "compose" else "rules"
+        result = subprocess.run([promtool, "check", kind, str(path)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_opens_on_the_overview_for_anonymous_viewers():
+    spec = SERVICES_IN_COMPOSE["grafana"]
+    env = spec["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true" and env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    mount = next(str(v) for v in spec["volumes"] if str(v).startswith("./grafana/dashboards:"))
+    assert home.startswith(mount.split(":")[1] + "/")
+    assert (REPO / "grafana" / "dashboards" / home.rsplit("/", 1)[1]).exists()
