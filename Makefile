@@ -17,7 +17,8 @@ status:
 verify:
 	$(VENV)/bin/chaoslab verify
 
-test: venv  ## every test: unit, integration (real PostgreSQL/Redis), drills
+test: venv  ## every test: unit, integration (real PostgreSQL/Redis), drills, compose
+	sh chaos/install-deps.sh --test
 	$(PY) -m pytest -q
 
 test-unit: venv

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the native stack and the tests need from Debian's packages: PostgreSQL,
-# Redis, Prometheus (with promtool), Alertmanager and Python's venv. As root it installs
-# what is missing; otherwise it says what to install and fails.
+# Redis, Prometheus (with promtool), Alertmanager and Python's venv; with --test also
+# shellcheck, which lints the chaos scripts. As root it installs what is missing;
+# otherwise it says what to install and fails.
 set -eu
 
 missing=""
@@ -14,6 +15,9 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$missing promethe
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
 command -v runuser >/dev/null 2>&1 || missing="$missing util-linux"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+if [ "${1:-}" = "--test" ]; then
+    command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
+fi
 missing=$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ' | sed 's/^ *//;s/ *$//')
 
 [ -z "$missing" ] && exit 0

@@ -118,24 +118,26 @@ def test_shared_breaker_state_opens_every_replica_of_the_caller(stack, extra_gat
     assert state(alone) == "closed"
 
 
-def test_gateway_sheds_past_max_inflight_and_admitted_keep_their_latency(stack, small_gateway, client):
+def test_gateway_sheds_past_max_inflight_at_once_and_admits_the_rest(stack, small_gateway, client):
     put_fault(client, stack, "inventory", "latency_ms", 600)
 
     def order(_):
         with httpx.Client(timeout=30) as c:
             started = time.perf_counter()
             resp = place_order(c, small_gateway, "SKU-001", 1)
-            return resp, time.perf_counter() - started
+            return resp, started, time.perf_counter()
 
     with ThreadPoolExecutor(12) as pool:
         results = list(pool.map(order, range(12)))
-    shed = [(r, t) for r, t in results if r.status_code == 429]
-    admitted = [(r, t) for r, t in results if r.status_code == 201]
-    assert len(shed) >= 6 and len(admitted) >= 1 and len(shed) + len(admitted) == 12, \
-        [r.status_code for r, _ in results]
-    assert all(r.json()["error"]["code"] == "overloaded" and r.headers["Retry-After"] for r, _ in shed)
-    assert max(t for _, t in shed) < 0.5  # refused at once, not queued behind the slow ones
-    assert max(t for _, t in admitted) < 0.6 * 2.5  # admitted ones pay the injected 600 ms, not a queue
+    shed = [(r, start, end) for r, start, end in results if r.status_code == 429]
+    admitted = [(r, start, end) for r, start, end in results if r.status_code == 201]
+    assert len(shed) >= 6 and 1 <= len(admitted) <= 4 and len(shed) + len(admitted) == 12, \
+        [r.status_code for r, *_ in results]
+    assert all(r.json()["error"]["code"] == "overloaded" and r.headers["Retry-After"] for r, *_ in shed)
+    # Refused at once: every refusal is back before the first admitted order (which pays
+    # the injected 600 ms) is done, so none waited in a queue behind the slow ones.
+    assert max(end for *_, end in shed) < min(end for *_, end in admitted)
+    assert all(end - start >= 0.6 for _, start, end in admitted)
     assert client.get(f"{small_gateway}/health").status_code == 200  # never shed
     assert metric(client, small_gateway, "load_shed_total") >= len(shed)
 
