@@ -13,7 +13,7 @@ from chaos.cli_common import RunDir, Target, console, fail, stack_of
 from chaos.drills import experiments as ctk_experiments
 from chaos.drills import report as reports
 from chaos.drills import runbook as runbooks
-from chaos.drills.catalog import BY_ID, INCIDENTS, NOT_YET
+from chaos.drills.catalog import BY_ID, INCIDENTS
 from chaos.drills.engine import Drill, DrillResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,8 +37,6 @@ def drill(
             table.add_column(column)
         for inc in INCIDENTS:
             table.add_row(inc.id, inc.severity, inc.title, inc.alert or "watchdog")
-        for inc_id, why in NOT_YET.items():
-            table.add_row(inc_id, "-", f"not drilled yet: {why}", "-")
         console.print(table)
         return
     chosen = list(INCIDENTS) if run_all else []

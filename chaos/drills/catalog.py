@@ -106,6 +106,31 @@ INCIDENTS: tuple[Incident, ...] = (
                "CHAOSLAB_THINK_MIN_S": "0", "CHAOSLAB_THINK_MAX_S": "0.05"},
     ),
     Incident(
+        "cannot-scale", "Load beyond one payments replica", "SEV2",
+        "More charges arrive than one payments replica can authorise. Each replica has a few card-processor "
+        "connections (capacity: connections / service time: 30 charges/s in ci, 320 in training, which a "
+        "small machine cannot reach: there, drill it in ci or start with `--set payments:PROCESSOR_CONNECTIONS=3`); "
+        "all of them stay busy, charges queue for one, and latency climbs while throughput stays flat. Each new "
+        "replica brings its own connections.",
+        "CannotScale",
+        ("`payments_processor_waiting` at 1 or more: every one of `payments_processor_connections` busy",
+         "`payments_processor_wait_seconds` rising; `job:http_request_duration_seconds:p99_rate1m{job=\"payments\"}` "
+         "over 0.5 s", "orders/s flat while shoppers grow"),
+        (sh("chaoslab query 'payments_processor_waiting'"),
+         sh("chaoslab query 'payments_processor_connections_in_use / payments_processor_connections'"),
+         sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m{job=\"payments\"}'")),
+        (_load("shop/step", "A capacity step: locust's StepShape (CHAOSLAB_SHAPE=step) adds shoppers past one "
+                            "replica's capacity."),),
+        (sh("chaoslab scale payments 3"),),
+        "No charge waits for a connection any more, payments' p99 falls under 0.5 s and the alert resolves; "
+        "orders/s follows the shoppers again. Scale back down once the load is gone.",
+        VERIFY_NOTE + " A charge that queued past its caller's deadline is never made: the processor hands the "
+        "connection back, so no order is charged behind a timeout.",
+        extra={"users": "60", "CHAOSLAB_STEP_USERS": "60", "CHAOSLAB_STEP_MAX_USERS": "60",
+               "CHAOSLAB_STEP_SECONDS": "300", "CHAOSLAB_THINK_MIN_S": "0.3", "CHAOSLAB_THINK_MAX_S": "0.7"},
+        recovered_when='max(job:http_request_duration_seconds:p99_rate1m{job="payments"}) < 0.5',
+    ),
+    Incident(
         "outbox-backlog", "Notifications down, outbox grows", "SEV3",
         "notifications is down. Orders keep succeeding; their events wait in the outbox, which grows, "
         "then drains once notifications is back. Nothing is lost, nothing is sent twice.",
@@ -302,8 +327,3 @@ INCIDENTS: tuple[Incident, ...] = (
 )
 
 BY_ID = {incident.id: incident for incident in INCIDENTS}
-# Listed in INCIDENTS.md but not drilled yet, with the reason.
-NOT_YET = {
-    "cannot-scale": "needs a capacity limit per replica that a 2-core machine can show; "
-                    "scaling payments does not add cores here",
-}

@@ -2,7 +2,7 @@
 commands the drills run (`chaoslab runbook --write`; a test fails if it is stale)."""
 from __future__ import annotations
 
-from chaos.drills.catalog import INCIDENTS, NOT_YET
+from chaos.drills.catalog import INCIDENTS
 from chaos.drills.model import Incident, Step
 
 HEADER = """# chaoslab runbook
@@ -113,6 +113,4 @@ def render() -> str:
     index_rows = "\n".join(f"| [{inc.id}](#{inc.id}) | {inc.title} | {inc.alert or 'watchdog'} |" for inc in INCIDENTS)
     body = HEADER.format(severity_rows=severity_rows, index_rows=index_rows)
     body += "".join(section(inc) for inc in INCIDENTS)
-    if NOT_YET:
-        body += "\n## Not drilled yet\n\n" + "\n".join(f"- **{k}**: {v}." for k, v in NOT_YET.items()) + "\n"
     return body

@@ -26,6 +26,9 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "outbox_retention_s": 3600.0,
         "chaos_refresh_s": 1.0,
         "crashloop_after_s": 20.0,
+        # payments' card processor: 320 charges/s per replica, never the limit on 2 cores.
+        "processor_connections": 16,
+        "processor_service_s": 0.05,
     },
     "ci": {
         "request_timeout_s": 5.0,
@@ -36,6 +39,9 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "outbox_retention_s": 120.0,
         "chaos_refresh_s": 0.5,
         "crashloop_after_s": 2.0,
+        # 30 charges/s per replica: steady drill load uses a third; a step load passes it.
+        "processor_connections": 3,
+        "processor_service_s": 0.1,
     },
 }
 

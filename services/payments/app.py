@@ -13,6 +13,7 @@ from services.common.db import Database
 from services.common.idempotency import require_key
 from services.common.middleware import request_deadline
 from services.payments import charges
+from services.payments.processor import Processor
 from services.payments.settings import Settings
 
 
@@ -32,12 +33,13 @@ def _still_wanted() -> bool:
     return deadline is None or time.time() < deadline
 
 
-def build_router(db: Database, settings: Settings) -> APIRouter:
+def build_router(db: Database, settings: Settings, processor: Processor) -> APIRouter:
     router = APIRouter(tags=["payments"])
 
     @router.post("/charges", status_code=201, responses=error_responses(402, 409, 422, 503, 504))
     async def create_charge(body: ChargeRequest, idempotency_key: str | None = Header(None)):
         key = require_key(idempotency_key)
+        await processor.authorise(_still_wanted)  # before a database connection is held
         async with db.connection() as conn:
             charge = await charges.charge(conn, key=key, order_id=body.order_id,
                                           customer_id=body.customer_id, amount_cents=body.amount_cents,
@@ -62,4 +64,5 @@ def build_router(db: Database, settings: Settings) -> APIRouter:
 def build_app(settings: Settings | None = None):
     settings = settings or Settings()
     db = Database.for_service(settings, Path(__file__).parent)
-    return create_app(settings, routers=[build_router(db, settings)], db=db)
+    processor = Processor(settings.processor_connections, settings.processor_service_s)
+    return create_app(settings, routers=[build_router(db, settings, processor)], db=db)

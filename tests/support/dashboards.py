@@ -123,6 +123,9 @@ EXPORTED_METRICS = frozenset({
     "db_up", "db_pool_size", "db_pool_in_use", "db_pool_waiting", "db_pool_timeouts_total",
     "chaos_active", "chaos_store_up", "chaos_changes_total",
     "rate_limited_total",
+    "payments_processor_connections", "payments_processor_connections_in_use", "payments_processor_waiting",
+    "payments_processor_wait_seconds_bucket", "payments_processor_wait_seconds_sum",
+    "payments_processor_wait_seconds_count",
     "process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds",
     "service_starts_total",
 })
