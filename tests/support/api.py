@@ -90,6 +90,8 @@ class OrderStream:
                     self.results.append((key, status))
                     if status not in (201, 402, 409):
                         self.unfinished.append(key)
+                if status not in (201, 402, 409):
+                    self.stop.wait(0.25)  # a client backs off after a failure rather than spinning
 
     def count(self) -> int:
         with self._lock:
