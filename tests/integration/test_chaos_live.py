@@ -93,9 +93,13 @@ def test_latency_with_jitter(stack, client):
     assert client.get(url).status_code == 200
     assert 0.3 <= time.perf_counter() - started < 2.0
     clear_faults(client, stack)
-    started = time.perf_counter()
-    client.get(url)
-    assert time.perf_counter() - started < 0.3
+
+    def fast_again() -> bool:  # one request slowed by a busy machine must not fail this
+        started = time.perf_counter()
+        client.get(url)
+        return time.perf_counter() - started < 0.3
+
+    wait_until(fast_again, timeout_s=10, interval_s=0.2, message="answers without the injected latency")
 
 
 def test_hang_answers_nothing_until_the_callers_deadline(stack, client):

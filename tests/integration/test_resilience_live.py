@@ -40,25 +40,15 @@ def test_breaker_opens_fails_fast_half_opens_and_closes(stack, gateway, client):
     breaker = _breaker(client, stack, "gateway", "orders")
     assert breaker["state"] == "open" and breaker["failure_rate"] >= 50, breaker
 
-    # While open, calls fail at once without reaching orders.
+    # While open, calls fail at once: refused by the gateway itself, none reaches orders.
+    # (How fast a refusal is belongs to the benchmark: bench/resilience.py.)
     reached = metric(client, stack.url("orders"), "http_requests_total", route="unmatched") + \
         metric(client, stack.url("orders"), "http_requests_total", route="/orders")
-    def fast_answers() -> tuple[float, float]:
-        """The gateway's own histogram of GET /orders: (answered within 5 ms, all)."""
-        url = stack.url("gateway")
-        labels = {"service": "gateway", "route": "/orders", "method": "GET"}
-        return (metric(client, url, "http_request_duration_seconds_bucket", le="0.005", **labels),
-                metric(client, url, "http_request_duration_seconds_count", **labels))
-
-    fast_before, all_before = fast_answers()
     with httpx.Client(timeout=5) as fast:
         for _ in range(100):
             resp = fast.get(f"{gateway}/orders?limit=1")
             assert resp.status_code == 503 and resp.json()["error"]["code"] == "breaker_open"
             assert int(resp.headers["Retry-After"]) >= 1
-    fast_after, all_after = fast_answers()
-    assert all_after - all_before == 100
-    assert fast_after - fast_before >= 99, "p99 of the gateway's refusals is over 5 ms"
     assert metric(client, stack.url("orders"), "http_requests_total", route="unmatched") + \
         metric(client, stack.url("orders"), "http_requests_total", route="/orders") == reached
 
