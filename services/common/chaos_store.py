@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from services.common.errors import BadInput, DependencyUnavailable
@@ -45,8 +48,11 @@ def default_who() -> str:
 
 
 def connect(url: str) -> aioredis.Redis:
+    # A pooled connection that Redis or the network dropped fails on its next use: one
+    # immediate retry on a fresh connection, so only a Redis that is really gone is an error.
     return aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
-                             decode_responses=True, health_check_interval=0)
+                             decode_responses=True, health_check_interval=0,
+                             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
 
 
 class ChaosStore:

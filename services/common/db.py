@@ -144,6 +144,7 @@ class Database:
         if self._pool is not None:
             db_pool_size.labels(self.schema).set(self._pool.get_size())
             db_pool_in_use.labels(self.schema).set(self._pool.get_size() - self._pool.get_idle_size())
+            db_pool_timeouts_total.labels(self.schema)  # exported at 0 before the first timeout
 
     async def start(self, wait_s: float = 5.0) -> None:
         self._connecting = asyncio.create_task(self._connect_forever())
