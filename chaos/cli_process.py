@@ -22,8 +22,8 @@ Program = Annotated[str, typer.Argument(help="gateway, orders, payments, invento
 
 
 def _compose(run_dir, target) -> ComposeStack | None:
-    stack = stack_of(run_dir, target) if target != "native" else None
-    return stack if isinstance(stack, ComposeStack) else None
+    """The compose stack when --target says compose (stack_of refuses any other target)."""
+    return None if target == "native" else stack_of(run_dir, target)
 
 
 def _in_compose(stack: ComposeStack, verb: str, program: str) -> None:
