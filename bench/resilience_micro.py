@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.common import errors  # noqa: E402
-from services.common.breaker import BreakerConfig  # noqa: E402
-from services.common.policy import Policy, PolicyConfig  # noqa: E402
+from services.common.web import errors  # noqa: E402
+from services.common.resilience.breaker import BreakerConfig  # noqa: E402
+from services.common.resilience.policy import Policy, PolicyConfig  # noqa: E402
 
 
 @dataclass(slots=True)

@@ -15,9 +15,9 @@ import typer
 from rich.table import Table
 
 from chaos.cli_common import RunDir, Target, console, fail, stack_of
-from services.common.chaos_store import ChaosStore, connect
-from services.common.errors import ChaoslabError
-from services.common.faults import CATALOGUE, MAX_TTL_S
+from services.common.faults.store import ChaosStore, connect
+from services.common.web.errors import ChaoslabError
+from services.common.faults.catalogue import CATALOGUE, MAX_TTL_S
 
 app = typer.Typer(help="Set, list and clear faults (see `chaoslab chaos catalogue`).", no_args_is_help=True)
 

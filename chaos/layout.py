@@ -103,7 +103,7 @@ class StackLayout:
         return self.run_dir / "replicas"
 
     def write_replicas(self) -> None:
-        """Callers read their downstreams' replicas from here (see services/common/http.py)."""
+        """Callers read their downstreams' replicas from here (see services/common/web/http.py)."""
         self.replicas_dir.mkdir(parents=True, exist_ok=True)
         for service in SERVICES:
             path = self.replicas_dir / service

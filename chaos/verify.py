@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from services.common.settings import PROFILE_DEFAULTS
+from services.common.web.settings import PROFILE_DEFAULTS
 
 
 @dataclass

@@ -11,11 +11,11 @@
 #   chaos_flag_option --loop crashloop "..."   # `--loop` sets crashloop instead of the main fault
 #   chaos_main "$@"
 #
-# Faults are written the way services/common/chaos_store.py writes them: the key
+# Faults are written the way services/common/faults/store.py writes them: the key
 # `chaos:<service>:<fault>[:replica=N][:route=/path]`, a plain-text value, a TTL (SET PX),
 # and an entry in the `chaos:audit` stream (action, key, value, ttl_s, who, at), in one
 # atomic Lua call. Names, bounds and units come from the catalogue in
-# services/common/faults.py, read through a python that can import it.
+# services/common/faults/catalogue.py, read through a python that can import it.
 
 CHAOS_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CHAOS_ROOT="$(cd "$CHAOS_LIB_DIR/../.." && pwd)"
@@ -25,7 +25,7 @@ CHAOS_REDIS_TIMEOUT_S=3
 # Only for when no python can import the catalogue (then values are not checked).
 CHAOS_FALLBACK_TTL_S=600
 CHAOS_FALLBACK_MAX_TTL_S=86400
-# services/common/chaos_store.py accepts replicas 0..64.
+# services/common/faults/store.py accepts replicas 0..64.
 CHAOS_MAX_REPLICA=64
 
 CHAOS_NAME=""
@@ -89,8 +89,8 @@ read -r -d '' CHAOS_PY_SNIPPET <<'PY' || true
 import sys
 sys.path[0] = sys.argv[1]  # the repo, instead of the current directory
 try:
-    from services.common.errors import BadInput
-    from services.common.faults import CALLERS, DEFAULT_TTL_S, MAX_TTL_S, lookup
+    from services.common.web.errors import BadInput
+    from services.common.faults.catalogue import CALLERS, DEFAULT_TTL_S, MAX_TTL_S, lookup
 except Exception:  # noqa: BLE001 - any failure means "no catalogue here"
     sys.exit(10)
 
@@ -331,7 +331,7 @@ EOF
             [[ "$line" == ttl ]] && break
         done <<<"$described"
     else
-        printf '      (bounds and units: no python here can import services/common/faults.py)\n'
+        printf '      (bounds and units: no python here can import services/common/faults/catalogue.py)\n'
     fi
     cat <<EOF
 
@@ -372,7 +372,7 @@ chaos_enable() {  # chaos_enable SERVICE REPLICA ROUTE TTL FAULT VALUE [FAULT VA
     if [[ "$status" -eq 2 ]]; then
         chaos_die 2 "$checked"
     elif [[ "$status" -ne 0 ]]; then
-        printf '%s.sh: warning: no python here can import services/common/faults.py; ' "$CHAOS_NAME" >&2
+        printf '%s.sh: warning: no python here can import services/common/faults/catalogue.py; ' "$CHAOS_NAME" >&2
         printf 'values are written unchecked\n' >&2
         if [[ -z "$ttl" ]]; then ttl="$CHAOS_FALLBACK_TTL_S"; fi
         if [[ ! "$ttl" =~ ^[0-9]+$ ]] || ((10#$ttl < 1 || 10#$ttl > CHAOS_FALLBACK_MAX_TTL_S)); then

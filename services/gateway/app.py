@@ -6,12 +6,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from services.common.app import create_app
-from services.common.openapi import error_responses
-from services.common.chaos_runtime import ChaosRuntime
-from services.common.contracts import Order, OrderRequest
-from services.common.http import Downstream, downstream, make_transport
-from services.common.idempotency import require_key
+from services.common.web.app import create_app
+from services.common.web.openapi import error_responses
+from services.common.faults.runtime import ChaosRuntime
+from services.common.data.contracts import Order, OrderRequest
+from services.common.web.http import Downstream, downstream, make_transport
+from services.common.data.idempotency import require_key
 from services.gateway import proxy
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from services.common.http import Downstream, Reply
+from services.common.web.http import Downstream, Reply
 
 _PASSED_HEADERS = ("Idempotency-Replayed", "Retry-After")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from services.common.errors import ChaoslabError
-from services.common.metrics import rate_limited_total
+from services.common.web.errors import ChaoslabError
+from services.common.web.metrics import rate_limited_total
 
 _MAX_CLIENTS = 10_000
 

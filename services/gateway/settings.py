@@ -1,4 +1,4 @@
-from services.common.settings import ServiceSettings
+from services.common.web.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):

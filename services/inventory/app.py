@@ -6,11 +6,11 @@ from pathlib import Path
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from services.common.app import create_app, json_response
-from services.common.openapi import error_responses
-from services.common.contracts import OrderItem
-from services.common.chaos_runtime import ChaosRuntime
-from services.common.db import Database
+from services.common.web.app import create_app, json_response
+from services.common.web.openapi import error_responses
+from services.common.data.contracts import OrderItem
+from services.common.faults.runtime import ChaosRuntime
+from services.common.data.db import Database
 from services.inventory import catalogue, stock
 from services.inventory.settings import Settings
 

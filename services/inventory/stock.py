@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from services.common.errors import BadInput, Conflict, NotFound
+from services.common.web.errors import BadInput, Conflict, NotFound
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from services.common.app import create_app, json_response
-from services.common.openapi import error_responses
-from services.common.db import Database
+from services.common.web.app import create_app, json_response
+from services.common.web.openapi import error_responses
+from services.common.data.db import Database
 from services.notifications import alerts, inbox
 from services.notifications.settings import Settings
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from services.common import logging as log
+from services.common.web import logging as log
 
 _logger = log.get_logger("inbox")
 

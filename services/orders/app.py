@@ -6,16 +6,16 @@ from pathlib import Path
 
 from fastapi import APIRouter, Header, Query
 
-from services.common.app import background, create_app, json_response
-from services.common.chaos_runtime import ChaosRuntime
-from services.common.openapi import error_responses
-from services.common.contracts import Order, OrderRequest
-from services.common.db import Database
-from services.common.errors import DownstreamError, NotFound
-from services.common.http import downstream, make_transport
-from services.common.idempotency import require_key
-from services.common import logging as log
-from services.common.outbox import OUTBOX_SQL, OutboxRelay
+from services.common.web.app import background, create_app, json_response
+from services.common.faults.runtime import ChaosRuntime
+from services.common.web.openapi import error_responses
+from services.common.data.contracts import Order, OrderRequest
+from services.common.data.db import Database
+from services.common.web.errors import DownstreamError, NotFound
+from services.common.web.http import downstream, make_transport
+from services.common.data.idempotency import require_key
+from services.common.web import logging as log
+from services.common.data.outbox import OUTBOX_SQL, OutboxRelay
 from services.orders import saga, store, sweeper
 from services.orders.settings import Settings
 

@@ -15,14 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import logging as log
-from services.common.contracts import OrderRequest
-from services.common.db import Database
-from services.common.errors import Conflict, DependencyUnavailable
-from services.common.http import Downstream
-from services.common.idempotency import fingerprint
-from services.common.metrics import idempotency_conflicts_total, orders_resumed_total
-from services.common.middleware import request_deadline
+from services.common.web import logging as log
+from services.common.data.contracts import OrderRequest
+from services.common.data.db import Database
+from services.common.web.errors import Conflict, DependencyUnavailable
+from services.common.web.http import Downstream
+from services.common.data.idempotency import fingerprint
+from services.common.web.metrics import idempotency_conflicts_total, orders_resumed_total
+from services.common.web.middleware import request_deadline
 from services.orders import steps, store
 from services.orders.steps import Unsure
 from services.orders.store import OrderRow

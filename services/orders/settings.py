@@ -1,4 +1,4 @@
-from services.common.settings import ServiceSettings
+from services.common.web.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -7,7 +7,7 @@ class Settings(ServiceSettings):
     inventory_url: str = "http://127.0.0.1:8003"
     payments_url: str = "http://127.0.0.1:8002"
     notifications_url: str = "http://127.0.0.1:8004"
-    # Profile-scaled (services/common/settings.py).
+    # Profile-scaled (services/common/web/settings.py).
     sweeper_interval_s: float = 0.0
     order_lease_s: float = 0.0
     relay_interval_s: float = 0.0

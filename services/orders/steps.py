@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.errors import DownstreamError
-from services.common.http import Downstream, Reply
+from services.common.web.errors import DownstreamError
+from services.common.web.http import Downstream, Reply
 
 
 class Unsure(Exception):

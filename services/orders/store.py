@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from services.common.metrics import orders_total
-from services.common.outbox import write_event
+from services.common.web.metrics import orders_total
+from services.common.data.outbox import write_event
 
 FINAL_STATUSES = ("confirmed", "payment_failed", "out_of_stock", "rejected")
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common import logging as log
-from services.common.db import DB_ERRORS
-from services.common.errors import ChaoslabError
-from services.common.metrics import orders_resumed_total
+from services.common.web import logging as log
+from services.common.data.db import DB_ERRORS
+from services.common.web.errors import ChaoslabError
+from services.common.web.metrics import orders_resumed_total
 from services.orders import saga, store
 
 _logger = log.get_logger("sweeper")

@@ -7,11 +7,11 @@ from pathlib import Path
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field, StrictInt
 
-from services.common.app import create_app, json_response
-from services.common.openapi import error_responses
-from services.common.db import Database
-from services.common.idempotency import require_key
-from services.common.middleware import request_deadline
+from services.common.web.app import create_app, json_response
+from services.common.web.openapi import error_responses
+from services.common.data.db import Database
+from services.common.data.idempotency import require_key
+from services.common.web.middleware import request_deadline
 from services.payments import charges
 from services.payments.processor import Processor
 from services.payments.settings import Settings

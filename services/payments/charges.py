@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from services.common.errors import Conflict, DeadlineExceeded
+from services.common.web.errors import Conflict, DeadlineExceeded
 
 _COLUMNS = "idempotency_key, order_id, customer_id, amount_cents, status, reason, created_at"
 

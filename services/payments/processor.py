@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from prometheus_client import Gauge, Histogram
 
-from services.common.errors import DeadlineExceeded
+from services.common.web.errors import DeadlineExceeded
 
 CONNECTIONS = Gauge("payments_processor_connections", "Connections to the card processor (this replica's capacity).")
 IN_USE = Gauge("payments_processor_connections_in_use", "Connections busy authorising a charge.")

@@ -23,8 +23,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from services.common.chaos_store import ChaosStore
-from services.common.faults import lookup
+from services.common.faults.store import ChaosStore
+from services.common.faults.catalogue import lookup
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "chaos" / "scripts"

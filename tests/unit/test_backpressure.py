@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from services.common.backpressure import BackpressureMiddleware
+from services.common.resilience.backpressure import BackpressureMiddleware
 
 
 def metric(name: str) -> float:

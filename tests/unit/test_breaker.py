@@ -8,8 +8,8 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from prometheus_client import REGISTRY
 
-from services.common import errors
-from services.common.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from services.common.web import errors
+from services.common.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
 
 _names = itertools.count()
 

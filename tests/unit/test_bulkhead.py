@@ -7,8 +7,8 @@ import itertools
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common import errors
-from services.common.bulkhead import Bulkhead
+from services.common.web import errors
+from services.common.resilience.bulkhead import Bulkhead
 
 _names = itertools.count()
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.errors import BadInput
-from services.common.faults import CATALOGUE, parse_key, redis_key
+from services.common.web.errors import BadInput
+from services.common.faults.catalogue import CATALOGUE, parse_key, redis_key
 
 NUMERIC = [f for f in CATALOGUE.values() if f.kind in ("rate", "int", "float")]
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common import errors
-from services.common.breaker import BreakerConfig, BreakerState
-from services.common.policy import (
+from services.common.web import errors
+from services.common.resilience.breaker import BreakerConfig, BreakerState
+from services.common.resilience.policy import (
     RESILIENCE_PROFILE_DEFAULTS,
     Policy,
     PolicyConfig,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.common.errors import DeadlineExceeded
+from services.common.web.errors import DeadlineExceeded
 from services.payments.processor import IN_USE, Processor
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.replicas import ReplicaPool, replica_label
+from services.common.resilience.replicas import ReplicaPool, replica_label
 
 _names = itertools.count()
 A, B, C = "http://127.0.0.1:8002", "http://127.0.0.1:8012", "http://127.0.0.1:8022"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from prometheus_client import REGISTRY
 
-from services.common.retry import RetryBudget, backoff_s
+from services.common.resilience.retry import RetryBudget, backoff_s
 
 _names = itertools.count()
 

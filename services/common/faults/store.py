@@ -19,8 +19,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from services.common.errors import BadInput, DependencyUnavailable
-from services.common.faults import CATALOGUE, DEFAULT_TTL_S, MAX_TTL_S, lookup, parse_key, redis_key
+from services.common.web.errors import BadInput, DependencyUnavailable
+from services.common.faults.catalogue import CATALOGUE, DEFAULT_TTL_S, MAX_TTL_S, lookup, parse_key, redis_key
 
 AUDIT_STREAM = "chaos:audit"
 AUDIT_MAXLEN = 10_000

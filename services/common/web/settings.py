@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.policy import ResilienceSettings
+from services.common.resilience.policy import ResilienceSettings
 
 Profile = Literal["training", "ci"]
 
@@ -74,7 +74,7 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     # Under the crashloop fault a process lives this long: past supervision's start
     # check, and long enough for a scrape to see each life.
     crashloop_after_s: float = 0.0
-    # Replicas of this service open their breakers together (services/common/breaker_sync.py).
+    # Replicas of this service open their breakers together (services/common/resilience/breaker_sync.py).
     breaker_shared: bool = False
     # Native stacks: a directory with one file per downstream listing its replicas' URLs.
     replicas_dir: str = ""

@@ -21,11 +21,11 @@ from typing import Any, Literal, Protocol, TypeVar
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, model_validator
 
-from services.common import errors
-from services.common.breaker import BREAKER_STATE, BreakerConfig, CircuitBreaker
-from services.common.bulkhead import Bulkhead
-from services.common.replicas import ReplicaPool, replica_label
-from services.common.retry import RetryBudget, backoff_s
+from services.common.web import errors
+from services.common.resilience.breaker import BREAKER_STATE, BreakerConfig, CircuitBreaker
+from services.common.resilience.bulkhead import Bulkhead
+from services.common.resilience.replicas import ReplicaPool, replica_label
+from services.common.resilience.retry import RetryBudget, backoff_s
 
 DOWNSTREAM_REQUESTS = Counter(
     "downstream_requests_total",

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from services.common.contracts import IDEMPOTENCY_KEY_PATTERN
-from services.common.errors import BadInput
+from services.common.data.contracts import IDEMPOTENCY_KEY_PATTERN
+from services.common.web.errors import BadInput
 
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 

@@ -12,8 +12,8 @@ import asyncio
 
 from redis.exceptions import RedisError
 
-from services.common import logging as log
-from services.common.breaker import CircuitBreaker
+from services.common.web import logging as log
+from services.common.resilience.breaker import CircuitBreaker
 
 _logger = log.get_logger("breaker_sync")
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge
 
-from services.common import errors
+from services.common.web import errors
 
 BREAKER_STATE = Gauge(
     "breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", ["downstream"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import BadInput
+from services.common.web.errors import BadInput
 
 ALL_SERVICES = ("gateway", "orders", "payments", "inventory", "notifications")
 DB_SERVICES = ("orders", "payments", "inventory", "notifications")

@@ -18,9 +18,9 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from services.common import logging as log
-from services.common.chaos_store import ActiveFault, ChaosStore, connect
-from services.common.errors import ChaoslabError
+from services.common.web import logging as log
+from services.common.faults.store import ActiveFault, ChaosStore, connect
+from services.common.web.errors import ChaoslabError
 
 chaos_active = Gauge("chaos_active", "1 while a fault is set for this service.", ["service", "fault"])
 chaos_store_up = Gauge("chaos_store_up", "1 when the chaos store (Redis) answers, else 0.")

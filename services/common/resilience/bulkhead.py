@@ -12,7 +12,7 @@ from types import TracebackType
 
 from prometheus_client import Counter, Gauge
 
-from services.common import errors
+from services.common.web import errors
 
 BULKHEAD_REJECTIONS = Counter(
     "bulkhead_rejections_total", "Calls rejected because the bulkhead was full.", ["downstream"]

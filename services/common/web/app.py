@@ -16,19 +16,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.common import chaos_routes
-from services.common import logging as log
-from services.common.backpressure import BackpressureMiddleware
-from services.common.breaker_sync import SharedBreakers
-from services.common.chaos_runtime import ChaosRuntime
-from services.common import metrics
-from services.common.db import DB_ERRORS, Database
-from services.common.errors import ChaoslabError, error_body
-from services.common.http import Downstream
-from services.common.injection import FaultInjectionMiddleware
-from services.common.openapi import error_responses
-from services.common.middleware import RequestContextMiddleware
-from services.common.settings import ServiceSettings
+from services.common.faults import routes as chaos_routes
+from services.common.web import logging as log
+from services.common.resilience.backpressure import BackpressureMiddleware
+from services.common.resilience.breaker_sync import SharedBreakers
+from services.common.faults.runtime import ChaosRuntime
+from services.common.web import metrics
+from services.common.data.db import DB_ERRORS, Database
+from services.common.web.errors import ChaoslabError, error_body
+from services.common.web.http import Downstream
+from services.common.faults.injection import FaultInjectionMiddleware
+from services.common.web.openapi import error_responses
+from services.common.web.middleware import RequestContextMiddleware
+from services.common.web.settings import ServiceSettings
 
 HealthProbe = Callable[[], Awaitable[bool]]
 Lifecycle = Callable[[AsyncExitStack], Awaitable[None]]

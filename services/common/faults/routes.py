@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
-from services.common.openapi import error_responses
-from services.common.chaos_runtime import ChaosRuntime
-from services.common.errors import ChaoslabError
+from services.common.web.openapi import error_responses
+from services.common.faults.runtime import ChaosRuntime
+from services.common.web.errors import ChaoslabError
 
 
 class Unauthorized(ChaoslabError):

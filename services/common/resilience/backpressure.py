@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from services.common import errors
+from services.common.web import errors
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

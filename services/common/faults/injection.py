@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from services.common.chaos_runtime import ChaosRuntime
-from services.common.errors import error_body
-from services.common.middleware import applied_fault, request_deadline
+from services.common.faults.runtime import ChaosRuntime
+from services.common.web.errors import error_body
+from services.common.web.middleware import applied_fault, request_deadline
 
 EXEMPT_PREFIXES = ("/health", "/metrics", "/chaos/", "/status/", "/openapi.json", "/docs", "/redoc")
 HANG_LIMIT_S = 120.0

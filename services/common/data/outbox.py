@@ -16,10 +16,10 @@ from typing import Any
 
 import asyncpg
 
-from services.common import logging as log
-from services.common.db import DB_ERRORS, Database
-from services.common.errors import ChaoslabError
-from services.common.metrics import (outbox_delivered_total, outbox_failed_total,
+from services.common.web import logging as log
+from services.common.data.db import DB_ERRORS, Database
+from services.common.web.errors import ChaoslabError
+from services.common.web.metrics import (outbox_delivered_total, outbox_failed_total,
                                      outbox_oldest_age_seconds, outbox_pending)
 
 _logger = log.get_logger("outbox")

@@ -14,9 +14,9 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from services.common.errors import DependencyUnavailable
-from services.common.logging import get_logger
-from services.common.metrics import (db_pool_in_use, db_pool_size, db_pool_timeouts_total,
+from services.common.web.errors import DependencyUnavailable
+from services.common.web.logging import get_logger
+from services.common.web.metrics import (db_pool_in_use, db_pool_size, db_pool_timeouts_total,
                                      db_pool_waiting, db_up)
 
 _logger = get_logger("db")

@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 import orjson
 
-from services.common import logging as log
-from services.common.errors import DownstreamError, DownstreamTimeout, DownstreamUnreachable
-from services.common.middleware import request_deadline
-from services.common.policy import Policy, policy_config
+from services.common.web import logging as log
+from services.common.web.errors import DownstreamError, DownstreamTimeout, DownstreamUnreachable
+from services.common.web.middleware import request_deadline
+from services.common.resilience.policy import Policy, policy_config
 
 _logger = log.get_logger("http")
 

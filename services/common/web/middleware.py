@@ -10,9 +10,9 @@ import time
 import uuid
 from contextvars import ContextVar
 
-from services.common import logging as log
-from services.common.errors import error_body
-from services.common.metrics import http_request_duration_seconds, http_requests_total
+from services.common.web import logging as log
+from services.common.web.errors import error_body
+from services.common.web.metrics import http_request_duration_seconds, http_requests_total
 
 # Absolute deadline (Unix epoch seconds) the caller gave us, if any.
 request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
