@@ -9,6 +9,7 @@ Run one hop: `python bench/bare_chain.py <gateway|orders|inventory|payments> POR
 DATABASE_URL and the next hops' base URLs (BARE_ORDERS for the gateway; BARE_INVENTORY
 and BARE_PAYMENTS for orders) in the environment.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ async def startup() -> None:
 
 
 async def _post(hop: str, path: str, body: bytes) -> bytes:
-    async with state["session"].post(os.environ[f"BARE_{hop}"] + path, data=body,
-                                     headers={"content-type": "application/json"}) as resp:
+    async with state["session"].post(
+        os.environ[f"BARE_{hop}"] + path, data=body, headers={"content-type": "application/json"}
+    ) as resp:
         return await resp.read()
 
 
@@ -79,5 +81,12 @@ async def charge(request: Request) -> Response:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools",
-                access_log=False, log_level="warning")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )

@@ -6,6 +6,7 @@ at fixed concurrency for a fixed time. Prints figures; asserts nothing.
 
     .venv/bin/python bench/orders.py [--duration 8] [--clients 16,32,64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ async def drive(url: str, clients: int, duration_s: float) -> dict:
     stop_at = time.perf_counter() + duration_s
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def client() -> None:
             nonlocal errors
             while time.perf_counter() < stop_at:
@@ -76,8 +78,15 @@ def stack_figures(settings: dict[str, str], clients_list: list[int], duration_s:
     base = Path(tempfile.mkdtemp(prefix="chaoslab-bench-"))
     base.chmod(0o755)
     print(f"  starting the stack with {settings} ...", flush=True)
-    layout = runner.up(base / "run", profile="training", chaos_token="bench", pick_free_ports=True,
-                       timeout_s=120, progress=lambda _m: None, env=settings)
+    layout = runner.up(
+        base / "run",
+        profile="training",
+        chaos_token="bench",
+        pick_free_ports=True,
+        timeout_s=120,
+        progress=lambda _m: None,
+        env=settings,
+    )
     try:
         return measure(layout.url("gateway"), clients_list, duration_s)
     finally:
@@ -89,18 +98,26 @@ def bare_figures(clients_list: list[int], duration_s: float) -> dict[int, dict]:
     base = Path(tempfile.mkdtemp(prefix="chaoslab-bench-bare-"))
     base.chmod(0o755)
     print("  starting PostgreSQL and the bare chain ...", flush=True)
-    layout = runner.up(base / "run", profile="training", chaos_token="bench", pick_free_ports=True,
-                       timeout_s=120, progress=lambda _m: None)
+    layout = runner.up(
+        base / "run",
+        profile="training",
+        chaos_token="bench",
+        pick_free_ports=True,
+        timeout_s=120,
+        progress=lambda _m: None,
+    )
     roles = ["payments", "inventory", "orders", "gateway"]
-    urls = {role: f"http://127.0.0.1:{port}" for role, port in zip(roles, free_ports(4))}
-    hops = {"BARE_ORDERS": urls["orders"], "BARE_INVENTORY": urls["inventory"],
-            "BARE_PAYMENTS": urls["payments"]}
+    urls = {role: f"http://127.0.0.1:{port}" for role, port in zip(roles, free_ports(4), strict=True)}
+    hops = {"BARE_ORDERS": urls["orders"], "BARE_INVENTORY": urls["inventory"], "BARE_PAYMENTS": urls["payments"]}
     procs = []
     try:
         for role in roles:
             env = {**os.environ, **hops, "DATABASE_URL": layout.database_url}
-            procs.append(subprocess.Popen([sys.executable, str(REPO / "bench" / "bare_chain.py"), role,
-                                           urls[role].rsplit(":", 1)[1]], env=env))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(REPO / "bench" / "bare_chain.py"), role, urls[role].rsplit(":", 1)[1]], env=env
+                )
+            )
         for role in roles:
             deadline = time.monotonic() + 30
             while not runner.http_ok(urls[role] + "/docs") and time.monotonic() < deadline:
@@ -131,8 +148,9 @@ def main() -> None:
     for name, figures in results.items():
         for clients, f in figures.items():
             ratio = f["rate"] / bare[clients]["rate"] if bare[clients]["rate"] else float("nan")
-            print(f"{name:<18}{clients:>8}{f['rate']:>10.0f}{f['p50']:>9.1f}{f['p99']:>9.1f}"
-                  f"{f['errors']:>8}{ratio:>9.0%}")
+            print(
+                f"{name:<18}{clients:>8}{f['rate']:>10.0f}{f['p50']:>9.1f}{f['p99']:>9.1f}{f['errors']:>8}{ratio:>9.0%}"
+            )
 
 
 if __name__ == "__main__":

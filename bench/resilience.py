@@ -7,6 +7,7 @@ Prints figures; asserts nothing.
 
     .venv/bin/python bench/resilience.py [--duration 8] [--clients 32]
 """
+
 from __future__ import annotations
 
 import argparse

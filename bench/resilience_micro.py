@@ -6,6 +6,7 @@ The downstream is a coroutine that answers at once, so what is measured is the
 library's own cost per call (target: <= 50 µs). Also shows how fast an open breaker
 refuses. Prints figures only; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,9 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.common.web import errors  # noqa: E402
-from services.common.resilience.breaker import BreakerConfig  # noqa: E402
-from services.common.resilience.policy import Policy, PolicyConfig  # noqa: E402
+import contextlib
+
+from services.common.resilience.breaker import BreakerConfig
+from services.common.resilience.policy import Policy, PolicyConfig
+from services.common.web import errors
 
 
 @dataclass(slots=True)
@@ -56,24 +59,24 @@ async def main(n: int) -> None:
     on = Policy("bench-on", [url], PolicyConfig())
     off = Policy("bench-off", [url], PolicyConfig(enabled=False))
     replicas = Policy("bench-replicas", [url, "http://127.0.0.1:8012", "http://127.0.0.1:8022"], PolicyConfig())
-    tripped = Policy("bench-open", [url], PolicyConfig(
-        max_attempts=1, breaker=BreakerConfig(window_size=5, minimum_calls=5, wait_in_open_s=3600)))
+    tripped = Policy(
+        "bench-open",
+        [url],
+        PolicyConfig(max_attempts=1, breaker=BreakerConfig(window_size=5, minimum_calls=5, wait_in_open_s=3600)),
+    )
     for _ in range(5):
         await tripped.call(fail, retryable=False)
 
     async def refused() -> None:
-        try:
+        with contextlib.suppress(errors.BreakerOpen):
             await tripped.call(answer, retryable=True)
-        except errors.BreakerOpen:
-            pass
 
     deadline = time.monotonic() + 3600
     bare = await per_call_us(lambda: answer(url, 3.0), n)
     rows = [
         ("bare awaited coroutine", bare),
         ("policy, resilience on", await per_call_us(lambda: on.call(answer, retryable=True), n)),
-        ("policy, on, with deadline", await per_call_us(
-            lambda: on.call(answer, retryable=True, deadline=deadline), n)),
+        ("policy, on, with deadline", await per_call_us(lambda: on.call(answer, retryable=True, deadline=deadline), n)),
         ("policy, on, 3 replicas", await per_call_us(lambda: replicas.call(answer, retryable=True), n)),
         ("policy, resilience off", await per_call_us(lambda: off.call(answer, retryable=True), n)),
         ("policy, breaker open (refused)", await per_call_us(refused, n)),

@@ -4,13 +4,15 @@ Start with `chaoslab up` (Ctrl-C stops it, or `--detach`), then `chaoslab status
 `chaoslab logs <service>` and `chaoslab verify`. Every command reads the stack from the
 run directory (`--run-dir`, default ./.chaoslab or $CHAOSLAB_RUN_DIR).
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -22,8 +24,13 @@ from chaos.compose import ComposeError, ComposeStack
 from chaos.infra import MissingDependency
 from chaos.layout import SERVICES, StackLayout
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode="markdown")
+app = typer.Typer(
+    help=__doc__,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
 app.add_typer(cli_faults.app, name="chaos")
 cli_process.register(app)
 cli_observe.register(app)
@@ -33,14 +40,31 @@ cli_drill.register(app)
 @app.command()
 def up(
     run_dir: RunDir,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once healthy; leave the stack running.")] = False,
-    profile: Annotated[str, typer.Option(help="Time scales: training (realistic) or ci (fast).",
-                                         envvar="CHAOSLAB_PROFILE")] = "training",
-    free_ports: Annotated[bool, typer.Option("--free-ports", help="Pick free ports instead of the standard ones (8000-8004, 5432, 6379, 9090).")] = False,
-    chaos_token: Annotated[Optional[str], typer.Option(envvar="CHAOS_TOKEN", help="Token for PUT/DELETE /chaos/config; generated when unset.")] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Return once healthy; leave the stack running.")
+    ] = False,
+    profile: Annotated[
+        str, typer.Option(help="Time scales: training (realistic) or ci (fast).", envvar="CHAOSLAB_PROFILE")
+    ] = "training",
+    free_ports: Annotated[
+        bool,
+        typer.Option(
+            "--free-ports", help="Pick free ports instead of the standard ones (8000-8004, 5432, 6379, 9090)."
+        ),
+    ] = False,
+    chaos_token: Annotated[
+        str | None,
+        typer.Option(envvar="CHAOS_TOKEN", help="Token for PUT/DELETE /chaos/config; generated when unset."),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be healthy.")] = 90.0,
-    setting: Annotated[Optional[list[str]], typer.Option("--set", metavar="[SERVICE:]NAME=VALUE",
-        help="A setting for every service (--set RESILIENCE=off) or one (--set gateway:MAX_INFLIGHT=64).")] = None,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="[SERVICE:]NAME=VALUE",
+            help="A setting for every service (--set RESILIENCE=off) or one (--set gateway:MAX_INFLIGHT=64).",
+        ),
+    ] = None,
 ) -> None:
     """Start PostgreSQL, Redis, Prometheus and the five services, supervised."""
     if profile not in ("training", "ci"):
@@ -50,19 +74,29 @@ def up(
         name, sep, value = item.partition("=")
         service, colon, name = name.rpartition(":") if ":" in name else ("", "", name)
         if not sep or not name.strip() or (colon and service not in SERVICES):
-            raise fail(f"--set takes NAME=VALUE or SERVICE:NAME=VALUE with a service of "
-                       f"{', '.join(SERVICES)}, not {item!r}", 2)
+            raise fail(
+                f"--set takes NAME=VALUE or SERVICE:NAME=VALUE with a service of {', '.join(SERVICES)}, not {item!r}", 2
+            )
         env[f"{service}:{name.strip().upper()}" if service else name.strip().upper()] = value
     try:
         with console.status("starting the stack") as spinner:
-            layout = runner.up(run_dir, profile=profile, chaos_token=chaos_token, pick_free_ports=free_ports,
-                               timeout_s=timeout, progress=lambda msg: spinner.update(msg), env=env)
+            layout = runner.up(
+                run_dir,
+                profile=profile,
+                chaos_token=chaos_token,
+                pick_free_ports=free_ports,
+                timeout_s=timeout,
+                progress=lambda msg: spinner.update(msg),
+                env=env,
+            )
     except (MissingDependency, runner.StackError) as exc:
         _stop_quietly(run_dir)
         raise fail(str(exc)) from exc
     _print_urls(layout)
     if detach:
-        console.print(f"Stack running in the background. Stop it with [bold]chaoslab down --run-dir {layout.run_dir}[/].")
+        console.print(
+            f"Stack running in the background. Stop it with [bold]chaoslab down --run-dir {layout.run_dir}[/]."
+        )
         return
     console.print("Press Ctrl-C to stop the stack.")
     stopping = []
@@ -78,10 +112,8 @@ def up(
 
 
 def _stop_quietly(run_dir: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError, OSError):
         runner.down(StackLayout.load(run_dir))
-    except (FileNotFoundError, OSError):
-        pass
 
 
 def _print_urls(layout: StackLayout) -> None:
@@ -107,8 +139,11 @@ def down(run_dir: RunDir) -> None:
 
 
 @app.command()
-def status(run_dir: RunDir, target: Target,
-           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def status(
+    run_dir: RunDir,
+    target: Target,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Each process (or container): state, pid, uptime and health."""
     stack = stack_of(run_dir, target)
     try:
@@ -134,9 +169,14 @@ def status(run_dir: RunDir, target: Target,
 def logs(
     run_dir: RunDir,
     target: Target,
-    service: Annotated[Optional[str], typer.Argument(help="A program (gateway, orders, ..., postgres, redis); all services when omitted.")] = None,
+    service: Annotated[
+        str | None,
+        typer.Argument(help="A program (gateway, orders, ..., postgres, redis); all services when omitted."),
+    ] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines to show.")] = 50,
-    correlation_id: Annotated[Optional[str], typer.Option("--correlation-id", help="Only lines of this request, across every service.")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Only lines of this request, across every service.")
+    ] = None,
 ) -> None:
     """Show a service's log, or one request's path across all services."""
     stack = stack_of(run_dir, target)
@@ -166,8 +206,12 @@ def verify(
     run_dir: RunDir,
     target: Target,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    grace: Annotated[Optional[float], typer.Option(help="Seconds of recent activity not judged yet (default: from the profile).")] = None,
-    database_url: Annotated[Optional[str], typer.Option(help="Check this database instead of the run directory's.")] = None,
+    grace: Annotated[
+        float | None, typer.Option(help="Seconds of recent activity not judged yet (default: from the profile).")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Check this database instead of the run directory's.")
+    ] = None,
 ) -> None:
     """Check the invariants: nothing lost, doubled or stuck; stock conserved; events delivered once."""
     if database_url is None or grace is None:
@@ -176,14 +220,30 @@ def verify(
         grace = verifier.default_grace_s(stack.profile) if grace is None else grace
     try:
         checks, counts = verifier.verify(database_url, grace)
-    except Exception as exc:  # noqa: BLE001 - any database failure is reported, not traced
+    except Exception as exc:
         raise fail(f"cannot read the database at {database_url}: {exc}") from exc
     failed = [c for c in checks if not c.ok]
     if as_json:
-        print(json.dumps({"ok": not failed, "orders": counts, "grace_s": grace,
-                          "checks": [{"name": c.name, "description": c.description, "ok": c.ok,
-                                      "violations": c.count, "examples": c.examples} for c in checks]},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": not failed,
+                    "orders": counts,
+                    "grace_s": grace,
+                    "checks": [
+                        {
+                            "name": c.name,
+                            "description": c.description,
+                            "ok": c.ok,
+                            "violations": c.count,
+                            "examples": c.examples,
+                        }
+                        for c in checks
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         table = Table(title=f"chaoslab verify (orders: {counts or 'none'})")
         for column in ("check", "result", "examples"):

@@ -1,4 +1,5 @@
 """What the chaoslab subcommands share: the console, the stack options, errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,13 +14,27 @@ from chaos.layout import StackLayout, default_run_dir
 console = Console()
 err = Console(stderr=True)
 
-RunDir = Annotated[Path, typer.Option("--run-dir", help="Where the stack keeps its data, logs and stack.json.",
-                                      default_factory=default_run_dir, show_default="./.chaoslab")]
-Target = Annotated[str, typer.Option(
-    "--target", envvar="CHAOSLAB_TARGET", metavar="native|compose", default_factory=lambda: "native",
-    show_default="native",
-    help="native: the stack `chaoslab up` runs in --run-dir. compose: the `docker compose` stack, "
-         "through its published ports (COMPOSE_PROJECT_NAME and port overrides such as GATEWAY_PORT honoured).")]
+RunDir = Annotated[
+    Path,
+    typer.Option(
+        "--run-dir",
+        help="Where the stack keeps its data, logs and stack.json.",
+        default_factory=default_run_dir,
+        show_default="./.chaoslab",
+    ),
+]
+Target = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        envvar="CHAOSLAB_TARGET",
+        metavar="native|compose",
+        default_factory=lambda: "native",
+        show_default="native",
+        help="native: the stack `chaoslab up` runs in --run-dir. compose: the `docker compose` stack, "
+        "through its published ports (COMPOSE_PROJECT_NAME and port overrides such as GATEWAY_PORT honoured).",
+    ),
+]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

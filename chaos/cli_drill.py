@@ -1,9 +1,10 @@
 """`chaoslab drill` and `chaoslab runbook`: the runbook's incidents, drilled end to end."""
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.live import Live
@@ -23,10 +24,10 @@ STEPS = ("steady state", "inject", "detect", "remediate", "recover", "roll back"
 def drill(
     run_dir: RunDir,
     target: Target,
-    incidents: Annotated[Optional[list[str]], typer.Argument(help="incident ids (see --list)")] = None,
+    incidents: Annotated[list[str] | None, typer.Argument(help="incident ids (see --list)")] = None,
     run_all: Annotated[bool, typer.Option("--all", help="Every drill of the runbook, one after the other.")] = False,
     list_only: Annotated[bool, typer.Option("--list", help="List the incidents and exit.")] = False,
-    report: Annotated[Optional[Path], typer.Option(help="Write report.json, junit.xml and index.html here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write report.json, junit.xml and index.html here.")] = None,
     users: Annotated[int, typer.Option(help="Steady shoppers (locust) during each drill.")] = 6,
 ) -> None:
     """Run incidents end to end under load: steady state, inject, detect, remediate,
@@ -62,14 +63,14 @@ def drill(
     results: list[DrillResult] = []
     started = time.monotonic()
     with Live(render(), console=console, refresh_per_second=4, transient=False) as live:
+
         def progress(inc_id: str, step: str, status: str) -> None:
             state[inc_id][step] = status
             live.update(render())
 
         try:
             for inc in chosen:
-                results.append(Drill(layout, inc, log_dir=report_dir / "logs", progress=progress,
-                                     users=users).run())
+                results.append(Drill(layout, inc, log_dir=report_dir / "logs", progress=progress, users=users).run())
         except KeyboardInterrupt:
             console.print("[yellow]Interrupted: the running drill's faults were rolled back.[/]")
             reports.write(results, report_dir, time.monotonic() - started)
@@ -81,9 +82,15 @@ def drill(
         summary.add_column(column)
     for r in results:
         failed = next((f"{s.name}: {s.detail}" for s in r.steps if not s.ok), "")
-        summary.add_row(r.incident, "[green]passed[/]" if r.ok else "[red]FAILED[/]", str(r.time_to_detect_s or "-"),
-                        str(r.time_to_recover_s or "-"), str(r.orders_attempted or "-"),
-                        str(r.orders_succeeded or "-"), failed[:120])
+        summary.add_row(
+            r.incident,
+            "[green]passed[/]" if r.ok else "[red]FAILED[/]",
+            str(r.time_to_detect_s or "-"),
+            str(r.time_to_recover_s or "-"),
+            str(r.orders_attempted or "-"),
+            str(r.orders_succeeded or "-"),
+            failed[:120],
+        )
     console.print(summary)
     console.print(f"Report: {report_dir / 'index.html'}")
     if not all(r.ok for r in results):
@@ -119,8 +126,12 @@ def runbook(
 
 
 def experiments(
-    write: Annotated[bool, typer.Option("--write", help="Rewrite chaos/experiments/ from the incident catalogue.")] = False,
-    check: Annotated[bool, typer.Option("--check", help="Fail when chaos/experiments/ differs from the catalogue.")] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="Rewrite chaos/experiments/ from the incident catalogue.")
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail when chaos/experiments/ differs from the catalogue.")
+    ] = False,
 ) -> None:
     """The Chaos Toolkit experiments (`chaos run chaos/experiments/<id>.json`), one per incident."""
     files = ctk_experiments.render_all()

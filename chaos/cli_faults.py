@@ -3,21 +3,22 @@
 Writes go straight to Redis (the same keys the services read), so a fault can be
 cleared even while the service it breaks is down, as in a crash loop.
 """
+
 from __future__ import annotations
 
 import asyncio
 import datetime
 import json
 import re
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from chaos.cli_common import RunDir, Target, console, fail, stack_of
+from services.common.faults.catalogue import CATALOGUE, MAX_TTL_S
 from services.common.faults.store import ChaosStore, connect
 from services.common.web.errors import ChaoslabError
-from services.common.faults.catalogue import CATALOGUE, MAX_TTL_S
 
 app = typer.Typer(help="Set, list and clear faults (see `chaoslab chaos catalogue`).", no_args_is_help=True)
 
@@ -62,14 +63,21 @@ def set_fault(
     service: Annotated[str, typer.Argument(help="gateway, orders, payments, inventory or notifications")],
     fault: Annotated[str, typer.Argument(help="a fault of the catalogue, e.g. error_rate")],
     value: Annotated[str, typer.Argument(help="its value, e.g. 0.5 (bounds: `chaoslab chaos catalogue`)")],
-    ttl: Annotated[Optional[str], typer.Option("--ttl", help="expiry: 90s, 5m, 1h, or 'forever' (default 10m; 2m in ci)")] = None,
-    route: Annotated[Optional[str], typer.Option(help="only requests under this path, e.g. /charges")] = None,
-    replica: Annotated[Optional[int], typer.Option(help="only this replica (0 is the first)")] = None,
+    ttl: Annotated[
+        str | None, typer.Option("--ttl", help="expiry: 90s, 5m, 1h, or 'forever' (default 10m; 2m in ci)")
+    ] = None,
+    route: Annotated[str | None, typer.Option(help="only requests under this path, e.g. /charges")] = None,
+    replica: Annotated[int | None, typer.Option(help="only this replica (0 is the first)")] = None,
 ) -> None:
     """Turn a fault on for a service; it switches itself off when its TTL runs out."""
     seconds, persist = parse_ttl(ttl)
-    active = _run(run_dir, target, lambda store: store.set(service, fault, value, ttl_s=seconds, persist=persist,
-                                                    route=route, replica=replica, who=None))
+    active = _run(
+        run_dir,
+        target,
+        lambda store: store.set(
+            service, fault, value, ttl_s=seconds, persist=persist, route=route, replica=replica, who=None
+        ),
+    )
     expiry = "never (cleared by hand only)" if active.ttl_s is None else f"in {active.ttl_s:.0f}s"
     console.print(f"[bold]{active.key}[/] = {active.value!r}; expires {expiry}")
 
@@ -78,7 +86,7 @@ def set_fault(
 def list_faults(
     run_dir: RunDir,
     target: Target,
-    service: Annotated[Optional[str], typer.Argument(help="only this service")] = None,
+    service: Annotated[str | None, typer.Argument(help="only this service")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Every fault that is on, with the time it has left."""
@@ -93,8 +101,14 @@ def list_faults(
     for column in ("service", "fault", "value", "replica", "route", "expires in"):
         table.add_column(column)
     for f in faults:
-        table.add_row(f.service, f.fault, str(f.value), "all" if f.replica is None else str(f.replica),
-                      f.route or "all", "never" if f.ttl_s is None else f"{f.ttl_s:.0f}s")
+        table.add_row(
+            f.service,
+            f.fault,
+            str(f.value),
+            "all" if f.replica is None else str(f.replica),
+            f.route or "all",
+            "never" if f.ttl_s is None else f"{f.ttl_s:.0f}s",
+        )
     console.print(table)
 
 
@@ -102,8 +116,8 @@ def list_faults(
 def clear_faults(
     run_dir: RunDir,
     target: Target,
-    service: Annotated[Optional[str], typer.Argument(help="only this service (default: all)")] = None,
-    fault: Annotated[Optional[str], typer.Option(help="only this fault")] = None,
+    service: Annotated[str | None, typer.Argument(help="only this service (default: all)")] = None,
+    fault: Annotated[str | None, typer.Option(help="only this fault")] = None,
 ) -> None:
     """Switch faults off now: all, one service's, or one fault."""
     count = _run(run_dir, target, lambda store: store.clear(service, fault))
@@ -119,8 +133,9 @@ def audit(run_dir: RunDir, target: Target, limit: Annotated[int, typer.Option(he
         table.add_column(column)
     for e in entries:
         when = datetime.datetime.fromtimestamp(float(e.get("at", 0))).strftime("%H:%M:%S")
-        table.add_row(when, e.get("action", ""), e.get("key", ""), e.get("value", ""), e.get("ttl_s", ""),
-                      e.get("who", ""))
+        table.add_row(
+            when, e.get("action", ""), e.get("key", ""), e.get("value", ""), e.get("ttl_s", ""), e.get("who", "")
+        )
     console.print(table)
 
 
@@ -132,6 +147,7 @@ def catalogue() -> None:
         table.add_column(column)
     for f in CATALOGUE.values():
         values = {"bool": "true/false", "services": "downstream list", "status": "500/502/503/504"}.get(
-            f.kind, f"{f.low:g} to {f.high:g} {f.unit}".strip())
+            f.kind, f"{f.low:g} to {f.high:g} {f.unit}".strip()
+        )
         table.add_row(f.name, f.description, values, ", ".join(f.services))
     console.print(table)

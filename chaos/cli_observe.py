@@ -1,5 +1,6 @@
 """`chaoslab breakers`, `chaoslab alerts`, `chaoslab query`: what the runbook's
 diagnosis steps look at, read from this stack whatever its ports."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,16 @@ def breakers(run_dir: RunDir, target: Target) -> None:
         table.add_column(column)
     colour = {"closed": "green", "open": "red", "half_open": "yellow"}
     for caller, b in rows:
-        table.add_row(caller, b["name"], f"[{colour.get(b['state'], 'white')}]{b['state']}[/]",
-                      f"{b['failure_rate']:.0f}", f"{b['slow_rate']:.0f}", str(b["calls"]),
-                      f"{b['seconds_until_half_open']:.1f}s", "yes" if b.get("ejected") else "no")
+        table.add_row(
+            caller,
+            b["name"],
+            f"[{colour.get(b['state'], 'white')}]{b['state']}[/]",
+            f"{b['failure_rate']:.0f}",
+            f"{b['slow_rate']:.0f}",
+            str(b["calls"]),
+            f"{b['seconds_until_half_open']:.1f}s",
+            "yes" if b.get("ejected") else "no",
+        )
     console.print(table)
 
 
@@ -50,17 +58,24 @@ def alerts(run_dir: RunDir, target: Target) -> None:
     for column in ("alert", "state", "severity", "summary", "runbook"):
         table.add_column(column)
     for a in firing:
-        table.add_row(a["labels"]["alertname"], a["state"], a["labels"].get("severity", ""),
-                      a["annotations"].get("summary", ""), a["annotations"].get("runbook_url", ""))
+        table.add_row(
+            a["labels"]["alertname"],
+            a["state"],
+            a["labels"].get("severity", ""),
+            a["annotations"].get("summary", ""),
+            a["annotations"].get("runbook_url", ""),
+        )
     console.print(table if firing else "No alert is pending or firing in Prometheus.")
     delivered = _get(layout.url("notifications") + "/alerts?limit=10")["alerts"]
     if delivered:
-        console.print("Latest delivered by Alertmanager: " + ", ".join(
-            f"{a['alertname']} ({a['status']})" for a in delivered))
+        console.print(
+            "Latest delivered by Alertmanager: " + ", ".join(f"{a['alertname']} ({a['status']})" for a in delivered)
+        )
 
 
-def query(run_dir: RunDir, expr: Annotated[str, typer.Argument(help="PromQL, e.g. order_success_rate")],
-          target: Target) -> None:
+def query(
+    run_dir: RunDir, expr: Annotated[str, typer.Argument(help="PromQL, e.g. order_success_rate")], target: Target
+) -> None:
     """Evaluate a PromQL expression against the stack's Prometheus."""
     layout = stack_of(run_dir, target)
     data = _get(layout.url("prometheus") + "/api/v1/query?" + urllib.parse.urlencode({"query": expr}))

@@ -4,6 +4,7 @@ Natively each acts on a program of this stack's supervisord by name (gateway ...
 notifications, their replicas such as payments-1, postgres, redis, prometheus); with
 `--target compose`, on that service's container. Nothing else on the machine is touched.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,13 @@ from chaos import runner, supervision
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
 
-Program = Annotated[str, typer.Argument(help="gateway, orders, payments, inventory, notifications "
-                                             "(or a replica such as payments-1), postgres, redis, prometheus")]
+Program = Annotated[
+    str,
+    typer.Argument(
+        help="gateway, orders, payments, inventory, notifications "
+        "(or a replica such as payments-1), postgres, redis, prometheus"
+    ),
+]
 
 
 def _compose(run_dir, target) -> ComposeStack | None:
@@ -31,7 +37,7 @@ def _in_compose(stack: ComposeStack, verb: str, program: str) -> None:
         stack.act(verb, program)
     except ComposeError as exc:
         raise fail(str(exc)) from exc
-    console.print(f"{ {'restart': 'Restarted', 'stop': 'Stopped', 'start': 'Started'}[verb]} {program}.")
+    console.print(f"{ {'restart': 'Restarted', 'stop': 'Stopped', 'start': 'Started'}[verb] } {program}.")
 
 
 def _supervisor(run_dir):
@@ -102,14 +108,19 @@ def start(run_dir: RunDir, program: Program, target: Target) -> None:
     console.print(f"Started {program}.")
 
 
-def scale(run_dir: RunDir,
-          service: Annotated[str, typer.Argument(help="the service to scale, e.g. payments")],
-          replicas: Annotated[int, typer.Argument(help="how many replicas to run, 1 to 8")],
-          target: Target) -> None:
+def scale(
+    run_dir: RunDir,
+    service: Annotated[str, typer.Argument(help="the service to scale, e.g. payments")],
+    replicas: Annotated[int, typer.Argument(help="how many replicas to run, 1 to 8")],
+    target: Target,
+) -> None:
     """Run N replicas of a service on further ports; callers spread over them within a second."""
     if _compose(run_dir, target):
-        raise fail("scale works on the native stack only: in compose each service publishes one fixed "
-                   "port, so it runs one container", 2)
+        raise fail(
+            "scale works on the native stack only: in compose each service publishes one fixed "
+            "port, so it runs one container",
+            2,
+        )
     layout, _sup = _supervisor(run_dir)
     try:
         with console.status(f"scaling {service} to {replicas}") as spinner:

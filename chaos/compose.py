@@ -6,6 +6,7 @@ such as GATEWAY_PORT or COMPOSE_PROJECT_NAME), so it finds the ports, chaos toke
 profile the stack was started with. It acts on containers through `docker compose`;
 a crash is a SIGKILL to the container's main process, which the restart policy answers.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ def _docker(*args: str, timeout_s: float = 120, env: dict[str, str] | None = Non
     try:
         result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout_s, env=env)
     except FileNotFoundError:
-        raise ComposeError("no `docker` command on PATH: install Docker (with compose v2) "
-                           "or use the native stack (`chaoslab up`)") from None
+        raise ComposeError(
+            "no `docker` command on PATH: install Docker (with compose v2) or use the native stack (`chaoslab up`)"
+        ) from None
     except subprocess.TimeoutExpired:
         raise ComposeError(f"`docker {' '.join(args[:3])}` did not answer within {timeout_s:.0f}s") from None
     if result.returncode != 0:
@@ -59,13 +61,22 @@ class ComposeStack:
         files = [] if (env or os.environ).get("COMPOSE_FILE") else ["-f", str(REPO / "docker-compose.yml")]
         model = json.loads(_docker("compose", *files, "config", "--format", "json", timeout_s=30, env=env).stdout)
         services = model["services"]
-        ports = {name: int(services[name]["ports"][0]["published"])
-                 for name in PROGRAMS if services.get(name, {}).get("ports")}
+        ports = {
+            name: int(services[name]["ports"][0]["published"])
+            for name in PROGRAMS
+            if services.get(name, {}).get("ports")
+        }
         gateway_env = services["gateway"].get("environment", {})
-        return cls(project=model["name"], profile=gateway_env.get("CHAOSLAB_PROFILE", "training"),
-                   chaos_token=gateway_env.get("CHAOS_TOKEN", ""), ports=ports,
-                   postgres_password=services["postgres"].get("environment", {}).get("POSTGRES_PASSWORD", ""),
-                   run_dir=run_dir.resolve(), compose_args=[*files, "-p", model["name"]], env=env)
+        return cls(
+            project=model["name"],
+            profile=gateway_env.get("CHAOSLAB_PROFILE", "training"),
+            chaos_token=gateway_env.get("CHAOS_TOKEN", ""),
+            ports=ports,
+            postgres_password=services["postgres"].get("environment", {}).get("POSTGRES_PASSWORD", ""),
+            run_dir=run_dir.resolve(),
+            compose_args=[*files, "-p", model["name"]],
+            env=env,
+        )
 
     # -- the same addresses a native StackLayout gives ---------------------------------
 
@@ -100,15 +111,18 @@ class ComposeStack:
         self._check(program)
         container = self.containers().get(program)
         if container is None:
-            raise ComposeError(f"{program} has no container in compose project {self.project!r}: "
-                               "is the stack up (`docker compose up -d --wait`)?")
+            raise ComposeError(
+                f"{program} has no container in compose project {self.project!r}: "
+                "is the stack up (`docker compose up -d --wait`)?"
+            )
         return container
 
     def status(self) -> list[ProgramStatus]:
         containers = self.containers()
         if not containers:
-            raise ComposeError(f"no containers in compose project {self.project!r}: "
-                               "start them with `docker compose up -d --wait`")
+            raise ComposeError(
+                f"no containers in compose project {self.project!r}: start them with `docker compose up -d --wait`"
+            )
         rows = []
         for name in [*PROGRAMS, *sorted(set(containers) - set(PROGRAMS))]:
             state = containers.get(name, {}).get("State")
@@ -117,11 +131,25 @@ class ComposeStack:
             running = state.get("Running", False)
             health = (state.get("Health") or {}).get("Status")
             started = _timestamp(state.get("StartedAt", ""))
-            address = self.database_url if name == "postgres" else self.redis_url if name == "redis" else \
-                self.url(name) if name in self.ports else "-"
-            rows.append(ProgramStatus(name, state.get("Status", "?").upper(), state.get("Pid", 0) if running else 0,
-                                      time.time() - started if running and started else 0,
-                                      None if not running or health is None else health == "healthy", address))
+            address = (
+                self.database_url
+                if name == "postgres"
+                else self.redis_url
+                if name == "redis"
+                else self.url(name)
+                if name in self.ports
+                else "-"
+            )
+            rows.append(
+                ProgramStatus(
+                    name,
+                    state.get("Status", "?").upper(),
+                    state.get("Pid", 0) if running else 0,
+                    time.time() - started if running and started else 0,
+                    None if not running or health is None else health == "healthy",
+                    address,
+                )
+            )
         return rows
 
     def kill(self, program: str) -> int:
@@ -133,8 +161,10 @@ class ComposeStack:
         try:
             os.kill(pid, signal.SIGKILL)
         except PermissionError:
-            raise ComposeError(f"not allowed to signal {program}'s process (host pid {pid}): run as root, "
-                               "or use `docker compose restart`") from None
+            raise ComposeError(
+                f"not allowed to signal {program}'s process (host pid {pid}): run as root, "
+                "or use `docker compose restart`"
+            ) from None
         return pid
 
     def act(self, verb: str, program: str) -> None:

@@ -5,6 +5,7 @@ Each reads the stack through the experiment's configuration (`prometheus_url`,
 Toolkit 1.19 exits 0 even when a probe inside the method misses its tolerance: judge a
 run by its journal (`status`, `deviated`, each probe's `tolerance_met`).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def _poll(check, timeout_s: float) -> bool:
         time.sleep(0.5)
 
 
-def order_success_rate_at_least(minimum: float, timeout_s: float = 30,
-                                configuration: dict[str, Any] | None = None) -> bool:
+def order_success_rate_at_least(
+    minimum: float, timeout_s: float = 30, configuration: dict[str, Any] | None = None
+) -> bool:
     """The order success rate (a recording rule) reaches `minimum` within `timeout_s`."""
     prom = _prometheus(configuration or {})
     return _poll(lambda: (prom.value("order_success_rate") or 0) >= minimum, timeout_s)
@@ -68,8 +70,9 @@ def prometheus_down(timeout_s: float = 30, configuration: dict[str, Any] | None 
     return _poll(lambda: not prom.up(), timeout_s)
 
 
-def recovered(alert: str | None, minimum: float, timeout_s: float = 90,
-              configuration: dict[str, Any] | None = None) -> bool:
+def recovered(
+    alert: str | None, minimum: float, timeout_s: float = 90, configuration: dict[str, Any] | None = None
+) -> bool:
     """The alert is resolved and the success rate is back to `minimum`."""
     prom = _prometheus(configuration or {})
 

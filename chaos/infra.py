@@ -4,6 +4,7 @@ Each runs from the Debian package's binary with its data under the run directory
 listening on 127.0.0.1 only. PostgreSQL refuses to run as root, so when we are root
 its data directory belongs to the `postgres` user and the process runs as that user.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,10 @@ class Program:
 
 
 def _postgres_bin(tool: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"),
-                   key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0)
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"),
+        key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0,
+    )
     if found:
         return found[-1]
     on_path = shutil.which(tool)
@@ -46,14 +49,16 @@ def _postgres_bin(tool: str) -> str:
         return on_path
     raise MissingDependency(
         f"PostgreSQL's {tool} was not found: install the server with "
-        "`sudo apt-get install postgresql` (or run `make deps` as root)")
+        "`sudo apt-get install postgresql` (or run `make deps` as root)"
+    )
 
 
 def which(program: str, package: str) -> str:
     path = shutil.which(program)
     if not path:
-        raise MissingDependency(f"{program} was not found: install it with "
-                                f"`sudo apt-get install {package}` (or run `make deps` as root)")
+        raise MissingDependency(
+            f"{program} was not found: install it with `sudo apt-get install {package}` (or run `make deps` as root)"
+        )
     return path
 
 
@@ -64,8 +69,9 @@ def _postgres_user() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise MissingDependency("running as root needs the `postgres` user: "
-                                "`apt-get install postgresql` creates it") from exc
+        raise MissingDependency(
+            "running as root needs the `postgres` user: `apt-get install postgresql` creates it"
+        ) from exc
     return "postgres"
 
 
@@ -75,7 +81,8 @@ def _reachable_by(user: str, path: Path) -> None:
         if parent.exists() and not (parent.stat().st_mode & 0o001):
             raise MissingDependency(
                 f"{parent} is not searchable by other users, so the {user} user cannot reach "
-                f"{path}: choose a run directory elsewhere (--run-dir) or `chmod o+x {parent}`")
+                f"{path}: choose a run directory elsewhere (--run-dir) or `chmod o+x {parent}`"
+            )
 
 
 def init_postgres(layout: StackLayout) -> None:
@@ -87,8 +94,17 @@ def init_postgres(layout: StackLayout) -> None:
     data.mkdir(parents=True, exist_ok=True)
     socket_dir = layout.run_dir / "pgsock"
     socket_dir.mkdir(exist_ok=True)
-    command = [_postgres_bin("initdb"), "-D", str(data), "-U", "chaoslab", "--auth=trust",
-               "-E", "UTF8", "--no-instructions"]
+    command = [
+        _postgres_bin("initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "chaoslab",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-instructions",
+    ]
     if user:
         _reachable_by(user, data)
         entry = pwd.getpwnam(user)
@@ -120,9 +136,23 @@ def postgres(layout: StackLayout) -> Program:
 def redis(layout: StackLayout) -> Program:
     data = layout.run_dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    return Program("redis", [which("redis-server", "redis-server"), "--port", str(layout.ports["redis"]),
-                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(data)], priority=10)
+    return Program(
+        "redis",
+        [
+            which("redis-server", "redis-server"),
+            "--port",
+            str(layout.ports["redis"]),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+        ],
+        priority=10,
+    )
 
 
 def prometheus(layout: StackLayout, config: Path) -> Program | None:
@@ -132,10 +162,18 @@ def prometheus(layout: StackLayout, config: Path) -> Program | None:
         return None
     data = layout.run_dir / "prometheus"
     data.mkdir(parents=True, exist_ok=True)
-    return Program("prometheus", [
-        binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-        f"--web.listen-address=127.0.0.1:{layout.ports['prometheus']}",
-        "--storage.tsdb.retention.time=2d", "--web.enable-lifecycle"], priority=20)
+    return Program(
+        "prometheus",
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{layout.ports['prometheus']}",
+            "--storage.tsdb.retention.time=2d",
+            "--web.enable-lifecycle",
+        ],
+        priority=20,
+    )
 
 
 def alertmanager(layout: StackLayout) -> Program | None:
@@ -152,18 +190,28 @@ def alertmanager(layout: StackLayout) -> Program | None:
         "route:\n  receiver: notifications\n  group_by: [alertname]\n"
         f"  group_wait: {wait}\n  group_interval: {wait}\n  repeat_interval: 4h\n"
         "receivers:\n  - name: notifications\n    webhook_configs:\n"
-        f"      - url: {layout.url('notifications')}/alerts\n        send_resolved: true\n")
-    return Program("alertmanager", [
-        binary, f"--config.file={config}", f"--storage.path={data}",
-        f"--web.listen-address=127.0.0.1:{layout.ports['alertmanager']}",
-        "--cluster.listen-address="], priority=20)
+        f"      - url: {layout.url('notifications')}/alerts\n        send_resolved: true\n"
+    )
+    return Program(
+        "alertmanager",
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={data}",
+            f"--web.listen-address=127.0.0.1:{layout.ports['alertmanager']}",
+            "--cluster.listen-address=",
+        ],
+        priority=20,
+    )
 
 
 def create_database(layout: StackLayout) -> None:
     """The `chaoslab` database, once PostgreSQL answers; harmless when it exists."""
+
     async def create() -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=layout.ports["postgres"],
-                                     user="chaoslab", database="postgres", timeout=5)
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=layout.ports["postgres"], user="chaoslab", database="postgres", timeout=5
+        )
         try:
             if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'chaoslab'"):
                 await conn.execute("CREATE DATABASE chaoslab")

@@ -3,6 +3,7 @@
 `chaoslab up` writes the layout to `<run dir>/stack.json`; every other command reads it
 back, so `status`, `logs`, `verify` and the drills talk to the stack that is running.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,15 @@ from pathlib import Path
 SERVICES = ("gateway", "orders", "payments", "inventory", "notifications")
 INFRA = ("postgres", "redis", "prometheus", "alertmanager")
 DEFAULT_PORTS = {
-    "gateway": 8000, "orders": 8001, "payments": 8002, "inventory": 8003, "notifications": 8004,
-    "postgres": 5432, "redis": 6379, "prometheus": 9090, "alertmanager": 9093,
+    "gateway": 8000,
+    "orders": 8001,
+    "payments": 8002,
+    "inventory": 8003,
+    "notifications": 8004,
+    "postgres": 5432,
+    "redis": 6379,
+    "prometheus": 9090,
+    "alertmanager": 9093,
 }
 
 
@@ -49,13 +57,15 @@ class StackLayout:
     extra_replicas: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def new(cls, run_dir: Path, *, profile: str, chaos_token: str, pick_free_ports: bool,
-            env: dict[str, str] | None = None) -> StackLayout:
+    def new(
+        cls, run_dir: Path, *, profile: str, chaos_token: str, pick_free_ports: bool, env: dict[str, str] | None = None
+    ) -> StackLayout:
         ports = dict(DEFAULT_PORTS)
         if pick_free_ports:
             ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
-        return cls(run_dir=run_dir.resolve(), profile=profile, chaos_token=chaos_token, ports=ports,
-                   env=dict(env or {}))
+        return cls(
+            run_dir=run_dir.resolve(), profile=profile, chaos_token=chaos_token, ports=ports, env=dict(env or {})
+        )
 
     @classmethod
     def load(cls, run_dir: Path) -> StackLayout:
@@ -63,9 +73,14 @@ class StackLayout:
         if not path.exists():
             raise FileNotFoundError(f"no stack in {run_dir}: start one with `chaoslab up`")
         data = json.loads(path.read_text())
-        return cls(run_dir=Path(data["run_dir"]), profile=data["profile"],
-                   chaos_token=data["chaos_token"], ports=data["ports"], env=data.get("env", {}),
-                   extra_replicas=data.get("extra_replicas", {}))
+        return cls(
+            run_dir=Path(data["run_dir"]),
+            profile=data["profile"],
+            chaos_token=data["chaos_token"],
+            ports=data["ports"],
+            env=data.get("env", {}),
+            extra_replicas=data.get("extra_replicas", {}),
+        )
 
     def save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +151,9 @@ class StackLayout:
         if service == "gateway":
             env["ORDERS_URL"] = self.url("orders")
         if service == "orders":
-            env.update(INVENTORY_URL=self.url("inventory"), PAYMENTS_URL=self.url("payments"),
-                       NOTIFICATIONS_URL=self.url("notifications"))
+            env.update(
+                INVENTORY_URL=self.url("inventory"),
+                PAYMENTS_URL=self.url("payments"),
+                NOTIFICATIONS_URL=self.url("notifications"),
+            )
         return env

@@ -4,6 +4,7 @@ Redis, PostgreSQL, Prometheus (when installed) and the five services all run und
 supervisord per run directory, so a killed service comes back by itself and
 `chaoslab stop|start <program>` is one XML-RPC call.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -33,23 +34,38 @@ def programs(layout: StackLayout) -> list[infra.Program]:
     progs += [p for p in (prom, alerting) if p]
     for service in SERVICES:
         for replica in range(len(layout.replica_ports(service))):
-            progs.append(infra.Program(layout.program_name(service, replica),
-                                       [sys.executable, "-m", "services", service],
-                                       env=layout.service_env(service, replica), priority=50))
+            progs.append(
+                infra.Program(
+                    layout.program_name(service, replica),
+                    [sys.executable, "-m", "services", service],
+                    env=layout.service_env(service, replica),
+                    priority=50,
+                )
+            )
     return progs
 
 
-def up(run_dir: Path, *, profile: str, chaos_token: str | None, pick_free_ports: bool,
-       timeout_s: float, progress: Callable[[str], None],
-       env: dict[str, str] | None = None) -> StackLayout:
+def up(
+    run_dir: Path,
+    *,
+    profile: str,
+    chaos_token: str | None,
+    pick_free_ports: bool,
+    timeout_s: float,
+    progress: Callable[[str], None],
+    env: dict[str, str] | None = None,
+) -> StackLayout:
     """Start the stack and return once every service answers /health (or raise)."""
     sup_probe = StackLayout(run_dir=run_dir.resolve())
     if supervision.Supervisor(sup_probe).running():
-        raise StackError(f"a stack is already running in {run_dir}: `chaoslab down` first, "
-                         "or choose another --run-dir")
-    layout = StackLayout.new(run_dir, profile=profile,
-                             chaos_token=chaos_token or secrets.token_urlsafe(18),
-                             pick_free_ports=pick_free_ports, env=env)
+        raise StackError(f"a stack is already running in {run_dir}: `chaoslab down` first, or choose another --run-dir")
+    layout = StackLayout.new(
+        run_dir,
+        profile=profile,
+        chaos_token=chaos_token or secrets.token_urlsafe(18),
+        pick_free_ports=pick_free_ports,
+        env=env,
+    )
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     layout.run_dir.chmod(0o755)
     progress("initialising PostgreSQL")
@@ -82,13 +98,21 @@ def wait_healthy(layout: StackLayout, *, timeout_s: float, progress: Callable[[s
             return
         progress("waiting for " + ", ".join(pending))
         time.sleep(0.2)
-    raise StackError(f"not healthy after {timeout_s:.0f}s: "
-                     f"{', '.join(pending) if database_ready else 'postgres'}; "
-                     f"see the logs in {layout.logs_dir}")
+    raise StackError(
+        f"not healthy after {timeout_s:.0f}s: "
+        f"{', '.join(pending) if database_ready else 'postgres'}; "
+        f"see the logs in {layout.logs_dir}"
+    )
 
 
-def scale(layout: StackLayout, service: str, count: int, *, timeout_s: float = 60,
-          progress: Callable[[str], None] = lambda _m: None) -> list[str]:
+def scale(
+    layout: StackLayout,
+    service: str,
+    count: int,
+    *,
+    timeout_s: float = 60,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> list[str]:
     """Run `count` replicas of `service` (on further free ports); callers pick the new
     list up from the replicas directory within a second. Returns the replicas' URLs."""
     if service not in SERVICES:
@@ -102,7 +126,7 @@ def scale(layout: StackLayout, service: str, count: int, *, timeout_s: float = 6
     extra = layout.extra_replicas.get(service, [])
     if count < before:
         gone = [layout.program_name(service, r) for r in range(count, before)]
-        layout.extra_replicas[service] = extra[:count - 1]
+        layout.extra_replicas[service] = extra[: count - 1]
         layout.save()
         layout.write_replicas()  # callers stop sending first, then the replicas stop
         time.sleep(1.5)

@@ -3,6 +3,7 @@
 supervisord restarts a process that dies (`autorestart`), keeps one log per program and
 answers XML-RPC on a private Unix socket; we generate its config per run directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,23 @@ def write_config(layout: StackLayout, programs: list[Program], workdir: Path) ->
     run = layout.run_dir
     layout.logs_dir.mkdir(parents=True, exist_ok=True)
     lines = [
-        "[unix_http_server]", f"file={run / 'supervisor.sock'}", "chmod=0700", "",
-        "[supervisord]", f"logfile={layout.log_file('supervisord')}", f"pidfile={run / 'supervisord.pid'}",
-        f"childlogdir={layout.logs_dir}", "logfile_maxbytes=20MB", "loglevel=info", "",
+        "[unix_http_server]",
+        f"file={run / 'supervisor.sock'}",
+        "chmod=0700",
+        "",
+        "[supervisord]",
+        f"logfile={layout.log_file('supervisord')}",
+        f"pidfile={run / 'supervisord.pid'}",
+        f"childlogdir={layout.logs_dir}",
+        "logfile_maxbytes=20MB",
+        "loglevel=info",
+        "",
         "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-        "[supervisorctl]", f"serverurl=unix://{run / 'supervisor.sock'}", "",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{run / 'supervisor.sock'}",
+        "",
     ]
     for program in programs:
         log_file = layout.log_file(program.name)
@@ -45,9 +57,16 @@ def write_config(layout: StackLayout, programs: list[Program], workdir: Path) ->
             "command=/bin/sh -c " + _arg(inner),
             f"directory={workdir}",
             f"priority={program.priority}",
-            "autostart=true", "autorestart=true", "startsecs=1", "startretries=5",
-            f"stopsignal={program.stop_signal}", "stopwaitsecs=15", "stopasgroup=true", "killasgroup=true",
-            "redirect_stderr=true", "stdout_logfile=NONE",
+            "autostart=true",
+            "autorestart=true",
+            "startsecs=1",
+            "startretries=5",
+            f"stopsignal={program.stop_signal}",
+            "stopwaitsecs=15",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            "stdout_logfile=NONE",
         ]
         if program.user:
             lines.append(f"user={program.user}")
@@ -71,8 +90,9 @@ def _arg(arg: str) -> str:
 
 def start(config: Path) -> None:
     """Start supervisord in the background; it daemonizes once its socket is ready."""
-    result = subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(config)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(config)], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"supervisord did not start: {result.stderr.strip() or result.stdout.strip()}")
 

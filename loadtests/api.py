@@ -9,6 +9,7 @@ Every call judges its own answer (`loadtests.checks`) and reports it to locust's
   unavailable rates; a retry that is turned away again is a failure (the shopper gave up);
 - no answer within the user's timeout is a failure.
 """
+
 from __future__ import annotations
 
 import random
@@ -31,12 +32,12 @@ def new_key() -> str:
 def random_order(customer_id: str) -> dict[str, Any]:
     """1 to 3 distinct SKUs, 1 to 3 units each (far below the 500 000-cent decline)."""
     skus = random.sample(SKUS, k=random.randint(1, 3))
-    return {"customer_id": customer_id,
-            "items": [{"sku": sku, "quantity": random.randint(1, 3)} for sku in skus]}
+    return {"customer_id": customer_id, "items": [{"sku": sku, "quantity": random.randint(1, 3)} for sku in skus]}
 
 
-def send(client: FastHttpSession, method: str, path: str, *, name: str, check: Check,
-         **kwargs: Any) -> FastResponse | None:
+def send(
+    client: FastHttpSession, method: str, path: str, *, name: str, check: Check, **kwargs: Any
+) -> FastResponse | None:
     """One request, judged by `check`, and at most one retry when told to come back later.
 
     Returns the final answer when it kept the contract, else None (already reported).
@@ -48,8 +49,9 @@ def send(client: FastHttpSession, method: str, path: str, *, name: str, check: C
     if wait is None:
         return None if problem else resp
     gevent.sleep(wait)
-    with client.request(method, path, name=f"{name} [retry after {resp.status_code}]",
-                        catch_response=True, **kwargs) as retry:
+    with client.request(
+        method, path, name=f"{name} [retry after {resp.status_code}]", catch_response=True, **kwargs
+    ) as retry:
         if retry_after_s(retry) is not None:
             problem = f"gave up: {describe(retry)} again after waiting as Retry-After said"
         else:
@@ -67,18 +69,16 @@ def _judge(resp, problem: str | None) -> None:
 
 # --- the calls ------------------------------------------------------------------------------
 
-def place_order(client: FastHttpSession, key: str, body: dict[str, Any], *,
-                name: str = "POST /orders", check: Check = order_answer) -> FastResponse | None:
-    return send(client, "POST", "/orders", name=name, check=check, json=body,
-                headers={"Idempotency-Key": key})
+
+def place_order(
+    client: FastHttpSession, key: str, body: dict[str, Any], *, name: str = "POST /orders", check: Check = order_answer
+) -> FastResponse | None:
+    return send(client, "POST", "/orders", name=name, check=check, json=body, headers={"Idempotency-Key": key})
 
 
-def get_order(client: FastHttpSession, order_id: str, *,
-              status: str | None = None) -> FastResponse | None:
-    return send(client, "GET", f"/orders/{order_id}", name="GET /orders/{id}",
-                check=order_read(order_id, status))
+def get_order(client: FastHttpSession, order_id: str, *, status: str | None = None) -> FastResponse | None:
+    return send(client, "GET", f"/orders/{order_id}", name="GET /orders/{id}", check=order_read(order_id, status))
 
 
 def list_orders(client: FastHttpSession, limit: int = 10) -> FastResponse | None:
-    return send(client, "GET", f"/orders?limit={limit}", name=f"GET /orders?limit={limit}",
-                check=order_list)
+    return send(client, "GET", f"/orders?limit={limit}", name=f"GET /orders?limit={limit}", check=order_list)

@@ -5,6 +5,7 @@ locust response) and returns None when it keeps the contract, else what is wrong
 words without ids so that locust's failure table groups them. No locust import here: the
 checks are plain functions that tests call directly.
 """
+
 from __future__ import annotations
 
 import json
@@ -137,5 +138,3 @@ def order_list(resp: Answer) -> str | None:
     if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
         return "list without orders"
     return None
-
-

@@ -10,6 +10,7 @@ Tags: `shop` (Shopper), `duplicates` (DuplicateStorm). Shapes: `SurgeShape`, `St
 exposed only when `CHAOSLAB_SHAPE` names one or the class picker is on (locust would
 otherwise force the first shape it finds on every run). Knobs: `loadtests/settings.py`.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,10 +21,10 @@ from pathlib import Path
 if importlib.util.find_spec("loadtests") is None:  # run by path from elsewhere
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from locust import events  # noqa: E402
+from locust import events
 
-from loadtests import shapes  # noqa: E402
-from loadtests.settings import LoadSettingsError, shape_choice  # noqa: E402
+from loadtests import shapes
+from loadtests.settings import LoadSettingsError, shape_choice
 
 try:
     from loadtests.users import DuplicateStorm, Shopper
@@ -35,7 +36,11 @@ __all__ = ["DuplicateStorm", "Shopper"]
 
 def _class_picker_on() -> bool:
     return "--class-picker" in sys.argv or os.environ.get("LOCUST_USERCLASS_PICKER", "").lower() in (
-        "1", "true", "yes", "on")
+        "1",
+        "true",
+        "yes",
+        "on",
+    )
 
 
 try:

@@ -3,6 +3,7 @@
 Plain functions of the settings and the time (no locust import), so tests check a whole
 timetable without running it.
 """
+
 from __future__ import annotations
 
 import math

@@ -21,6 +21,7 @@ a shape):
 | `CHAOSLAB_STORM_SIZE` | 20 | concurrent requests with one key in a duplicate storm |
 | `CHAOSLAB_REQUEST_TIMEOUT_S` | 30 | a request with no answer by then is a failure |
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,7 @@ class LoadSettingsError(ValueError):
     """An environment variable holds something a load test cannot use."""
 
 
-def _number(env: Mapping[str, str], name: str, default: T, kind: Callable[[str], T], *,
-            minimum: float = 0) -> T:
+def _number(env: Mapping[str, str], name: str, default: T, kind: Callable[[str], T], *, minimum: float = 0) -> T:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -64,12 +64,13 @@ class SurgeSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> SurgeSettings:
-        return cls(base_users=_number(env, "CHAOSLAB_SURGE_BASE_USERS", cls.base_users, int, minimum=1),
-                   peak_users=_number(env, "CHAOSLAB_SURGE_PEAK_USERS", cls.peak_users, int, minimum=1),
-                   base_s=_number(env, "CHAOSLAB_SURGE_BASE_SECONDS", cls.base_s, float),
-                   surge_s=_number(env, "CHAOSLAB_SURGE_SECONDS", cls.surge_s, float, minimum=0.1),
-                   spawn_rate=_number(env, "CHAOSLAB_SURGE_SPAWN_RATE", cls.spawn_rate, float,
-                                      minimum=0.1))
+        return cls(
+            base_users=_number(env, "CHAOSLAB_SURGE_BASE_USERS", cls.base_users, int, minimum=1),
+            peak_users=_number(env, "CHAOSLAB_SURGE_PEAK_USERS", cls.peak_users, int, minimum=1),
+            base_s=_number(env, "CHAOSLAB_SURGE_BASE_SECONDS", cls.base_s, float),
+            surge_s=_number(env, "CHAOSLAB_SURGE_SECONDS", cls.surge_s, float, minimum=0.1),
+            spawn_rate=_number(env, "CHAOSLAB_SURGE_SPAWN_RATE", cls.spawn_rate, float, minimum=0.1),
+        )
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,12 @@ class StepSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> StepSettings:
         rate = _number(env, "CHAOSLAB_STEP_SPAWN_RATE", 0.0, float)
-        return cls(step_users=_number(env, "CHAOSLAB_STEP_USERS", cls.step_users, int, minimum=1),
-                   step_s=_number(env, "CHAOSLAB_STEP_SECONDS", cls.step_s, float, minimum=0.1),
-                   max_users=_number(env, "CHAOSLAB_STEP_MAX_USERS", cls.max_users, int, minimum=1),
-                   spawn_rate=rate or None)
+        return cls(
+            step_users=_number(env, "CHAOSLAB_STEP_USERS", cls.step_users, int, minimum=1),
+            step_s=_number(env, "CHAOSLAB_STEP_SECONDS", cls.step_s, float, minimum=0.1),
+            max_users=_number(env, "CHAOSLAB_STEP_MAX_USERS", cls.max_users, int, minimum=1),
+            spawn_rate=rate or None,
+        )
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,13 @@ class UserSettings:
         ratio = _number(env, "CHAOSLAB_REPLAY_RATIO", cls.replay_ratio, float)
         if ratio > 1:
             raise LoadSettingsError(f"CHAOSLAB_REPLAY_RATIO={ratio:g} must be between 0 and 1")
-        return cls(think_min_s=low, think_max_s=high, replay_ratio=ratio,
-                   storm_size=_number(env, "CHAOSLAB_STORM_SIZE", cls.storm_size, int, minimum=1),
-                   request_timeout_s=_number(env, "CHAOSLAB_REQUEST_TIMEOUT_S", cls.request_timeout_s,
-                                             float, minimum=0.1))
+        return cls(
+            think_min_s=low,
+            think_max_s=high,
+            replay_ratio=ratio,
+            storm_size=_number(env, "CHAOSLAB_STORM_SIZE", cls.storm_size, int, minimum=1),
+            request_timeout_s=_number(env, "CHAOSLAB_REQUEST_TIMEOUT_S", cls.request_timeout_s, float, minimum=0.1),
+        )
 
 
 def shape_choice(env: Mapping[str, str] = os.environ) -> str | None:

@@ -8,6 +8,7 @@ numbers come from `loadtests.settings` (environment variables), their timetables
 finds in a locustfile unless the web UI's class picker is on, so a shape is exposed only
 when asked for: by `CHAOSLAB_SHAPE=surge|step`, or all of them for the picker.
 """
+
 from __future__ import annotations
 
 from locust import LoadTestShape
@@ -55,5 +56,4 @@ def for_run(choice: str | None, *, class_picker: bool) -> list[type[LoadTestShap
     try:
         return [SHAPES[choice]]
     except KeyError:
-        raise LoadSettingsError(f"{SHAPE_VAR}={choice!r} is not a shape; use one of: "
-                                + ", ".join(SHAPES)) from None
+        raise LoadSettingsError(f"{SHAPE_VAR}={choice!r} is not a shape; use one of: " + ", ".join(SHAPES)) from None

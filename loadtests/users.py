@@ -3,6 +3,7 @@
 Each user names itself with an `X-Client-ID` of its own (the gateway's per-client rate
 limit counts it). Tasks are tagged, so `--tags shop` or `--tags duplicates` runs one kind.
 """
+
 from __future__ import annotations
 
 import random
@@ -54,8 +55,9 @@ class Shopper(ChaoslabUser):
         if placed is None:
             return
         if random.random() < SETTINGS.replay_ratio:
-            api.place_order(self.client, key, body, name="POST /orders [retry same key]",
-                            check=checks.replay_of(placed))
+            api.place_order(
+                self.client, key, body, name="POST /orders [retry same key]", check=checks.replay_of(placed)
+            )
         order = checks.body_of(placed)
         api.get_order(self.client, order["order_id"], status=order["status"])
 
@@ -77,8 +79,7 @@ class DuplicateStorm(ChaoslabUser):
         burst = Group()
         try:
             for _ in range(SETTINGS.storm_size):
-                burst.spawn(api.place_order, self.client, key, body, name="POST /orders [storm]",
-                            check=same.check)
+                burst.spawn(api.place_order, self.client, key, body, name="POST /orders [storm]", check=same.check)
             burst.join(raise_error=True)
         finally:
             burst.kill(block=False)  # the user is stopping: take its burst with it

@@ -3,6 +3,7 @@
 Host, port and everything else come from the environment (each service's Settings).
 One image and one command for all five; the name picks which.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -20,8 +21,16 @@ def main(argv: list[str]) -> int:
     module = importlib.import_module(f"services.{argv[0]}.app")
     app = module.build_app()
     settings = module.Settings()
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ run these very commands, so the runbook and the drills cannot drift apart. Comma
 run from the repository root; `chaoslab` finds the stack through $CHAOSLAB_RUN_DIR
 (default ./.chaoslab) and the scripts find Redis through $REDIS_URL.
 """
+
 from __future__ import annotations
 
 from chaos.drills.model import Incident, Step, sh
@@ -13,8 +14,10 @@ STATUS = sh("chaoslab status")
 BREAKERS = sh("chaoslab breakers")
 ALERTS = sh("chaoslab alerts")
 FAULTS = sh("chaoslab chaos list")
-VERIFY_NOTE = ("Run `chaoslab verify`: every confirmed order has exactly one successful charge, no failed "
-               "order keeps one, stock is conserved and every outbox event reached its destination once.")
+VERIFY_NOTE = (
+    "Run `chaoslab verify`: every confirmed order has exactly one successful charge, no failed "
+    "order keeps one, stock is conserved and every outbox event reached its destination once."
+)
 
 
 def _load(scenario: str, note: str) -> Step:
@@ -25,13 +28,18 @@ STOP_LOAD = Step(action="stop_load", note="Stop the runaway load (Ctrl-C in locu
 
 INCIDENTS: tuple[Incident, ...] = (
     Incident(
-        "payments-errors", "Payments fails most calls", "SEV1",
+        "payments-errors",
+        "Payments fails most calls",
+        "SEV1",
         "payments answers 5xx to most charges. Orders' breaker on payments opens, so calls fail at once "
         "instead of piling up; orders end payment_failed and their stock is released.",
         "PaymentsErrors",
-        ("`downstream_requests_total{to_service=\"payments\",outcome=\"error\"}` climbing, then "
-         "`outcome=\"breaker_open\"`", "`breaker_state{downstream=\"payments\"}` = 1 on orders",
-         "`order_success_rate` far below 0.9; `orders_total{status=\"payment_failed\"}` rising"),
+        (
+            '`downstream_requests_total{to_service="payments",outcome="error"}` climbing, then '
+            '`outcome="breaker_open"`',
+            '`breaker_state{downstream="payments"}` = 1 on orders',
+            '`order_success_rate` far below 0.9; `orders_total{status="payment_failed"}` rising',
+        ),
         (BREAKERS, FAULTS, sh("chaoslab logs payments --lines 20")),
         (sh("chaos/scripts/payment_errors.sh enable 0.9"),),
         (sh("chaos/scripts/payment_errors.sh disable"),),
@@ -39,18 +47,24 @@ INCIDENTS: tuple[Incident, ...] = (
         "`order_success_rate` is back above 0.9.",
         VERIFY_NOTE + " Orders that failed while payments erred have their stock released; any charge "
         "whose answer was lost is voided through the outbox.",
-        compose=("docker compose exec redis redis-cli SET chaos:payments:error_rate 0.9 EX 600",
-                 "docker compose exec redis redis-cli DEL chaos:payments:error_rate"),
+        compose=(
+            "docker compose exec redis redis-cli SET chaos:payments:error_rate 0.9 EX 600",
+            "docker compose exec redis redis-cli DEL chaos:payments:error_rate",
+        ),
         faults=(("payments", "error_rate", 0.9),),
     ),
     Incident(
-        "payments-latency", "Payments is slow", "SEV2",
+        "payments-latency",
+        "Payments is slow",
+        "SEV2",
         "payments takes seconds to answer. Orders' calls time out at their budget and the slow-call "
         "breaker opens, so the gateway keeps answering in bounded time.",
         "PaymentsLatency",
-        ("`job:http_request_duration_seconds:p99_rate1m{job=\"payments\"}` over 1 s",
-         "`downstream_requests_total{to_service=\"payments\",outcome=\"timeout\"}` rising",
-         "`breaker_calls_total{downstream=\"payments\",outcome=~\"slow.*\"}` rising"),
+        (
+            '`job:http_request_duration_seconds:p99_rate1m{job="payments"}` over 1 s',
+            '`downstream_requests_total{to_service="payments",outcome="timeout"}` rising',
+            '`breaker_calls_total{downstream="payments",outcome=~"slow.*"}` rising',
+        ),
         (BREAKERS, sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m'")),
         (sh("chaos/scripts/payment_slow.sh enable 2500"),),
         (sh("chaos/scripts/payment_slow.sh disable"),),
@@ -60,26 +74,32 @@ INCIDENTS: tuple[Incident, ...] = (
         faults=(("payments", "latency_ms", 2500),),
     ),
     Incident(
-        "payments-down", "Payments process dead", "SEV1",
+        "payments-down",
+        "Payments process dead",
+        "SEV1",
         "The payments process is gone and does not come back. Its target is down in Prometheus; orders' "
         "breaker opens on refused connections and orders end payment_failed.",
         "PaymentsDown",
-        ("`up{job=\"payments\"}` = 0", "`downstream_requests_total{to_service=\"payments\",outcome=\"unreachable\"}`"),
+        ('`up{job="payments"}` = 0', '`downstream_requests_total{to_service="payments",outcome="unreachable"}`'),
         (STATUS, BREAKERS),
         (sh("chaoslab stop payments"),),
         (sh("chaoslab start payments"),),
-        "`up{job=\"payments\"}` is 1 and the breaker closes.",
+        '`up{job="payments"}` is 1 and the breaker closes.',
         VERIFY_NOTE,
         compose=("docker compose stop payments", "docker compose start payments"),
     ),
     Incident(
-        "inventory-lock", "Inventory lock contention", "SEV2",
+        "inventory-lock",
+        "Inventory lock contention",
+        "SEV2",
         "inventory holds its stock row locks for seconds. Under load, orders' bulkhead on inventory "
         "fills and rejects the excess at once instead of queueing it.",
         "InventoryLock",
-        ("`bulkhead_rejections_total{downstream=\"inventory\"}` rising",
-         "`bulkhead_inflight{downstream=\"inventory\"}` at its limit",
-         "inventory's p99 in seconds"),
+        (
+            '`bulkhead_rejections_total{downstream="inventory"}` rising',
+            '`bulkhead_inflight{downstream="inventory"}` at its limit',
+            "inventory's p99 in seconds",
+        ),
         (BREAKERS, sh("chaoslab query 'sum by (downstream) (rate(bulkhead_rejections_total[1m]))'")),
         (sh("chaos/scripts/inventory_lock.sh enable 1500"), _load("shop", "The usual evening peak of shoppers.")),
         (sh("chaos/scripts/inventory_lock.sh disable"), STOP_LOAD),
@@ -90,53 +110,88 @@ INCIDENTS: tuple[Incident, ...] = (
         faults=(("inventory", "lock_contention_ms", 1500),),
     ),
     Incident(
-        "gateway-overload", "Traffic surge past capacity", "SEV2",
+        "gateway-overload",
+        "Traffic surge past capacity",
+        "SEV2",
         "A surge sends more requests than the gateway admits. It sheds the excess with 429 and "
         "Retry-After while the admitted requests keep their latency.",
         "GatewayOverload",
-        ("`load_shed_total` rising on the gateway", "`http_inflight_requests{job=\"gateway\"}` at MAX_INFLIGHT",
-         "`job:http_requests_429:ratio_rate1m{job=\"gateway\"}` over 0.05"),
-        (sh("chaoslab query 'rate(load_shed_total[1m])'"), sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m{job=\"gateway\"}'")),
+        (
+            "`load_shed_total` rising on the gateway",
+            '`http_inflight_requests{job="gateway"}` at MAX_INFLIGHT',
+            '`job:http_requests_429:ratio_rate1m{job="gateway"}` over 0.05',
+        ),
+        (
+            sh("chaoslab query 'rate(load_shed_total[1m])'"),
+            sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m{job=\"gateway\"}'"),
+        ),
         (_load("shop/surge", "A marketing push: locust's SurgeShape (CHAOSLAB_SHAPE=surge)."),),
         (STOP_LOAD,),
         "Shedding stops once the surge is over (or raise MAX_INFLIGHT / scale the gateway).",
         VERIFY_NOTE + " A shed request never reached orders: its client retries with the same key.",
-        extra={"CHAOSLAB_SURGE_BASE_USERS": "5", "CHAOSLAB_SURGE_PEAK_USERS": "250",
-               "CHAOSLAB_SURGE_BASE_SECONDS": "2", "CHAOSLAB_SURGE_SECONDS": "300",
-               "CHAOSLAB_THINK_MIN_S": "0", "CHAOSLAB_THINK_MAX_S": "0.05"},
+        extra={
+            "CHAOSLAB_SURGE_BASE_USERS": "5",
+            "CHAOSLAB_SURGE_PEAK_USERS": "250",
+            "CHAOSLAB_SURGE_BASE_SECONDS": "2",
+            "CHAOSLAB_SURGE_SECONDS": "300",
+            "CHAOSLAB_THINK_MIN_S": "0",
+            "CHAOSLAB_THINK_MAX_S": "0.05",
+        },
     ),
     Incident(
-        "cannot-scale", "Load beyond one payments replica", "SEV2",
+        "cannot-scale",
+        "Load beyond one payments replica",
+        "SEV2",
         "More charges arrive than one payments replica can authorise. Each replica has a few card-processor "
         "connections (capacity: connections / service time: 30 charges/s in ci, 320 in training, which a "
         "small machine cannot reach: there, drill it in ci or start with `--set payments:PROCESSOR_CONNECTIONS=3`); "
         "all of them stay busy, charges queue for one, and latency climbs while throughput stays flat. Each new "
         "replica brings its own connections.",
         "CannotScale",
-        ("`payments_processor_waiting` at 1 or more: every one of `payments_processor_connections` busy",
-         "`payments_processor_wait_seconds` rising; `job:http_request_duration_seconds:p99_rate1m{job=\"payments\"}` "
-         "over 0.5 s", "orders/s flat while shoppers grow"),
-        (sh("chaoslab query 'payments_processor_waiting'"),
-         sh("chaoslab query 'payments_processor_connections_in_use / payments_processor_connections'"),
-         sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m{job=\"payments\"}'")),
-        (_load("shop/step", "A capacity step: locust's StepShape (CHAOSLAB_SHAPE=step) adds shoppers past one "
-                            "replica's capacity."),),
+        (
+            "`payments_processor_waiting` at 1 or more: every one of `payments_processor_connections` busy",
+            '`payments_processor_wait_seconds` rising; `job:http_request_duration_seconds:p99_rate1m{job="payments"}` '
+            "over 0.5 s",
+            "orders/s flat while shoppers grow",
+        ),
+        (
+            sh("chaoslab query 'payments_processor_waiting'"),
+            sh("chaoslab query 'payments_processor_connections_in_use / payments_processor_connections'"),
+            sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m{job=\"payments\"}'"),
+        ),
+        (
+            _load(
+                "shop/step",
+                "A capacity step: locust's StepShape (CHAOSLAB_SHAPE=step) adds shoppers past one replica's capacity.",
+            ),
+        ),
         (sh("chaoslab scale payments 3"),),
         "No charge waits for a connection any more, payments' p99 falls under 0.5 s and the alert resolves; "
         "orders/s follows the shoppers again. Scale back down once the load is gone.",
         VERIFY_NOTE + " A charge that queued past its caller's deadline is never made: the processor hands the "
         "connection back, so no order is charged behind a timeout.",
-        extra={"users": "60", "CHAOSLAB_STEP_USERS": "60", "CHAOSLAB_STEP_MAX_USERS": "60",
-               "CHAOSLAB_STEP_SECONDS": "300", "CHAOSLAB_THINK_MIN_S": "0.3", "CHAOSLAB_THINK_MAX_S": "0.7"},
+        extra={
+            "users": "60",
+            "CHAOSLAB_STEP_USERS": "60",
+            "CHAOSLAB_STEP_MAX_USERS": "60",
+            "CHAOSLAB_STEP_SECONDS": "300",
+            "CHAOSLAB_THINK_MIN_S": "0.3",
+            "CHAOSLAB_THINK_MAX_S": "0.7",
+        },
         recovered_when='max(job:http_request_duration_seconds:p99_rate1m{job="payments"}) < 0.5',
     ),
     Incident(
-        "outbox-backlog", "Notifications down, outbox grows", "SEV3",
+        "outbox-backlog",
+        "Notifications down, outbox grows",
+        "SEV3",
         "notifications is down. Orders keep succeeding; their events wait in the outbox, which grows, "
         "then drains once notifications is back. Nothing is lost, nothing is sent twice.",
         "OutboxBacklog",
-        ("`outbox_pending{destination=\"notifications\"}` growing", "`outbox_oldest_age_seconds` over 30",
-         "`outbox_delivery_failures_total` rising; `up{job=\"notifications\"}` = 0"),
+        (
+            '`outbox_pending{destination="notifications"}` growing',
+            "`outbox_oldest_age_seconds` over 30",
+            '`outbox_delivery_failures_total` rising; `up{job="notifications"}` = 0',
+        ),
         (STATUS, sh("chaoslab query 'outbox_pending'")),
         (sh("chaoslab stop notifications"),),
         (sh("chaoslab start notifications"),),
@@ -147,13 +202,17 @@ INCIDENTS: tuple[Incident, ...] = (
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
-        "outbox-stuck", "Outbox relay stuck", "SEV3",
+        "outbox-stuck",
+        "Outbox relay stuck",
+        "SEV3",
         "The relay in orders hangs while notifications is healthy: events pile up and none fail. "
         "Only a restart of orders brings delivery back.",
         "OutboxStuck",
-        ("`outbox_pending{destination=\"notifications\"}` growing while `up{job=\"notifications\"}` = 1",
-         "no `outbox_delivered_total` increase and no delivery failures",
-         "the log line `outbox.relay_stuck` in `chaoslab logs orders`"),
+        (
+            '`outbox_pending{destination="notifications"}` growing while `up{job="notifications"}` = 1',
+            "no `outbox_delivered_total` increase and no delivery failures",
+            "the log line `outbox.relay_stuck` in `chaoslab logs orders`",
+        ),
         (STATUS, sh("chaoslab logs orders --lines 30")),
         (sh("chaos/scripts/outbox_pause.sh enable --ttl 5"),),
         (sh("chaoslab restart orders"),),
@@ -165,11 +224,13 @@ INCIDENTS: tuple[Incident, ...] = (
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
-        "duplicate-storm", "Duplicate request storm", "SEV3",
+        "duplicate-storm",
+        "Duplicate request storm",
+        "SEV3",
         "Clients retry one order many times at once with the same idempotency key. Orders answers "
         "them all with the one order: one reservation, one charge.",
         "DuplicateStorm",
-        ("`idempotency_conflicts_total{kind=~\"replayed|in_flight\"}` rising",),
+        ('`idempotency_conflicts_total{kind=~"replayed|in_flight"}` rising',),
         (sh("chaoslab query 'sum by (kind) (rate(idempotency_conflicts_total[1m]))'"),),
         (_load("duplicates", "A buggy client retrying in bursts (locust's DuplicateStorm users)."),),
         (STOP_LOAD,),
@@ -178,13 +239,17 @@ INCIDENTS: tuple[Incident, ...] = (
         extra={"users": "10"},
     ),
     Incident(
-        "retry-amplification", "Retries amplify a partial failure", "SEV2",
+        "retry-amplification",
+        "Retries amplify a partial failure",
+        "SEV2",
         "Close to half of payments' answers fail: not enough to open the breaker, enough to make "
         "every caller retry. Orders retries with the same key, but only inside its retry budget, so "
         "a failing downstream never gets a multiple of its normal load.",
         "RetryAmplification",
-        ("`downstream:retry_attempts:ratio_rate1m{downstream=\"payments\"}` over 0.1",
-         "`retry_budget_exhausted_total{downstream=\"payments\"}` rising when the budget is spent"),
+        (
+            '`downstream:retry_attempts:ratio_rate1m{downstream="payments"}` over 0.1',
+            '`retry_budget_exhausted_total{downstream="payments"}` rising when the budget is spent',
+        ),
         (sh("chaoslab query 'downstream:retry_attempts:ratio_rate1m'"), BREAKERS),
         (sh("chaos/scripts/payment_errors.sh enable 0.4"),),
         (sh("chaos/scripts/payment_errors.sh disable"),),
@@ -193,12 +258,17 @@ INCIDENTS: tuple[Incident, ...] = (
         faults=(("payments", "error_rate", 0.4),),
     ),
     Incident(
-        "cascading-failure", "Payments hangs and inventory slows", "SEV1",
+        "cascading-failure",
+        "Payments hangs and inventory slows",
+        "SEV1",
         "payments stops answering and inventory slows down together. Timeouts, breakers and bulkheads "
         "keep the gateway answering quickly instead of hanging with them.",
         "CascadingFailure",
-        ("`breaker_state` = 1 on more than one service", "timeouts to payments and inventory",
-         "the gateway still answers in bounded time"),
+        (
+            "`breaker_state` = 1 on more than one service",
+            "timeouts to payments and inventory",
+            "the gateway still answers in bounded time",
+        ),
         (BREAKERS, ALERTS),
         (sh("chaos/scripts/payment_hang.sh enable 1.0"), sh("chaoslab chaos set inventory latency_ms 2000")),
         (sh("chaos/scripts/payment_hang.sh disable"), sh("chaoslab chaos clear inventory")),
@@ -207,7 +277,9 @@ INCIDENTS: tuple[Incident, ...] = (
         faults=(("payments", "hang_rate", 1.0), ("inventory", "latency_ms", 2000)),
     ),
     Incident(
-        "database-down", "PostgreSQL unreachable", "SEV1",
+        "database-down",
+        "PostgreSQL unreachable",
+        "SEV1",
         "PostgreSQL is down. Services answer 503 fast instead of hanging; no order is half-written.",
         "DatabaseDown",
         ("`db_up` = 0 on every service with a database", "503 `database_unavailable` answers"),
@@ -220,7 +292,9 @@ INCIDENTS: tuple[Incident, ...] = (
         steady_success=0.9,
     ),
     Incident(
-        "db-pool-exhaustion", "Database pool exhausted", "SEV2",
+        "db-pool-exhaustion",
+        "Database pool exhausted",
+        "SEV2",
         "Connections are held and not given back. Requests wait for the pool up to its acquire timeout, "
         "then fail with 503: never for ever.",
         "DbPoolExhaustion",
@@ -233,7 +307,9 @@ INCIDENTS: tuple[Incident, ...] = (
         faults=(("payments", "db_pool_hold", 10),),
     ),
     Incident(
-        "redis-down", "Redis (the chaos store) down", "SEV3",
+        "redis-down",
+        "Redis (the chaos store) down",
+        "SEV3",
         "Redis is gone. Services keep serving, with no faults, and say so in `chaos_store_up`.",
         "RedisDown",
         ("`chaos_store_up` = 0 on every service", "orders keep succeeding"),
@@ -245,12 +321,16 @@ INCIDENTS: tuple[Incident, ...] = (
         compose=("docker compose stop redis", "docker compose start redis"),
     ),
     Incident(
-        "worker-unhealthy", "One payments replica fails every call", "SEV2",
+        "worker-unhealthy",
+        "One payments replica fails every call",
+        "SEV2",
         "Of three payments replicas, one fails every call. Orders ejects it from its pool and the two "
         "healthy replicas take the traffic.",
         "WorkerUnhealthy",
-        ("`instance:http_requests_5xx:ratio_rate1m{job=\"payments\"}` high on one instance only",
-         "`replica_ejections_total{downstream=\"payments\"}` rising"),
+        (
+            '`instance:http_requests_5xx:ratio_rate1m{job="payments"}` high on one instance only',
+            '`replica_ejections_total{downstream="payments"}` rising',
+        ),
         (BREAKERS, STATUS),
         (sh("chaoslab scale payments 3"), sh("chaos/scripts/payment_errors.sh enable 1.0 --replica 2")),
         (sh("chaoslab scale payments 2"), sh("chaos/scripts/payment_errors.sh disable --replica 2")),
@@ -259,7 +339,9 @@ INCIDENTS: tuple[Incident, ...] = (
         compose=("docker compose up -d --scale payments=3",),
     ),
     Incident(
-        "monitoring-down", "Prometheus down", "SEV3",
+        "monitoring-down",
+        "Prometheus down",
+        "SEV3",
         "Prometheus dies. The stack keeps serving; nobody sees it until the gap is noticed. The drill's "
         "watchdog (and Alertmanager's, when present) notices it, not an alert of Prometheus itself.",
         None,
@@ -272,10 +354,12 @@ INCIDENTS: tuple[Incident, ...] = (
         compose=("docker compose stop prometheus", "docker compose start prometheus"),
     ),
     Incident(
-        "memory-leak", "A service leaks memory", "SEV2",
+        "memory-leak",
+        "A service leaks memory",
+        "SEV2",
         "inventory leaks memory until it is restarted.",
         "MemoryLeak",
-        ("`process_resident_memory_bytes{job=\"inventory\"}` climbing", "`deriv(...)` steadily positive"),
+        ('`process_resident_memory_bytes{job="inventory"}` climbing', "`deriv(...)` steadily positive"),
         (sh("chaoslab query 'process_resident_memory_bytes{job=\"inventory\"}'"),),
         (sh("chaos/scripts/memory_leak.sh enable 20 --service inventory"),),
         (sh("chaos/scripts/memory_leak.sh disable --service inventory"), sh("chaoslab restart inventory")),
@@ -284,10 +368,12 @@ INCIDENTS: tuple[Incident, ...] = (
         faults=(("inventory", "memory_leak_mb_s", 20),),
     ),
     Incident(
-        "rate-limit-misconfig", "Per-client rate limit set far too low", "SEV1",
+        "rate-limit-misconfig",
+        "Per-client rate limit set far too low",
+        "SEV1",
         "The gateway's per-client limit is set far too low: good users get 429.",
         "RateLimitMisconfig",
-        ("`rate_limited_total` rising for known clients", "`job:http_requests_429:ratio_rate1m{job=\"gateway\"}` high"),
+        ("`rate_limited_total` rising for known clients", '`job:http_requests_429:ratio_rate1m{job="gateway"}` high'),
         (FAULTS, sh("chaoslab query 'topk(5, sum by (client) (rate(rate_limited_total[1m])))'")),
         (sh("chaos/scripts/rate_limit.sh enable 0.2"),),
         (sh("chaos/scripts/rate_limit.sh disable"),),
@@ -296,12 +382,16 @@ INCIDENTS: tuple[Incident, ...] = (
         faults=(("gateway", "rate_limit_rps", 0.2),),
     ),
     Incident(
-        "crashloop", "A service crashes at every start", "SEV2",
+        "crashloop",
+        "A service crashes at every start",
+        "SEV2",
         "A bad deploy: notifications exits shortly after every start. Supervision restarts it again "
         "and again; events wait in the outbox. Roll back.",
         "Crashloop",
-        ("`changes(process_start_time_seconds{job=\"notifications\"}[5m])` climbing",
-         "`up{job=\"notifications\"}` flapping"),
+        (
+            '`changes(process_start_time_seconds{job="notifications"}[5m])` climbing',
+            '`up{job="notifications"}` flapping',
+        ),
         (STATUS, sh("chaoslab logs notifications --lines 20")),
         (sh("chaos/scripts/crash.sh enable --loop --service notifications"),),
         (sh("chaos/scripts/crash.sh disable --service notifications"),),
@@ -312,11 +402,13 @@ INCIDENTS: tuple[Incident, ...] = (
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
-        "multi-failure", "Redis, Prometheus and payments fail together", "SEV1",
+        "multi-failure",
+        "Redis, Prometheus and payments fail together",
+        "SEV1",
         "Three things break at once. Recover in order: visibility first (Prometheus), then stability "
         "(Redis, so the chaos store is known), then the broken part (payments).",
         None,
-        ("Prometheus does not answer", "`chaos_store_up` = 0", "`up{job=\"payments\"}` = 0"),
+        ("Prometheus does not answer", "`chaos_store_up` = 0", '`up{job="payments"}` = 0'),
         (STATUS,),
         (sh("chaoslab stop redis"), sh("chaoslab stop prometheus"), sh("chaoslab stop payments")),
         (sh("chaoslab start prometheus"), sh("chaoslab start redis"), sh("chaoslab start payments")),

@@ -6,6 +6,7 @@ recover within budget (time to recover), and `chaoslab verify` clean. Whatever
 happens (a failed step, Ctrl-C), every fault is rolled back before it returns: faults
 cleared, stopped programs started, extra replicas removed, load stopped.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,8 +75,15 @@ class DrillResult:
 
 
 class Drill:
-    def __init__(self, layout: StackLayout | ComposeStack, incident: Incident, *, log_dir: Path,
-                 progress: Progress = lambda *_: None, users: int = 6) -> None:
+    def __init__(
+        self,
+        layout: StackLayout | ComposeStack,
+        incident: Incident,
+        *,
+        log_dir: Path,
+        progress: Progress = lambda *_: None,
+        users: int = 6,
+    ) -> None:
         self.layout, self.incident, self.progress, self.users = layout, incident, progress, users
         self.prom = Prometheus(layout.url("prometheus"))
         self.log_dir = log_dir
@@ -92,8 +100,7 @@ class Drill:
     def run(self) -> DrillResult:
         inc = self.incident
         self.result.started_at = time.time()
-        load = Load(self.layout.url("gateway"), users=self.users, tags="shop", log=self.log,
-                    env=STEADY_LOAD).start()
+        load = Load(self.layout.url("gateway"), users=self.users, tags="shop", log=self.log, env=STEADY_LOAD).start()
         try:
             self._step("steady state", self._steady)
             self.result.marks["inject"] = time.time()
@@ -188,8 +195,14 @@ class Drill:
 
     def rollback(self) -> str:
         env = self.command_env()
-        subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "clear"], env=env, cwd=REPO,
-                       capture_output=True, timeout=60, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "chaos.cli", "chaos", "clear"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         if isinstance(self.layout, ComposeStack):
             started = self.layout.start_stopped()
             self.layout.wait_healthy(timeout_s=60)
@@ -214,10 +227,17 @@ class Drill:
         """What the runbook's commands need to find this stack (the defaults otherwise)."""
         bin_dir = str(Path(sys.executable).parent)
         target = "compose" if isinstance(self.layout, ComposeStack) else "native"
-        return {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "CHAOSLAB_TARGET": target,
-                "CHAOSLAB_RUN_DIR": str(self.layout.run_dir), "REDIS_URL": self.layout.redis_url,
-                "CHAOSLAB_PROFILE": self.layout.profile, "CHAOSLAB_PYTHON": sys.executable,
-                "GATEWAY_URL": self.layout.url("gateway"), "PROMETHEUS_URL": self.layout.url("prometheus")}
+        return {
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+            "CHAOSLAB_TARGET": target,
+            "CHAOSLAB_RUN_DIR": str(self.layout.run_dir),
+            "REDIS_URL": self.layout.redis_url,
+            "CHAOSLAB_PROFILE": self.layout.profile,
+            "CHAOSLAB_PYTHON": sys.executable,
+            "GATEWAY_URL": self.layout.url("gateway"),
+            "PROMETHEUS_URL": self.layout.url("prometheus"),
+        }
 
     def _run_steps(self, steps: tuple[Step, ...], *, diagnose: bool = False) -> str:
         done = []
@@ -229,8 +249,16 @@ class Drill:
             with open(self.log, "a") as out:
                 out.write(f"\n$ {step.run}\n")
                 out.flush()
-                result = subprocess.run(step.run, shell=True, cwd=REPO, env=self.command_env(), stdout=out,
-                                        stderr=subprocess.STDOUT, timeout=180, check=False)
+                result = subprocess.run(
+                    step.run,
+                    shell=True,
+                    cwd=REPO,
+                    env=self.command_env(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=180,
+                    check=False,
+                )
             # Diagnosis commands may well report trouble (exit 1); they must still run.
             broken = result.returncode in (126, 127) if diagnose else result.returncode != 0
             if broken:
@@ -243,8 +271,16 @@ class Drill:
         if kind == "start_load":
             tags, _, shape = arg.partition("/")
             env = {k: v for k, v in self.incident.extra.items() if k.startswith("CHAOSLAB_")}
-            self.extra_loads.append(Load(self.layout.url("gateway"), users=int(self.incident.extra.get(
-                "users", 40)), tags=tags, shape=shape or None, log=self.log, env=env).start())
+            self.extra_loads.append(
+                Load(
+                    self.layout.url("gateway"),
+                    users=int(self.incident.extra.get("users", 40)),
+                    tags=tags,
+                    shape=shape or None,
+                    log=self.log,
+                    env=env,
+                ).start()
+            )
         elif kind == "stop_load":
             for extra in self.extra_loads:
                 extra.stop()
@@ -291,11 +327,12 @@ class Drill:
 
     def _count_orders(self) -> None:
         window = int(time.time() - self.result.marks["inject"]) + 1
-        base = f'http_requests_total{{job="gateway",route="/orders",method="POST"'
+        base = 'http_requests_total{job="gateway",route="/orders",method="POST"'
         try:
             self.result.orders_attempted = round(self.prom.value(f"sum(increase({base}}}[{window}s]))") or 0)
             self.result.orders_succeeded = round(
-                self.prom.value(f'sum(increase({base},status="201"}}[{window}s]))') or 0)
+                self.prom.value(f'sum(increase({base},status="201"}}[{window}s]))') or 0
+            )
         except PrometheusUnavailable:
             pass
 

@@ -6,6 +6,7 @@ runbook's process commands), the alert awaited, the runbook's remediation run, t
 recovery awaited. Rollbacks: `DELETE /chaos/config` on every service and the
 remediation again, so nothing outlives a run. `chaoslab experiments --write`.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,20 +24,31 @@ CONFIGURATION = {
     "prometheus_url": {"type": "env", "key": "PROMETHEUS_URL", "default": "http://127.0.0.1:9090"},
     "gateway_url": {"type": "env", "key": "GATEWAY_URL", "default": "http://127.0.0.1:8000"},
     "chaos_token": {"type": "env", "key": "CHAOS_TOKEN"},
-    **{f"{s}_url": {"type": "env", "key": f"{s.upper()}_URL", "default": f"http://127.0.0.1:{8000 + i}"}
-       for i, s in enumerate(SERVICES)},
+    **{
+        f"{s}_url": {"type": "env", "key": f"{s.upper()}_URL", "default": f"http://127.0.0.1:{8000 + i}"}
+        for i, s in enumerate(SERVICES)
+    },
 }
 
 
 def _probe(name: str, func: str, **arguments: Any) -> dict[str, Any]:
-    return {"type": "probe", "name": name, "tolerance": True,
-            "provider": {"type": "python", "module": "chaos.ctk", "func": func, "arguments": arguments}}
+    return {
+        "type": "probe",
+        "name": name,
+        "tolerance": True,
+        "provider": {"type": "python", "module": "chaos.ctk", "func": func, "arguments": arguments},
+    }
 
 
 def _fault_call(service: str, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    provider = {"type": "http", "url": f"${{{service}_url}}/chaos/config", "method": method,
-                "headers": {"X-Chaos-Token": "${chaos_token}", "Content-Type": "application/json"},
-                "timeout": 10, "expected_status": 200}
+    provider = {
+        "type": "http",
+        "url": f"${{{service}_url}}/chaos/config",
+        "method": method,
+        "headers": {"X-Chaos-Token": "${chaos_token}", "Content-Type": "application/json"},
+        "timeout": 10,
+        "expected_status": 200,
+    }
     if body is not None:
         provider["arguments"] = body
     return provider
@@ -46,25 +58,39 @@ def _commands(steps: tuple[Step, ...], what: str) -> list[dict[str, Any]]:
     actions = []
     for i, step in enumerate(steps, 1):
         if step.run:
-            actions.append({"type": "action", "name": f"{what} {i}: {step.run}",
-                            "provider": {"type": "process", "path": "sh", "arguments": ["-c", step.run],
-                                         "timeout": 180}})
+            actions.append(
+                {
+                    "type": "action",
+                    "name": f"{what} {i}: {step.run}",
+                    "provider": {"type": "process", "path": "sh", "arguments": ["-c", step.run], "timeout": 180},
+                }
+            )
     return actions
 
 
 def experiment(inc: Incident) -> dict[str, Any]:
     if inc.faults:
-        inject = [{"type": "action", "name": f"set {fault}={value} on {service}",
-                   "provider": _fault_call(service, "PUT", {"fault": fault, "value": value, "ttl_s": 300})}
-                  for service, fault, value in inc.faults]
+        inject = [
+            {
+                "type": "action",
+                "name": f"set {fault}={value} on {service}",
+                "provider": _fault_call(service, "PUT", {"fault": fault, "value": value, "ttl_s": 300}),
+            }
+            for service, fault, value in inc.faults
+        ]
     else:
         inject = _commands(inc.inject, "inject")
-    detect = (_probe(f"{inc.alert} fires", "alert_fires", alert=inc.alert, timeout_s=inc.detect_budget_s)
-              if inc.alert else _probe("the watchdog sees Prometheus gone", "prometheus_down", timeout_s=60))
+    detect = (
+        _probe(f"{inc.alert} fires", "alert_fires", alert=inc.alert, timeout_s=inc.detect_budget_s)
+        if inc.alert
+        else _probe("the watchdog sees Prometheus gone", "prometheus_down", timeout_s=60)
+    )
     remediate = _commands(inc.remediate, "remediate")
     if inc.faults:  # the runbook's scripts, or PUT's own inverse when there are none
-        remediate = remediate or [{"type": "action", "name": f"clear faults on {s}",
-                                   "provider": _fault_call(s, "DELETE")} for s in {f[0] for f in inc.faults}]
+        remediate = remediate or [
+            {"type": "action", "name": f"clear faults on {s}", "provider": _fault_call(s, "DELETE")}
+            for s in {f[0] for f in inc.faults}
+        ]
     return {
         "version": "1.0.0",
         "title": f"{inc.id}: {inc.title}",
@@ -73,18 +99,38 @@ def experiment(inc: Incident) -> dict[str, Any]:
         "configuration": CONFIGURATION,
         "steady-state-hypothesis": {
             "title": "orders succeed and every breaker is closed",
-            "probes": [_probe("order success rate at least 0.9", "order_success_rate_at_least",
-                              minimum=inc.steady_success, timeout_s=60),
-                       _probe("every breaker closed", "breakers_closed", timeout_s=60)],
+            "probes": [
+                _probe(
+                    "order success rate at least 0.9",
+                    "order_success_rate_at_least",
+                    minimum=inc.steady_success,
+                    timeout_s=60,
+                ),
+                _probe("every breaker closed", "breakers_closed", timeout_s=60),
+            ],
         },
-        "method": [*inject, detect, *remediate,
-                   _probe("recovered within budget", "recovered", alert=inc.alert,
-                          minimum=inc.steady_success, timeout_s=inc.recover_budget_s)],
-        "rollbacks": [{"type": "action", "name": f"clear every fault of {s}", "provider": _fault_call(s, "DELETE")}
-                      for s in SERVICES],
+        "method": [
+            *inject,
+            detect,
+            *remediate,
+            _probe(
+                "recovered within budget",
+                "recovered",
+                alert=inc.alert,
+                minimum=inc.steady_success,
+                timeout_s=inc.recover_budget_s,
+            ),
+        ],
+        "rollbacks": [
+            {"type": "action", "name": f"clear every fault of {s}", "provider": _fault_call(s, "DELETE")}
+            for s in SERVICES
+        ],
     }
 
 
 def render_all() -> dict[str, str]:
-    return {f"{inc.id}.json": json.dumps(experiment(inc), indent=2) + "\n"
-            for inc in INCIDENTS if not any(s.action for s in inc.inject)}
+    return {
+        f"{inc.id}.json": json.dumps(experiment(inc), indent=2) + "\n"
+        for inc in INCIDENTS
+        if not any(s.action for s in inc.inject)
+    }

@@ -1,5 +1,6 @@
 """What an incident is, for the runbook and the drill alike: one definition, so the
 commands the runbook prints are the commands the drill runs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """The little of Prometheus' HTTP API the drills need: queries, ranges, alerts."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ class Prometheus:
 
     def series(self, expr: str, start: float, end: float, step_s: float = 1.0) -> list[tuple[float, float]]:
         """One series over time (the first, or the sum when the query gives several)."""
-        result = self._get("/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}",
-                           step=f"{step_s:g}")["result"]
+        result = self._get(
+            "/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=f"{step_s:g}"
+        )["result"]
         points: dict[float, float] = {}
         for series in result:
             for t, v in series["values"]:

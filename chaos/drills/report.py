@@ -3,6 +3,7 @@
 The HTML page shows, per drill, the verdict of each step and a timeline (success rate,
 p99, breaker state, outbox pending) with the inject and remediate moments marked.
 """
+
 from __future__ import annotations
 
 import html
@@ -18,19 +19,28 @@ WIDTH, HEIGHT, PAD = 560, 90, 30
 
 def write(results: list[DrillResult], directory: Path, wall_s: float) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "report.json").write_text(json.dumps(
-        {"wall_s": round(wall_s, 1), "ok": all(r.ok for r in results),
-         "drills": [r.as_dict() for r in results]}, indent=2))
+    (directory / "report.json").write_text(
+        json.dumps(
+            {"wall_s": round(wall_s, 1), "ok": all(r.ok for r in results), "drills": [r.as_dict() for r in results]},
+            indent=2,
+        )
+    )
     (directory / "junit.xml").write_bytes(junit(results, wall_s))
     (directory / "index.html").write_text(page(results, wall_s))
 
 
 def junit(results: list[DrillResult], wall_s: float) -> bytes:
-    suite = ET.Element("testsuite", name="chaoslab drills", tests=str(len(results)),
-                       failures=str(sum(not r.ok for r in results)), time=f"{wall_s:.1f}")
+    suite = ET.Element(
+        "testsuite",
+        name="chaoslab drills",
+        tests=str(len(results)),
+        failures=str(sum(not r.ok for r in results)),
+        time=f"{wall_s:.1f}",
+    )
     for r in results:
-        case = ET.SubElement(suite, "testcase", classname="drills", name=r.incident,
-                             time=f"{r.ended_at - r.started_at:.1f}")
+        case = ET.SubElement(
+            suite, "testcase", classname="drills", name=r.incident, time=f"{r.ended_at - r.started_at:.1f}"
+        )
         failed = [s for s in r.steps if not s.ok]
         if failed or not r.ok:
             step = failed[0] if failed else None
@@ -40,16 +50,17 @@ def junit(results: list[DrillResult], wall_s: float) -> bytes:
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
-def _chart(name: str, points: list[tuple[float, float]], start: float, end: float,
-           marks: dict[str, float]) -> str:
+def _chart(name: str, points: list[tuple[float, float]], start: float, end: float, marks: dict[str, float]) -> str:
     span = max(end - start, 1.0)
     top = max([v for _, v in points] + [1e-9])
     x = lambda t: PAD + (t - start) / span * (WIDTH - 2 * PAD)  # noqa: E731
     y = lambda v: HEIGHT - 15 - v / top * (HEIGHT - 25)  # noqa: E731
     line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
-    parts = [f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{html.escape(name)}">',
-             f'<text x="4" y="12" font-size="11">{html.escape(name)} (max {top:.3g})</text>',
-             f'<line x1="{PAD}" y1="{HEIGHT - 15}" x2="{WIDTH - PAD}" y2="{HEIGHT - 15}" stroke="#999"/>']
+    parts = [
+        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{html.escape(name)}">',
+        f'<text x="4" y="12" font-size="11">{html.escape(name)} (max {top:.3g})</text>',
+        f'<line x1="{PAD}" y1="{HEIGHT - 15}" x2="{WIDTH - PAD}" y2="{HEIGHT - 15}" stroke="#999"/>',
+    ]
     if line:
         parts.append(f'<polyline fill="none" stroke="#2563eb" stroke-width="1.5" points="{line}"/>')
     else:
@@ -57,9 +68,11 @@ def _chart(name: str, points: list[tuple[float, float]], start: float, end: floa
     for label, colour in (("inject", "#dc2626"), ("remediate", "#16a34a")):
         if label in marks:
             mx = x(marks[label])
-            parts.append(f'<line x1="{mx:.1f}" y1="14" x2="{mx:.1f}" y2="{HEIGHT - 15}" stroke="{colour}" '
-                         f'stroke-dasharray="4 2"/><text x="{mx + 2:.1f}" y="{HEIGHT - 3}" font-size="10" '
-                         f'fill="{colour}">{label}</text>')
+            parts.append(
+                f'<line x1="{mx:.1f}" y1="14" x2="{mx:.1f}" y2="{HEIGHT - 15}" stroke="{colour}" '
+                f'stroke-dasharray="4 2"/><text x="{mx + 2:.1f}" y="{HEIGHT - 3}" font-size="10" '
+                f'fill="{colour}">{label}</text>'
+            )
     return "".join(parts) + "</svg>"
 
 
@@ -67,25 +80,32 @@ def page(results: list[DrillResult], wall_s: float) -> str:
     rows, sections = [], []
     for r in results:
         verdict = "passed" if r.ok else "FAILED"
-        rows.append(f"<tr><td><a href='#{r.incident}'>{r.incident}</a></td><td class='{verdict}'>{verdict}</td>"
-                    f"<td>{r.time_to_detect_s or '-'}</td><td>{r.time_to_recover_s or '-'}</td>"
-                    f"<td>{r.orders_attempted if r.orders_attempted is not None else '-'}</td>"
-                    f"<td>{r.orders_succeeded if r.orders_succeeded is not None else '-'}</td></tr>")
-        steps = "".join(f"<tr><td>{html.escape(s.name)}</td><td class='{'passed' if s.ok else 'FAILED'}'>"
-                        f"{'ok' if s.ok else 'failed'}</td><td>{s.seconds}s</td><td>{html.escape(s.detail)}</td></tr>"
-                        for s in r.steps)
-        charts = "".join(_chart(name, points, r.started_at, r.ended_at, r.marks)
-                         for name, points in r.timeline.items())
-        sections.append(f"<section id='{r.incident}'><h2>{r.incident}: {html.escape(r.title)} "
-                        f"<span class='{verdict}'>{verdict}</span></h2><p>alert: {r.alert or 'watchdog'}</p>"
-                        f"<table><tr><th>step</th><th>verdict</th><th>time</th><th>detail</th></tr>{steps}</table>"
-                        f"<div>{charts}</div></section>")
+        rows.append(
+            f"<tr><td><a href='#{r.incident}'>{r.incident}</a></td><td class='{verdict}'>{verdict}</td>"
+            f"<td>{r.time_to_detect_s or '-'}</td><td>{r.time_to_recover_s or '-'}</td>"
+            f"<td>{r.orders_attempted if r.orders_attempted is not None else '-'}</td>"
+            f"<td>{r.orders_succeeded if r.orders_succeeded is not None else '-'}</td></tr>"
+        )
+        steps = "".join(
+            f"<tr><td>{html.escape(s.name)}</td><td class='{'passed' if s.ok else 'FAILED'}'>"
+            f"{'ok' if s.ok else 'failed'}</td><td>{s.seconds}s</td><td>{html.escape(s.detail)}</td></tr>"
+            for s in r.steps
+        )
+        charts = "".join(_chart(name, points, r.started_at, r.ended_at, r.marks) for name, points in r.timeline.items())
+        sections.append(
+            f"<section id='{r.incident}'><h2>{r.incident}: {html.escape(r.title)} "
+            f"<span class='{verdict}'>{verdict}</span></h2><p>alert: {r.alert or 'watchdog'}</p>"
+            f"<table><tr><th>step</th><th>verdict</th><th>time</th><th>detail</th></tr>{steps}</table>"
+            f"<div>{charts}</div></section>"
+        )
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>chaoslab drills</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left}} .passed{{color:#16a34a}} .FAILED{{color:#dc2626;font-weight:bold}}
+td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left}} .passed{{color:#16a34a}}
+.FAILED{{color:#dc2626;font-weight:bold}}
 svg{{display:block;margin:4px 0}}</style></head><body>
-<h1>chaoslab drills</h1><p>{len(results)} drill(s), {sum(r.ok for r in results)} passed, wall time {wall_s:.0f}s, {when}.</p>
+<h1>chaoslab drills</h1>
+<p>{len(results)} drill(s), {sum(r.ok for r in results)} passed, wall time {wall_s:.0f}s, {when}.</p>
 <table><tr><th>incident</th><th>verdict</th><th>time to detect (s)</th><th>time to recover (s)</th>
-<th>orders attempted</th><th>orders succeeded</th></tr>{''.join(rows)}</table>
-{''.join(sections)}</body></html>"""
+<th>orders attempted</th><th>orders succeeded</th></tr>{"".join(rows)}</table>
+{"".join(sections)}</body></html>"""

@@ -1,5 +1,6 @@
 """runbook.md, written from the incident catalogue: the commands a person runs are the
 commands the drills run (`chaoslab runbook --write`; a test fails if it is stale)."""
+
 from __future__ import annotations
 
 from chaos.drills.catalog import INCIDENTS
@@ -46,8 +47,11 @@ scripts in `chaos/scripts/` find Redis through `$REDIS_URL` (default
 {index_rows}
 """
 
-MEANING = {"SEV1": "orders fail or customers are refused", "SEV2": "degraded: slower, partial, or at risk",
-           "SEV3": "no customer impact yet; something will break if left"}
+MEANING = {
+    "SEV1": "orders fail or customers are refused",
+    "SEV2": "degraded: slower, partial, or at risk",
+    "SEV3": "no customer impact yet; something will break if left",
+}
 
 
 def _commands(steps: tuple[Step, ...]) -> str:
@@ -65,8 +69,11 @@ def _when(inc: Incident) -> str:
 
 def section(inc: Incident) -> str:
     symptoms = "\n".join(f"- {s}" for s in inc.symptoms)
-    alert = f"`{inc.alert}` (Prometheus, `prometheus/rules/alerts.yml`)" if inc.alert else \
-        "none from Prometheus itself: the drill's watchdog, and Alertmanager's when it runs"
+    alert = (
+        f"`{inc.alert}` (Prometheus, `prometheus/rules/alerts.yml`)"
+        if inc.alert
+        else "none from Prometheus itself: the drill's watchdog, and Alertmanager's when it runs"
+    )
     compose = ("\n\nWith compose:\n\n```sh\n" + "\n".join(inc.compose) + "\n```") if inc.compose else ""
     return f"""
 <a id="{inc.id}"></a>
@@ -109,7 +116,9 @@ def render() -> str:
     by_severity: dict[str, list[str]] = {}
     for inc in INCIDENTS:
         by_severity.setdefault(inc.severity, []).append(f"[{inc.id}](#{inc.id})")
-    severity_rows = "\n".join(f"| {sev} | {MEANING[sev]} | {', '.join(ids)} |" for sev, ids in sorted(by_severity.items()))
+    severity_rows = "\n".join(
+        f"| {sev} | {MEANING[sev]} | {', '.join(ids)} |" for sev, ids in sorted(by_severity.items())
+    )
     index_rows = "\n".join(f"| [{inc.id}](#{inc.id}) | {inc.title} | {inc.alert or 'watchdog'} |" for inc in INCIDENTS)
     body = HEADER.format(severity_rows=severity_rows, index_rows=index_rows)
     body += "".join(section(inc) for inc in INCIDENTS)

@@ -3,6 +3,7 @@
 The gateway keeps no state of its own: orders owns the idempotency keys, so the
 gateway's retries (same key) can never make a second order.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,13 +18,13 @@ _PASSED_HEADERS = ("Idempotency-Replayed", "Retry-After")
 def relay(reply: Reply) -> Response:
     """Orders' answer as the gateway's, with the headers a client needs."""
     headers = {h: reply.headers[h] for h in _PASSED_HEADERS if h in reply.headers}
-    return Response(reply.body, status_code=reply.status, headers=headers,
-                    media_type="application/json")
+    return Response(reply.body, status_code=reply.status, headers=headers, media_type="application/json")
 
 
 async def place_order(orders: Downstream, *, key: str, body: dict[str, Any], budget_s: float) -> Response:
-    reply = await orders.request("POST", "/orders", json=body, headers={"Idempotency-Key": key},
-                                 retryable=True, budget_s=budget_s)
+    reply = await orders.request(
+        "POST", "/orders", json=body, headers={"Idempotency-Key": key}, retryable=True, budget_s=budget_s
+    )
     return relay(reply)
 
 

@@ -5,6 +5,7 @@ The limit comes from settings (`RATE_LIMIT_RPS`, 0 = none) unless the
 named by its `X-Client-ID` header, else its address; refusals are 429 with
 `Retry-After`, counted in `rate_limited_total{client}`.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,8 +40,9 @@ class RateLimiter:
         if tokens < 1:
             self._buckets[client] = (tokens, now)
             rate_limited_total.labels(client[:64]).inc()
-            raise RateLimited(f"client {client!r} is over its limit of {rate:g} requests/s",
-                              retry_after_s=(1 - tokens) / rate)
+            raise RateLimited(
+                f"client {client!r} is over its limit of {rate:g} requests/s", retry_after_s=(1 - tokens) / rate
+            )
         if len(self._buckets) >= _MAX_CLIENTS and client not in self._buckets:
             self._buckets.clear()  # bounded memory; a reset only ever lets more through
         self._buckets[client] = (tokens - 1, now)

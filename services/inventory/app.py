@@ -1,4 +1,5 @@
 """inventory: the catalogue, stock levels and per-order reservations."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +7,11 @@ from pathlib import Path
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from services.common.data.contracts import OrderItem
+from services.common.data.db import Database
+from services.common.faults.runtime import ChaosRuntime
 from services.common.web.app import create_app, json_response
 from services.common.web.openapi import error_responses
-from services.common.data.contracts import OrderItem
-from services.common.faults.runtime import ChaosRuntime
-from services.common.data.db import Database
 from services.inventory import catalogue, stock
 from services.inventory.settings import Settings
 
@@ -62,7 +63,8 @@ def build_router(db: Database, chaos: ChaosRuntime) -> APIRouter:
 
 def build_app(settings: Settings | None = None):
     settings = settings or Settings()
-    db = Database.for_service(settings, Path(__file__).parent,
-                              on_ready=lambda conn: catalogue.seed(conn, settings.seed_stock))
+    db = Database.for_service(
+        settings, Path(__file__).parent, on_ready=lambda conn: catalogue.seed(conn, settings.seed_stock)
+    )
     chaos = ChaosRuntime.for_service(settings)
     return create_app(settings, routers=[build_router(db, chaos)], db=db, chaos=chaos)

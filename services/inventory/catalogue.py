@@ -1,4 +1,5 @@
 """The catalogue inventory owns: SKUs, names, prices and the stock seeded at first start."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,5 +33,5 @@ async def seed(conn, seed_stock: int) -> None:
     await conn.executemany(
         """INSERT INTO products (sku, name, unit_price_cents, initial, available)
            VALUES ($1, $2, $3, $4, $4) ON CONFLICT (sku) DO NOTHING""",
-        [(p.sku, p.name, p.unit_price_cents, seed_stock if p.stock is None else p.stock)
-         for p in CATALOGUE])
+        [(p.sku, p.name, p.unit_price_cents, seed_stock if p.stock is None else p.stock) for p in CATALOGUE],
+    )

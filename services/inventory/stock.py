@@ -4,6 +4,7 @@ Every operation is idempotent per order id and serialised per order by an adviso
 lock; product rows are locked in SKU order (`SELECT ... FOR UPDATE`), so two orders
 never oversell and never deadlock.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,19 +24,20 @@ class Reservation:
     total_cents: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"order_id": self.order_id, "status": self.status, "items": self.items,
-                "total_cents": self.total_cents}
+        return {"order_id": self.order_id, "status": self.status, "items": self.items, "total_cents": self.total_cents}
 
 
 async def _lock_order(conn: asyncpg.Connection, order_id: str) -> Reservation | None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('reservation:' || $1))", order_id)
     row = await conn.fetchrow(
-        "SELECT order_id, status, items, total_cents FROM reservations WHERE order_id = $1", order_id)
+        "SELECT order_id, status, items, total_cents FROM reservations WHERE order_id = $1", order_id
+    )
     return Reservation(**row) if row else None
 
 
-async def reserve(conn: asyncpg.Connection, order_id: str, items: list[dict[str, Any]],
-                  *, hold_locks_s: float = 0.0) -> Reservation:
+async def reserve(
+    conn: asyncpg.Connection, order_id: str, items: list[dict[str, Any]], *, hold_locks_s: float = 0.0
+) -> Reservation:
     """Take stock for every item or none; a repeat returns the first answer.
 
     `hold_locks_s` keeps the product row locks that long (the lock-contention fault).
@@ -47,15 +49,19 @@ async def reserve(conn: asyncpg.Connection, order_id: str, items: list[dict[str,
             return existing
         rows = await conn.fetch(
             """SELECT sku, unit_price_cents, available FROM products
-               WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE""", sorted(wanted))
+               WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE""",
+            sorted(wanted),
+        )
         found = {r["sku"]: r for r in rows}
         unknown = sorted(set(wanted) - set(found))
         if unknown:
             raise BadInput(f"unknown SKU: {', '.join(unknown)}", code="unknown_sku")
         if hold_locks_s > 0:
             await conn.execute("SELECT pg_sleep($1)", hold_locks_s)
-        priced = [{"sku": i["sku"], "quantity": i["quantity"],
-                   "unit_price_cents": found[i["sku"]]["unit_price_cents"]} for i in items]
+        priced = [
+            {"sku": i["sku"], "quantity": i["quantity"], "unit_price_cents": found[i["sku"]]["unit_price_cents"]}
+            for i in items
+        ]
         total = sum(i["quantity"] * i["unit_price_cents"] for i in priced)
         short = any(found[sku]["available"] < qty for sku, qty in wanted.items())
         status = "rejected" if short else "reserved"
@@ -63,10 +69,16 @@ async def reserve(conn: asyncpg.Connection, order_id: str, items: list[dict[str,
             await conn.execute(
                 """UPDATE products p SET available = p.available - w.qty, reserved = p.reserved + w.qty
                    FROM unnest($1::text[], $2::int[]) AS w(sku, qty) WHERE p.sku = w.sku""",
-                list(wanted), list(wanted.values()))
+                list(wanted),
+                list(wanted.values()),
+            )
         await conn.execute(
             "INSERT INTO reservations (order_id, status, items, total_cents) VALUES ($1, $2, $3, $4)",
-            order_id, status, priced, total)
+            order_id,
+            status,
+            priced,
+            total,
+        )
         return Reservation(order_id, status, priced, total)
 
 
@@ -78,18 +90,21 @@ def _quantities(items: list[dict[str, Any]]) -> Counter:
     return wanted
 
 
-async def _settle(conn: asyncpg.Connection, reservation: Reservation, status: str,
-                  stock_change: str) -> Reservation:
+async def _settle(conn: asyncpg.Connection, reservation: Reservation, status: str, stock_change: str) -> Reservation:
     """Move a reserved order's stock (`stock_change`, a SET clause over `w.qty`) and
     give the reservation its final status; rows locked in SKU order, as in reserve."""
     wanted = _quantities(reservation.items)
     skus = sorted(wanted)
     await conn.execute("SELECT 1 FROM products WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE", skus)
-    await conn.execute(f"""UPDATE products p SET {stock_change}
+    await conn.execute(
+        f"""UPDATE products p SET {stock_change}
                            FROM unnest($1::text[], $2::int[]) AS w(sku, qty) WHERE p.sku = w.sku""",
-                       skus, [wanted[s] for s in skus])
-    await conn.execute("UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1",
-                       reservation.order_id, status)
+        skus,
+        [wanted[s] for s in skus],
+    )
+    await conn.execute(
+        "UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1", reservation.order_id, status
+    )
     return Reservation(reservation.order_id, status, reservation.items, reservation.total_cents)
 
 
@@ -101,14 +116,16 @@ async def release(conn: asyncpg.Connection, order_id: str) -> Reservation:
         if existing is None:
             await conn.execute(
                 "INSERT INTO reservations (order_id, status, items, total_cents) VALUES ($1, 'released', '[]', 0)",
-                order_id)
+                order_id,
+            )
             return Reservation(order_id, "released", [], 0)
         if existing.status == "committed":
             raise Conflict("reservation_committed", f"order {order_id} is paid: its stock cannot be released")
         if existing.status != "reserved":
             return existing
-        return await _settle(conn, existing, "released",
-                             "available = p.available + w.qty, reserved = p.reserved - w.qty")
+        return await _settle(
+            conn, existing, "released", "available = p.available + w.qty, reserved = p.reserved - w.qty"
+        )
 
 
 async def commit(conn: asyncpg.Connection, order_id: str) -> Reservation:
@@ -120,15 +137,18 @@ async def commit(conn: asyncpg.Connection, order_id: str) -> Reservation:
         if existing.status == "committed":
             return existing
         if existing.status != "reserved":
-            raise Conflict("reservation_not_active",
-                           f"order {order_id}'s reservation is {existing.status}: nothing to commit")
-        return await _settle(conn, existing, "committed",
-                             "reserved = p.reserved - w.qty, committed = p.committed + w.qty")
+            raise Conflict(
+                "reservation_not_active", f"order {order_id}'s reservation is {existing.status}: nothing to commit"
+            )
+        return await _settle(
+            conn, existing, "committed", "reserved = p.reserved - w.qty, committed = p.committed + w.qty"
+        )
 
 
 async def get_reservation(conn: asyncpg.Connection, order_id: str) -> Reservation:
     row = await conn.fetchrow(
-        "SELECT order_id, status, items, total_cents FROM reservations WHERE order_id = $1", order_id)
+        "SELECT order_id, status, items, total_cents FROM reservations WHERE order_id = $1", order_id
+    )
     if row is None:
         raise NotFound(f"no reservation for order {order_id}")
     return Reservation(**row)
@@ -137,7 +157,9 @@ async def get_reservation(conn: asyncpg.Connection, order_id: str) -> Reservatio
 async def product(conn: asyncpg.Connection, sku: str) -> dict[str, Any]:
     row = await conn.fetchrow(
         """SELECT sku, name, unit_price_cents, available, reserved, committed FROM products
-           WHERE sku = $1""", sku)
+           WHERE sku = $1""",
+        sku,
+    )
     if row is None:
         raise NotFound(f"unknown SKU {sku}")
     return dict(row)
@@ -145,5 +167,6 @@ async def product(conn: asyncpg.Connection, sku: str) -> dict[str, Any]:
 
 async def products(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT sku, name, unit_price_cents, available, reserved, committed FROM products ORDER BY sku")
+        "SELECT sku, name, unit_price_cents, available, reserved, committed FROM products ORDER BY sku"
+    )
     return [dict(r) for r in rows]

@@ -1,4 +1,5 @@
 """Alerts received from Alertmanager's webhook, kept as they fire and resolve."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -21,8 +22,19 @@ async def record(conn: asyncpg.Connection, alerts: list[dict[str, Any]]) -> int:
     await conn.executemany(
         """INSERT INTO alerts (fingerprint, status, alertname, labels, annotations, starts_at, ends_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        [(a.get("fingerprint", ""), a["status"], a["labels"].get("alertname", "unnamed"), a["labels"],
-          a.get("annotations", {}), _time(a.get("startsAt")), _time(a.get("endsAt"))) for a in alerts])
+        [
+            (
+                a.get("fingerprint", ""),
+                a["status"],
+                a["labels"].get("alertname", "unnamed"),
+                a["labels"],
+                a.get("annotations", {}),
+                _time(a.get("startsAt")),
+                _time(a.get("endsAt")),
+            )
+            for a in alerts
+        ],
+    )
     for a in alerts:
         _logger.info("alert.received", alertname=a["labels"].get("alertname"), status=a["status"])
     return len(alerts)
@@ -32,6 +44,10 @@ async def recent(conn: asyncpg.Connection, *, status: str | None, limit: int) ->
     rows = await conn.fetch(
         """SELECT fingerprint, status, alertname, labels, annotations, starts_at, ends_at, received_at
            FROM alerts WHERE ($1::text IS NULL OR status = $1) ORDER BY received_at DESC LIMIT $2""",
-        status, limit)
-    return [{**dict(r), **{k: r[k].isoformat() if r[k] else None
-                           for k in ("starts_at", "ends_at", "received_at")}} for r in rows]
+        status,
+        limit,
+    )
+    return [
+        {**dict(r), **{k: r[k].isoformat() if r[k] else None for k in ("starts_at", "ends_at", "received_at")}}
+        for r in rows
+    ]

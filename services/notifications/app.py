@@ -1,4 +1,5 @@
 """notifications: receives order events from the outbox relay, once per event id."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,9 +10,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from services.common.data.db import Database
 from services.common.web.app import create_app, json_response
 from services.common.web.openapi import error_responses
-from services.common.data.db import Database
 from services.notifications import alerts, inbox
 from services.notifications.settings import Settings
 
@@ -66,8 +67,7 @@ def build_router(db: Database) -> APIRouter:
         return json_response({"recorded": count})
 
     @router.get("/alerts", responses=error_responses(422, 503))
-    async def list_alerts(status: Literal["firing", "resolved"] | None = None,
-                          limit: int = Query(100, ge=1, le=1000)):
+    async def list_alerts(status: Literal["firing", "resolved"] | None = None, limit: int = Query(100, ge=1, le=1000)):
         async with db.connection() as conn:
             return json_response({"alerts": await alerts.recent(conn, status=status, limit=limit)})
 

@@ -1,4 +1,5 @@
 """The inbox: events from the orders outbox, stored once per event id."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,14 +19,22 @@ async def accept(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> dict
            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
            ON CONFLICT (event_id) DO UPDATE SET duplicates = i.duplicates + 1
            RETURNING (xmax = 0) AS inserted, event_id, type, order_id, correlation_id""",
-        [e["event_id"] for e in events], [e["type"] for e in events],
-        [e["order_id"] for e in events], [e.get("correlation_id") for e in events],
+        [e["event_id"] for e in events],
+        [e["type"] for e in events],
+        [e["order_id"] for e in events],
+        [e.get("correlation_id") for e in events],
         [e["payload"] for e in events],
-        [datetime.fromisoformat(e["created_at"]) for e in events])
+        [datetime.fromisoformat(e["created_at"]) for e in events],
+    )
     for row in rows:
         if row["inserted"]:
-            _logger.info("notification.sent", event_type=row["type"], order_id=row["order_id"],
-                         event_id=str(row["event_id"]), correlation_id=row["correlation_id"])
+            _logger.info(
+                "notification.sent",
+                event_type=row["type"],
+                order_id=row["order_id"],
+                event_id=str(row["event_id"]),
+                correlation_id=row["correlation_id"],
+            )
     new = sum(1 for r in rows if r["inserted"])
     return {"accepted": new, "duplicates": len(rows) - new}
 
@@ -34,6 +43,16 @@ async def recent(conn: asyncpg.Connection, *, order_id: str | None, limit: int) 
     rows = await conn.fetch(
         """SELECT event_id, type, order_id, correlation_id, payload, created_at, received_at, duplicates
            FROM inbox WHERE ($1::text IS NULL OR order_id = $1)
-           ORDER BY received_at DESC LIMIT $2""", order_id, limit)
-    return [{**dict(r), "event_id": str(r["event_id"]), "created_at": r["created_at"].isoformat(),
-             "received_at": r["received_at"].isoformat()} for r in rows]
+           ORDER BY received_at DESC LIMIT $2""",
+        order_id,
+        limit,
+    )
+    return [
+        {
+            **dict(r),
+            "event_id": str(r["event_id"]),
+            "created_at": r["created_at"].isoformat(),
+            "received_at": r["received_at"].isoformat(),
+        }
+        for r in rows
+    ]

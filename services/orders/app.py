@@ -1,4 +1,5 @@
 """orders: owns the order saga, the transactional outbox and its relay, and the sweeper."""
+
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
@@ -6,16 +7,16 @@ from pathlib import Path
 
 from fastapi import APIRouter, Header, Query
 
-from services.common.web.app import background, create_app, json_response
-from services.common.faults.runtime import ChaosRuntime
-from services.common.web.openapi import error_responses
 from services.common.data.contracts import Order, OrderRequest
 from services.common.data.db import Database
+from services.common.data.idempotency import require_key
+from services.common.data.outbox import OUTBOX_SQL, OutboxRelay
+from services.common.faults.runtime import ChaosRuntime
+from services.common.web import logging as log
+from services.common.web.app import background, create_app, json_response
 from services.common.web.errors import DownstreamError, NotFound
 from services.common.web.http import downstream, make_transport
-from services.common.data.idempotency import require_key
-from services.common.web import logging as log
-from services.common.data.outbox import OUTBOX_SQL, OutboxRelay
+from services.common.web.openapi import error_responses
 from services.orders import saga, store, sweeper
 from services.orders.settings import Settings
 
@@ -23,11 +24,11 @@ from services.orders.settings import Settings
 def build_router(deps: saga.SagaDeps) -> APIRouter:
     router = APIRouter(tags=["orders"])
 
-    @router.post("/orders", status_code=201, response_model=Order,
-                 responses=error_responses(402, 409, 422, 503))
+    @router.post("/orders", status_code=201, response_model=Order, responses=error_responses(402, 409, 422, 503))
     async def place_order(request: OrderRequest, idempotency_key: str | None = Header(None)):
-        answer = await saga.place_order(deps, key=require_key(idempotency_key), request=request,
-                                        correlation_id=log.correlation_id.get())
+        answer = await saga.place_order(
+            deps, key=require_key(idempotency_key), request=request, correlation_id=log.correlation_id.get()
+        )
         headers = {"Idempotency-Replayed": "true"} if answer.replayed else None
         return json_response(answer.body, answer.http_status, headers)
 
@@ -60,27 +61,35 @@ def build_app(settings: Settings | None = None):
         lease_s=settings.order_lease_s,
         call_budget_s=settings.request_timeout_s,
     )
-    notifications = downstream(settings, "notifications", settings.notifications_url, transport,
-                               chaos=chaos)
+    notifications = downstream(settings, "notifications", settings.notifications_url, transport, chaos=chaos)
 
     async def notify(events: list[dict]) -> None:
-        reply = await notifications.request("POST", "/events", json={"events": events},
-                                            retryable=False, budget_s=settings.downstream_timeout_s)
+        reply = await notifications.request(
+            "POST", "/events", json={"events": events}, retryable=False, budget_s=settings.downstream_timeout_s
+        )
         if not reply.ok:
             raise DownstreamError("notifications", f"notifications answered {reply.status}")
 
     async def void_charges(events: list[dict]) -> None:
         for event in events:
-            reply = await deps.payments.request("POST", "/charges/void", json=event["payload"],
-                                                retryable=False, budget_s=settings.downstream_timeout_s)
+            reply = await deps.payments.request(
+                "POST", "/charges/void", json=event["payload"], retryable=False, budget_s=settings.downstream_timeout_s
+            )
             if not reply.ok:
                 raise DownstreamError("payments", f"payments answered {reply.status} to a void")
 
-    relays = [OutboxRelay(db, destination, deliver, interval_s=settings.relay_interval_s,
-                          retention_s=settings.outbox_retention_s,
-                          max_backoff_s=max(1.0, settings.relay_interval_s * 20),
-                          stuck=lambda: bool(chaos.value("outbox_paused")))
-              for destination, deliver in (("notifications", notify), ("payments", void_charges))]
+    relays = [
+        OutboxRelay(
+            db,
+            destination,
+            deliver,
+            interval_s=settings.relay_interval_s,
+            retention_s=settings.outbox_retention_s,
+            max_backoff_s=max(1.0, settings.relay_interval_s * 20),
+            stuck=lambda: bool(chaos.value("outbox_paused")),
+        )
+        for destination, deliver in (("notifications", notify), ("payments", void_charges))
+    ]
 
     async def lifecycle(stack: AsyncExitStack) -> None:
         stack.push_async_callback(transport.close)
@@ -88,5 +97,11 @@ def build_app(settings: Settings | None = None):
             background(stack, relay.run())
         background(stack, sweeper.run_forever(deps, settings.sweeper_interval_s))
 
-    return create_app(settings, routers=[build_router(deps)], db=db, chaos=chaos,
-                      downstreams=(deps.inventory, deps.payments, notifications), lifecycle=lifecycle)
+    return create_app(
+        settings,
+        routers=[build_router(deps)],
+        db=db,
+        chaos=chaos,
+        downstreams=(deps.inventory, deps.payments, notifications),
+        lifecycle=lifecycle,
+    )

@@ -8,19 +8,21 @@ failed together with its compensation: a void, delivered to payments through the
 outbox until acknowledged, so a charge that did go through is refunded and one that
 arrives late is refused.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.web import logging as log
 from services.common.data.contracts import OrderRequest
 from services.common.data.db import Database
+from services.common.data.idempotency import fingerprint
+from services.common.web import logging as log
 from services.common.web.errors import Conflict, DependencyUnavailable
 from services.common.web.http import Downstream
-from services.common.data.idempotency import fingerprint
 from services.common.web.metrics import idempotency_conflicts_total, orders_resumed_total
 from services.common.web.middleware import request_deadline
 from services.orders import steps, store
@@ -65,20 +67,27 @@ class _Finished:
 finished = _Finished()
 
 
-async def place_order(deps: SagaDeps, *, key: str, request: OrderRequest,
-                      correlation_id: str | None) -> Answer:
+async def place_order(deps: SagaDeps, *, key: str, request: OrderRequest, correlation_id: str | None) -> Answer:
     body = request.model_dump()
     async with deps.db.connection() as conn:
         order, created = await store.insert_pending(
-            conn, key=key, request_hash=fingerprint(body), customer_id=request.customer_id,
-            items=body["items"], correlation_id=correlation_id, lease_s=deps.lease_s)
+            conn,
+            key=key,
+            request_hash=fingerprint(body),
+            customer_id=request.customer_id,
+            items=body["items"],
+            correlation_id=correlation_id,
+            lease_s=deps.lease_s,
+        )
     if created:
         return await run(deps, order, resumed=False)
     if order.request_hash != fingerprint(body):
         idempotency_conflicts_total.labels("reused").inc()
-        raise Conflict("idempotency_key_reused",
-                       f"Idempotency-Key {key!r} was already used for order {order.order_id} with a "
-                       "different body; use a new key for a new order")
+        raise Conflict(
+            "idempotency_key_reused",
+            f"Idempotency-Key {key!r} was already used for order {order.order_id} with a "
+            "different body; use a new key for a new order",
+        )
     idempotency_conflicts_total.labels("replayed" if order.status != "pending" else "in_flight").inc()
     return await outcome_of(deps, order)
 
@@ -98,12 +107,10 @@ async def outcome_of(deps: SagaDeps, order: OrderRow) -> Answer:
         left = deadline - time.time()
         if left <= 0:
             raise DependencyUnavailable(
-                f"order {order.order_id} is still being processed; retry with the same Idempotency-Key",
-                retry_after_s=1)
-        try:
+                f"order {order.order_id} is still being processed; retry with the same Idempotency-Key", retry_after_s=1
+            )
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(finished.event(order.order_id).wait(), min(left, 0.1))
-        except TimeoutError:
-            pass
         async with deps.db.connection() as conn:
             order = await store.get(conn, order.order_id)
 
@@ -119,14 +126,14 @@ async def run(deps: SagaDeps, order: OrderRow, *, resumed: bool) -> Answer:
 async def _run(deps: SagaDeps, order: OrderRow, resumed: bool) -> Answer:
     budget = deps.call_budget_s
     try:
-        status, reservation = await steps.reserve(deps.inventory, order.order_id,
-                                                  order.requested_items, budget)
+        status, reservation = await steps.reserve(deps.inventory, order.order_id, order.requested_items, budget)
     except Unsure as unsure:
         if not unsure.sent and not resumed:
             async with deps.db.connection() as conn:
                 await store.forget(conn, order)
-            raise DependencyUnavailable(f"inventory unavailable: {unsure.reason}",
-                                        retry_after_s=unsure.retry_after_s or 1) from unsure
+            raise DependencyUnavailable(
+                f"inventory unavailable: {unsure.reason}", retry_after_s=unsure.retry_after_s or 1
+            ) from unsure
         return await _postpone(deps, order, unsure)
     if status == 422:
         return await _finish(deps, order, "rejected", 422, reservation, None, None)
@@ -150,12 +157,16 @@ async def _charge(deps: SagaDeps, order: OrderRow, total: int, resumed: bool) ->
     """(paid, outcome unknown): paid; surely not paid (declined, voided, never sent);
     or unknown (sent without an answer, or sent by an earlier run of this saga)."""
     try:
-        status = await steps.charge(deps.payments, key=order.idempotency_key, order_id=order.order_id,
-                                    customer_id=order.customer_id, amount_cents=total,
-                                    budget_s=deps.call_budget_s)
+        status = await steps.charge(
+            deps.payments,
+            key=order.idempotency_key,
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            amount_cents=total,
+            budget_s=deps.call_budget_s,
+        )
     except Unsure as unsure:
-        _logger.info("order.charge_failed", order_id=order.order_id, reason=unsure.reason,
-                     sent=unsure.sent)
+        _logger.info("order.charge_failed", order_id=order.order_id, reason=unsure.reason, sent=unsure.sent)
         return False, unsure.sent or resumed
     return status == "succeeded", False
 
@@ -167,17 +178,34 @@ async def _postpone(deps: SagaDeps, order: OrderRow, unsure: Unsure) -> Answer:
     _logger.warning("order.postponed", order_id=order.order_id, reason=unsure.reason)
     raise DependencyUnavailable(
         f"order {order.order_id} is pending: {unsure.reason}. Retry with the same Idempotency-Key",
-        retry_after_s=unsure.retry_after_s or 1)
+        retry_after_s=unsure.retry_after_s or 1,
+    )
 
 
-async def _finish(deps: SagaDeps, order: OrderRow, status: str, http_status: int,
-                  error: dict[str, Any] | None, items, total, *, void: bool = False) -> Answer:
-    view = {**order.view(), "status": status, "items": items or order.view()["items"],
-            "total_cents": total}
+async def _finish(
+    deps: SagaDeps,
+    order: OrderRow,
+    status: str,
+    http_status: int,
+    error: dict[str, Any] | None,
+    items,
+    total,
+    *,
+    void: bool = False,
+) -> Answer:
+    view = {**order.view(), "status": status, "items": items or order.view()["items"], "total_cents": total}
     body = error if error is not None else view
     async with deps.db.connection() as conn:
-        done = await store.finish(conn, order, status=status, http_status=http_status, body=body,
-                                  items=items, total_cents=total, void_charge=void)
+        done = await store.finish(
+            conn,
+            order,
+            status=status,
+            http_status=http_status,
+            body=body,
+            items=items,
+            total_cents=total,
+            void_charge=void,
+        )
         if not done:  # our lease ran out and someone else took the order over
             current = await store.get(conn, order.order_id)
     if not done:

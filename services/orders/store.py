@@ -3,6 +3,7 @@
 A `pending` order belongs to whoever holds its lease; every write that moves it on
 checks the lease token, so a request and the sweeper can never both finish it.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -12,8 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from services.common.web.metrics import orders_total
 from services.common.data.outbox import write_event
+from services.common.web.metrics import orders_total
 
 FINAL_STATUSES = ("confirmed", "payment_failed", "out_of_stock", "rejected")
 
@@ -41,18 +42,30 @@ class OrderRow:
     def view(self) -> dict[str, Any]:
         """The order as the API shows it."""
         items = self.items or [{**i, "unit_price_cents": None} for i in self.requested_items]
-        return {"order_id": self.order_id, "status": self.status, "items": items,
-                "total_cents": self.total_cents, "correlation_id": self.correlation_id,
-                "created_at": self.created_at.isoformat()}
+        return {
+            "order_id": self.order_id,
+            "status": self.status,
+            "items": items,
+            "total_cents": self.total_cents,
+            "correlation_id": self.correlation_id,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 def _row(record: asyncpg.Record | None) -> OrderRow | None:
     return OrderRow(**record) if record else None
 
 
-async def insert_pending(conn: asyncpg.Connection, *, key: str, request_hash: str, customer_id: str,
-                         items: list[dict[str, Any]], correlation_id: str | None,
-                         lease_s: float) -> tuple[OrderRow, bool]:
+async def insert_pending(
+    conn: asyncpg.Connection,
+    *,
+    key: str,
+    request_hash: str,
+    customer_id: str,
+    items: list[dict[str, Any]],
+    correlation_id: str | None,
+    lease_s: float,
+) -> tuple[OrderRow, bool]:
     """Create the order for `key`, or return the one that already has it (created=False)."""
     row = await conn.fetchrow(
         f"""INSERT INTO orders (order_id, idempotency_key, request_hash, customer_id, requested_items,
@@ -60,7 +73,13 @@ async def insert_pending(conn: asyncpg.Connection, *, key: str, request_hash: st
             VALUES (gen_random_uuid(), $1, $2, $3, $4, 'pending', $5, gen_random_uuid(),
                     now() + make_interval(secs => $6))
             ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}""",
-        key, request_hash, customer_id, items, correlation_id, lease_s)
+        key,
+        request_hash,
+        customer_id,
+        items,
+        correlation_id,
+        lease_s,
+    )
     if row is not None:
         return OrderRow(**row), True
     existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key = $1", key)
@@ -69,17 +88,23 @@ async def insert_pending(conn: asyncpg.Connection, *, key: str, request_hash: st
 
 async def claim(conn: asyncpg.Connection, order_id: str, lease_s: float) -> OrderRow | None:
     """Take over a pending order whose lease has run out (its owner crashed or gave up)."""
-    return _row(await conn.fetchrow(
-        f"""UPDATE orders SET lease_token = gen_random_uuid(), lease_until = now() + make_interval(secs => $2),
+    return _row(
+        await conn.fetchrow(
+            f"""UPDATE orders SET lease_token = gen_random_uuid(), lease_until = now() + make_interval(secs => $2),
                               attempts = attempts + 1, updated_at = now()
             WHERE order_id = $1 AND status = 'pending' AND lease_until < now() RETURNING {_COLUMNS}""",
-        order_id, lease_s))
+            order_id,
+            lease_s,
+        )
+    )
 
 
 async def expired_pending(conn: asyncpg.Connection, limit: int) -> list[str]:
     rows = await conn.fetch(
         """SELECT order_id::text FROM orders WHERE status = 'pending' AND lease_until < now()
-           ORDER BY lease_until LIMIT $1""", limit)
+           ORDER BY lease_until LIMIT $1""",
+        limit,
+    )
     return [r["order_id"] for r in rows]
 
 
@@ -87,19 +112,31 @@ async def give_up_lease(conn: asyncpg.Connection, order: OrderRow) -> None:
     """Stop owning the order now, so a client retry or the sweeper resumes it at once."""
     await conn.execute(
         "UPDATE orders SET lease_until = now(), updated_at = now() WHERE order_id = $1 AND lease_token = $2",
-        order.order_id, order.lease_token)
+        order.order_id,
+        order.lease_token,
+    )
 
 
 async def forget(conn: asyncpg.Connection, order: OrderRow) -> None:
     """Delete an order that nothing was ever sent for, so its key can start afresh."""
     await conn.execute(
         "DELETE FROM orders WHERE order_id = $1 AND status = 'pending' AND lease_token = $2",
-        order.order_id, order.lease_token)
+        order.order_id,
+        order.lease_token,
+    )
 
 
-async def finish(conn: asyncpg.Connection, order: OrderRow, *, status: str, http_status: int,
-                 body: dict[str, Any], items: list[dict[str, Any]] | None,
-                 total_cents: int | None, void_charge: bool = False) -> bool:
+async def finish(
+    conn: asyncpg.Connection,
+    order: OrderRow,
+    *,
+    status: str,
+    http_status: int,
+    body: dict[str, Any],
+    items: list[dict[str, Any]] | None,
+    total_cents: int | None,
+    void_charge: bool = False,
+) -> bool:
     """The unit of work: the final status, the stored answer and the outbox events are
     written together or not at all. False when this caller no longer holds the lease.
 
@@ -110,18 +147,37 @@ async def finish(conn: asyncpg.Connection, order: OrderRow, *, status: str, http
             """UPDATE orders SET status = $3, response_status = $4, response_body = $5, items = $6,
                                  total_cents = $7, lease_token = NULL, lease_until = NULL, updated_at = now()
                WHERE order_id = $1 AND status = 'pending' AND lease_token = $2 RETURNING true""",
-            order.order_id, order.lease_token, status, http_status, body, items, total_cents)
+            order.order_id,
+            order.lease_token,
+            status,
+            http_status,
+            body,
+            items,
+            total_cents,
+        )
         if not done:
             return False
-        await write_event(conn, event_type=f"order.{status}", order_id=order.order_id,
-                          correlation_id=order.correlation_id,
-                          payload={"order_id": order.order_id, "status": status,
-                                   "customer_id": order.customer_id, "total_cents": total_cents})
+        await write_event(
+            conn,
+            event_type=f"order.{status}",
+            order_id=order.order_id,
+            correlation_id=order.correlation_id,
+            payload={
+                "order_id": order.order_id,
+                "status": status,
+                "customer_id": order.customer_id,
+                "total_cents": total_cents,
+            },
+        )
         if void_charge:
-            await write_event(conn, event_type="charge.void", order_id=order.order_id,
-                              correlation_id=order.correlation_id, destination="payments",
-                              payload={"order_id": order.order_id,
-                                       "idempotency_key": order.idempotency_key})
+            await write_event(
+                conn,
+                event_type="charge.void",
+                order_id=order.order_id,
+                correlation_id=order.correlation_id,
+                destination="payments",
+                payload={"order_id": order.order_id, "idempotency_key": order.idempotency_key},
+            )
     orders_total.labels(status).inc()
     return True
 
@@ -137,5 +193,8 @@ async def get(conn: asyncpg.Connection, order_id: str) -> OrderRow | None:
 async def recent(conn: asyncpg.Connection, *, limit: int, status: str | None) -> list[OrderRow]:
     rows = await conn.fetch(
         f"""SELECT {_COLUMNS} FROM orders WHERE ($2::text IS NULL OR status = $2)
-            ORDER BY created_at DESC LIMIT $1""", limit, status)
+            ORDER BY created_at DESC LIMIT $1""",
+        limit,
+        status,
+    )
     return [OrderRow(**r) for r in rows]

@@ -3,12 +3,13 @@
 Every `sweeper_interval_s` it claims the pending orders whose lease has expired and runs
 their saga again from the top: each step is idempotent, so resuming is safe.
 """
+
 from __future__ import annotations
 
 import asyncio
 
-from services.common.web import logging as log
 from services.common.data.db import DB_ERRORS
+from services.common.web import logging as log
 from services.common.web.errors import ChaoslabError
 from services.common.web.metrics import orders_resumed_total
 from services.orders import saga, store
@@ -50,5 +51,5 @@ async def run_forever(deps: saga.SagaDeps, interval_s: float) -> None:
             await sweep_once(deps)
         except (ChaoslabError, *DB_ERRORS) as exc:
             _logger.warning("sweeper.failed", error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - the sweeper must outlive any failure
+        except Exception as exc:
             _logger.error("sweeper.error", error=repr(exc), exc_info=exc)

@@ -1,4 +1,5 @@
 """payments: charges, idempotent by key, and voids."""
+
 from __future__ import annotations
 
 import time
@@ -7,11 +8,11 @@ from pathlib import Path
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field, StrictInt
 
-from services.common.web.app import create_app, json_response
-from services.common.web.openapi import error_responses
 from services.common.data.db import Database
 from services.common.data.idempotency import require_key
+from services.common.web.app import create_app, json_response
 from services.common.web.middleware import request_deadline
+from services.common.web.openapi import error_responses
 from services.payments import charges
 from services.payments.processor import Processor
 from services.payments.settings import Settings
@@ -41,10 +42,15 @@ def build_router(db: Database, settings: Settings, processor: Processor) -> APIR
         key = require_key(idempotency_key)
         await processor.authorise(_still_wanted)  # before a database connection is held
         async with db.connection() as conn:
-            charge = await charges.charge(conn, key=key, order_id=body.order_id,
-                                          customer_id=body.customer_id, amount_cents=body.amount_cents,
-                                          limit_cents=settings.charge_limit_cents,
-                                          still_wanted=_still_wanted)
+            charge = await charges.charge(
+                conn,
+                key=key,
+                order_id=body.order_id,
+                customer_id=body.customer_id,
+                amount_cents=body.amount_cents,
+                limit_cents=settings.charge_limit_cents,
+                still_wanted=_still_wanted,
+            )
         status = {"succeeded": 201, "declined": 402, "voided": 409}[charge["status"]]
         return json_response(charge, status)
 

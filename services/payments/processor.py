@@ -3,6 +3,7 @@ connections to the acquirer, each busy for a fixed service time. A replica's cap
 connections / service time; past it charges queue for a connection (all of them busy,
 latency climbing), and only more replicas, each with its own connections, add capacity.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +16,11 @@ from services.common.web.errors import DeadlineExceeded
 CONNECTIONS = Gauge("payments_processor_connections", "Connections to the card processor (this replica's capacity).")
 IN_USE = Gauge("payments_processor_connections_in_use", "Connections busy authorising a charge.")
 WAITING = Gauge("payments_processor_waiting", "Charges queued for a free processor connection (saturation).")
-WAIT = Histogram("payments_processor_wait_seconds", "Time a charge waited for a free processor connection.",
-                 buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5))
+WAIT = Histogram(
+    "payments_processor_wait_seconds",
+    "Time a charge waited for a free processor connection.",
+    buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 
 class Processor:

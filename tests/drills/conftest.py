@@ -4,6 +4,7 @@ Results are gathered and written as a report (JSON, JUnit XML, HTML) in
 reports/drills/ at the end of the session, with each drill's time to detect and
 time to recover.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,5 +40,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"{r.incident:<22} {'passed' if r.ok else 'FAILED':<7} detect {r.time_to_detect_s or '-':>5}s  "
             f"recover {r.time_to_recover_s or '-':>5}s  orders {r.orders_succeeded or 0}/{r.orders_attempted or 0}  "
-            f"verify {'clean' if r.verify.get('ok') else r.verify.get('failed', '-')}")
+            f"verify {'clean' if r.verify.get('ok') else r.verify.get('failed', '-')}"
+        )
     terminalreporter.write_line(f"report: {REPORT_DIR / 'index.html'}")

@@ -1,4 +1,5 @@
 """Every wave-1 incident of the runbook, drilled end to end under locust load."""
+
 from __future__ import annotations
 
 import pytest

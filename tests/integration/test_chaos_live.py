@@ -1,17 +1,19 @@
 """Every fault on the live stack: its effect is visible, and it ends when cleared or
 when its TTL runs out. Faults go in through the services' own /chaos/config."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
 from chaos import runner, supervision
-from tests.support.api import new_key, order_body, place_order, stock_of
+from tests.support.api import new_key, place_order, stock_of
 from tests.support.chaos import clear_faults, metric, put_fault, wait_breakers_closed
 from tests.support.stack import assert_verify_clean, wait_restarted, wait_until
 
@@ -26,9 +28,12 @@ def no_faults_left(stack, client):
 def _charge(client, stack, **extra):
     """A probe that reaches payments' handler: declined (402), since a successful charge
     for an order that does not exist would be a real violation for `chaoslab verify`."""
-    return client.post(f"{stack.url('payments')}/charges", headers={"Idempotency-Key": new_key()},
-                       json={"order_id": f"probe-{new_key()}", "customer_id": "c-probe",
-                             "amount_cents": 100_000_000}, **extra)
+    return client.post(
+        f"{stack.url('payments')}/charges",
+        headers={"Idempotency-Key": new_key()},
+        json={"order_id": f"probe-{new_key()}", "customer_id": "c-probe", "amount_cents": 100_000_000},
+        **extra,
+    )
 
 
 def test_put_and_delete_need_the_token(stack, client):
@@ -47,14 +52,23 @@ def test_put_and_delete_need_the_token(stack, client):
     assert client.delete(url, headers={"X-Chaos-Token": stack.chaos_token}).json()["faults"] == []
 
 
-@pytest.mark.parametrize("fault, value, bound", [
-    ("error_rate", 1.01, "between 0 and 1"), ("error_rate", -0.01, "between 0 and 1"),
-    ("latency_ms", 30001, "30000"), ("error_status", 501, "500, 502, 503, 504"),
-    ("lock_contention_ms", 10, "applies to inventory"), ("nonsense", 1, "unknown fault"),
-])
+@pytest.mark.parametrize(
+    "fault, value, bound",
+    [
+        ("error_rate", 1.01, "between 0 and 1"),
+        ("error_rate", -0.01, "between 0 and 1"),
+        ("latency_ms", 30001, "30000"),
+        ("error_status", 501, "500, 502, 503, 504"),
+        ("lock_contention_ms", 10, "applies to inventory"),
+        ("nonsense", 1, "unknown fault"),
+    ],
+)
 def test_bad_faults_get_422_naming_the_bound(stack, client, fault, value, bound):
-    resp = client.put(f"{stack.url('payments')}/chaos/config", json={"fault": fault, "value": value},
-                      headers={"X-Chaos-Token": stack.chaos_token})
+    resp = client.put(
+        f"{stack.url('payments')}/chaos/config",
+        json={"fault": fault, "value": value},
+        headers={"X-Chaos-Token": stack.chaos_token},
+    )
     assert resp.status_code == 422, resp.text
     assert bound in resp.json()["error"]["message"]
 
@@ -120,9 +134,13 @@ def test_reset_drops_the_connection(stack, client):
 def test_route_scoped_fault_spares_other_routes(stack, client):
     put_fault(client, stack, "inventory", "error_rate", 1.0, route="/reservations")
     assert client.get(f"{stack.url('inventory')}/inventory/SKU-001").status_code == 200
-    assert client.post(f"{stack.url('inventory')}/reservations",
-                       json={"order_id": new_key(), "items": [{"sku": "SKU-001", "quantity": 1}]}
-                       ).status_code == 500
+    assert (
+        client.post(
+            f"{stack.url('inventory')}/reservations",
+            json={"order_id": new_key(), "items": [{"sku": "SKU-001", "quantity": 1}]},
+        ).status_code
+        == 500
+    )
 
 
 def test_lock_contention_serialises_reservations(stack, gateway):
@@ -169,11 +187,20 @@ def test_crashloop_until_cleared(stack, client):
         return len(pids) >= 3
 
     wait_until(restarted_twice, timeout_s=30, message="two restarts in the loop")
-    subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "clear", "notifications",
-                    "--run-dir", str(stack.run_dir)], check=True, capture_output=True, timeout=30)
-    wait_until(lambda: supervision.Supervisor(stack).process("notifications")["statename"] == "RUNNING"
-               and runner.http_ok(f"{stack.url('notifications')}/health"),
-               timeout_s=30, message="notifications healthy after the rollback")
+    subprocess.run(
+        [sys.executable, "-m", "chaos.cli", "chaos", "clear", "notifications", "--run-dir", str(stack.run_dir)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    wait_until(
+        lambda: (
+            supervision.Supervisor(stack).process("notifications")["statename"] == "RUNNING"
+            and runner.http_ok(f"{stack.url('notifications')}/health")
+        ),
+        timeout_s=30,
+        message="notifications healthy after the rollback",
+    )
     settled = sup.process("notifications")["pid"]
     wait_until(lambda: time.sleep(2.5) or True, timeout_s=5)
     assert sup.process("notifications")["pid"] == settled  # no longer looping
@@ -181,7 +208,7 @@ def test_crashloop_until_cleared(stack, client):
 
 def _rss_mb(stack, program: str) -> float:
     pid = supervision.Supervisor(stack).process(program)["pid"]
-    for line in open(f"/proc/{pid}/status"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
@@ -202,8 +229,11 @@ def test_cpu_burn_shows_in_process_cpu(stack, client):
     url = stack.url("payments")
     before = metric(client, url, "process_cpu_seconds_total")
     put_fault(client, stack, "payments", "cpu_burn_pct", 80)
-    wait_until(lambda: metric(client, url, "process_cpu_seconds_total") > before + 1.0, timeout_s=10,
-               message="a CPU-second burnt")
+    wait_until(
+        lambda: metric(client, url, "process_cpu_seconds_total") > before + 1.0,
+        timeout_s=10,
+        message="a CPU-second burnt",
+    )
 
 
 def test_db_pool_hold_makes_requests_fail_fast_not_hang(stack, client):
@@ -235,12 +265,15 @@ def test_stuck_relay_grows_the_outbox_until_orders_restarts(stack, gateway, clie
 
 def test_block_refuses_the_downstream(stack, gateway, client):
     put_fault(client, stack, "orders", "block", "payments")
-    before = metric(client, stack.url("orders"), "downstream_requests_total", to_service="payments",
-                    outcome="unreachable")
+    before = metric(
+        client, stack.url("orders"), "downstream_requests_total", to_service="payments", outcome="unreachable"
+    )
     resp = place_order(client, gateway, "SKU-009", 1)
     assert resp.status_code == 402 and resp.json()["status"] == "payment_failed"
-    assert metric(client, stack.url("orders"), "downstream_requests_total", to_service="payments",
-                  outcome="unreachable") > before
+    assert (
+        metric(client, stack.url("orders"), "downstream_requests_total", to_service="payments", outcome="unreachable")
+        > before
+    )
     assert_verify_clean(stack)
 
 
@@ -255,8 +288,25 @@ def test_rate_limit_is_per_client(stack, gateway, client):
 
 
 def test_fault_ends_by_itself_when_its_ttl_passes(stack, client):
-    subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "set", "payments", "error_rate", "1",
-                    "--ttl", "2s", "--run-dir", str(stack.run_dir)], check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chaos.cli",
+            "chaos",
+            "set",
+            "payments",
+            "error_rate",
+            "1",
+            "--ttl",
+            "2s",
+            "--run-dir",
+            str(stack.run_dir),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     wait_until(lambda: _charge(client, stack).status_code == 500, timeout_s=5, message="fault applied")
     wait_until(lambda: _charge(client, stack).status_code == 402, timeout_s=10, message="fault expired")
 
@@ -266,13 +316,21 @@ def test_redis_down_means_no_faults_and_orders_still_flow(stack, gateway, client
     put_fault(client, stack, "payments", "error_rate", 1.0)
     sup.stop("redis")
     try:
-        wait_until(lambda: all(metric(client, stack.url(s), "chaos_store_up") == 0
-                               for s in ("gateway", "orders", "payments", "inventory", "notifications")),
-                   timeout_s=10, message="every service sees the store down")
+        wait_until(
+            lambda: all(
+                metric(client, stack.url(s), "chaos_store_up") == 0
+                for s in ("gateway", "orders", "payments", "inventory", "notifications")
+            ),
+            timeout_s=10,
+            message="every service sees the store down",
+        )
         for _ in range(3):
             assert place_order(client, gateway).status_code == 201
-        put = client.put(f"{stack.url('payments')}/chaos/config", json={"fault": "latency_ms", "value": 1},
-                         headers={"X-Chaos-Token": stack.chaos_token})
+        put = client.put(
+            f"{stack.url('payments')}/chaos/config",
+            json={"fault": "latency_ms", "value": 1},
+            headers={"X-Chaos-Token": stack.chaos_token},
+        )
         assert put.status_code == 503
     finally:
         sup.start("redis")
@@ -281,13 +339,36 @@ def test_redis_down_means_no_faults_and_orders_still_flow(stack, gateway, client
 
 def test_cli_lists_and_clears(stack, client):
     put_fault(client, stack, "inventory", "latency_ms", 5, replica=0)
-    listed = subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "list", "--json",
-                             "--run-dir", str(stack.run_dir)], check=True, capture_output=True, text=True,
-                            timeout=30)
+    listed = subprocess.run(
+        [sys.executable, "-m", "chaos.cli", "chaos", "list", "--json", "--run-dir", str(stack.run_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert '"key": "chaos:inventory:latency_ms:replica=0"' in listed.stdout
-    bad = subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "set", "inventory", "latency_ms", "30001",
-                          "--run-dir", str(stack.run_dir)], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chaos.cli",
+            "chaos",
+            "set",
+            "inventory",
+            "latency_ms",
+            "30001",
+            "--run-dir",
+            str(stack.run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert bad.returncode == 2 and "between 0 and 30000" in bad.stderr.replace("\n", " ")
-    subprocess.run([sys.executable, "-m", "chaos.cli", "chaos", "clear", "--run-dir", str(stack.run_dir)],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [sys.executable, "-m", "chaos.cli", "chaos", "clear", "--run-dir", str(stack.run_dir)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     assert client.get(f"{stack.url('inventory')}/chaos/config").json()["faults"] == []

@@ -6,6 +6,7 @@ what the services read. Also: --help, values just outside the catalogue's bounds
 scopes (--replica, --route, --service), and a Redis that is missing or never answers.
 No stack needed: this module starts its own redis-server.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from services.common.faults.store import ChaosStore
 from services.common.faults.catalogue import lookup
+from services.common.faults.store import ChaosStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "chaos" / "scripts"
@@ -40,40 +41,114 @@ pytestmark = pytest.mark.skipif(
 @dataclass(frozen=True)
 class Case:
     script: str
-    service: str          # the default service
-    fault: str            # the fault `enable` sets
-    default: str          # the encoded default value
-    value: str            # a value given on the command line
-    encoded: str          # how it is stored
+    service: str  # the default service
+    fault: str  # the fault `enable` sets
+    default: str  # the encoded default value
+    value: str  # a value given on the command line
+    encoded: str  # how it is stored
     outside: tuple[tuple[str, str], ...]  # (value just outside the bounds, text the message names)
-    other_service: str | None = None      # for scripts with --service
+    other_service: str | None = None  # for scripts with --service
 
 
 CASES = [
-    Case("payment_errors", "payments", "error_rate", "0.5", "0.25", "0.25",
-         (("1.01", "between 0 and 1"), ("-0.01", "between 0 and 1"))),
-    Case("payment_slow", "payments", "latency_ms", "2000", "20000", "20000",
-         (("30001", "30000 ms"), ("-1", "between 0 and 30000"))),
-    Case("payment_hang", "payments", "hang_rate", "1", "0.5", "0.5",
-         (("1.001", "between 0 and 1"), ("-0.001", "between 0 and 1"))),
-    Case("inventory_lock", "inventory", "lock_contention_ms", "2000", "5000", "5000",
-         (("30001", "30000 ms"), ("-1", "between 0 and 30000"))),
-    Case("db_pool_hold", "orders", "db_pool_hold", "10", "3", "3",
-         (("101", "between 0 and 100 connections"), ("-1", "between 0 and 100")), "payments"),
-    Case("outbox_pause", "orders", "outbox_paused", "1", "true", "1",
-         (("2", "true/false or 1/0"),)),
-    Case("memory_leak", "payments", "memory_leak_mb_s", "5", "12.5", "12.5",
-         (("50.1", "between 0 and 50 MB/s"), ("-0.1", "between 0 and 50")), "orders"),
-    Case("cpu_burn", "payments", "cpu_burn_pct", "80", "40", "40",
-         (("101", "between 0 and 100 %"), ("-1", "between 0 and 100")), "inventory"),
+    Case(
+        "payment_errors",
+        "payments",
+        "error_rate",
+        "0.5",
+        "0.25",
+        "0.25",
+        (("1.01", "between 0 and 1"), ("-0.01", "between 0 and 1")),
+    ),
+    Case(
+        "payment_slow",
+        "payments",
+        "latency_ms",
+        "2000",
+        "20000",
+        "20000",
+        (("30001", "30000 ms"), ("-1", "between 0 and 30000")),
+    ),
+    Case(
+        "payment_hang",
+        "payments",
+        "hang_rate",
+        "1",
+        "0.5",
+        "0.5",
+        (("1.001", "between 0 and 1"), ("-0.001", "between 0 and 1")),
+    ),
+    Case(
+        "inventory_lock",
+        "inventory",
+        "lock_contention_ms",
+        "2000",
+        "5000",
+        "5000",
+        (("30001", "30000 ms"), ("-1", "between 0 and 30000")),
+    ),
+    Case(
+        "db_pool_hold",
+        "orders",
+        "db_pool_hold",
+        "10",
+        "3",
+        "3",
+        (("101", "between 0 and 100 connections"), ("-1", "between 0 and 100")),
+        "payments",
+    ),
+    Case("outbox_pause", "orders", "outbox_paused", "1", "true", "1", (("2", "true/false or 1/0"),)),
+    Case(
+        "memory_leak",
+        "payments",
+        "memory_leak_mb_s",
+        "5",
+        "12.5",
+        "12.5",
+        (("50.1", "between 0 and 50 MB/s"), ("-0.1", "between 0 and 50")),
+        "orders",
+    ),
+    Case(
+        "cpu_burn",
+        "payments",
+        "cpu_burn_pct",
+        "80",
+        "40",
+        "40",
+        (("101", "between 0 and 100 %"), ("-1", "between 0 and 100")),
+        "inventory",
+    ),
     Case("crash", "payments", "crash", "1", "on", "1", (("2", "true/false or 1/0"),), "orders"),
     Case("unhealthy", "payments", "unhealthy", "1", "yes", "1", (("maybe", "true/false or 1/0"),), "gateway"),
-    Case("partition", "orders", "block", "payments", "inventory,payments", "inventory,payments",
-         (("gateway", "inventory, payments, notifications"),), "gateway"),
-    Case("rate_limit", "gateway", "rate_limit_rps", "1", "0.5", "0.5",
-         (("0.09", "between 0.1 and 100000 requests/s"), ("100001", "100000 requests/s"))),
-    Case("connection_reset", "payments", "reset_rate", "0.3", "0.6", "0.6",
-         (("1.01", "between 0 and 1"), ("-0.01", "between 0 and 1")), "inventory"),
+    Case(
+        "partition",
+        "orders",
+        "block",
+        "payments",
+        "inventory,payments",
+        "inventory,payments",
+        (("gateway", "inventory, payments, notifications"),),
+        "gateway",
+    ),
+    Case(
+        "rate_limit",
+        "gateway",
+        "rate_limit_rps",
+        "1",
+        "0.5",
+        "0.5",
+        (("0.09", "between 0.1 and 100000 requests/s"), ("100001", "100000 requests/s")),
+    ),
+    Case(
+        "connection_reset",
+        "payments",
+        "reset_rate",
+        "0.3",
+        "0.6",
+        "0.6",
+        (("1.01", "between 0 and 1"), ("-0.01", "between 0 and 1")),
+        "inventory",
+    ),
 ]
 IDS = [c.script for c in CASES]
 
@@ -89,9 +164,21 @@ def redis_url(tmp_path_factory) -> str:
     workdir = tmp_path_factory.mktemp("redis")
     port = free_port()
     proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:
@@ -132,10 +219,21 @@ def script_env(redis_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def run(redis_url: str, script: str, *args: str, env: dict[str, str] | None = None,
-        scripts: Path = SCRIPTS, timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run([str(scripts / f"{script}.sh"), *args], capture_output=True, text=True,
-                          env=env or script_env(redis_url), timeout=timeout)
+def run(
+    redis_url: str,
+    script: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    scripts: Path = SCRIPTS,
+    timeout: float = 20,
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(scripts / f"{script}.sh"), *args],
+        capture_output=True,
+        text=True,
+        env=env or script_env(redis_url),
+        timeout=timeout,
+    )
 
 
 def audit(r: redis.Redis) -> list[dict[str, str]]:
@@ -159,17 +257,24 @@ def active(redis_url: str, service: str):
             return await ChaosStore(client).active(service)
         finally:
             await client.aclose()
+
     return asyncio.run(read())
 
 
 def assert_audited(entry: dict[str, str], action: str, key: str, value: str, ttl_s: str, script: str):
     assert {k: entry[k] for k in ("action", "key", "value", "ttl_s", "who")} == {
-        "action": action, "key": key, "value": value, "ttl_s": ttl_s, "who": f"script:{script}:{USER}"}
+        "action": action,
+        "key": key,
+        "value": value,
+        "ttl_s": ttl_s,
+        "who": f"script:{script}:{USER}",
+    }
     assert abs(float(entry["at"]) - time.time()) < 30
     assert re.fullmatch(r"\d+\.\d{3}", entry["at"])
 
 
 # --- the round trip, every script -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_enable_status_disable_round_trip(case: Case, redis_url, r):
@@ -233,8 +338,7 @@ def test_disable_clears_scoped_and_unscoped_keys(case: Case, redis_url, r):
     assert sorted(k for k in r.keys("chaos:*") if k != "chaos:audit") == scoped
     assert r.get(f"{base}:replica=1:route=/orders") == case.encoded
     assert 50_000 < r.pttl(f"{base}:replica=1:route=/orders") <= 60_000
-    assert {(f.replica, f.route) for f in active(redis_url, case.service)} == {
-        (None, None), (1, "/orders"), (2, None)}
+    assert {(f.replica, f.route) for f in active(redis_url, case.service)} == {(None, None), (1, "/orders"), (2, None)}
 
     res = run(redis_url, case.script, "status", "--replica", "2")
     assert list(status_lines(res.stdout)) == [f"{base}:replica=2"]
@@ -254,6 +358,7 @@ def test_disable_clears_scoped_and_unscoped_keys(case: Case, redis_url, r):
 
 # --- options of particular scripts --------------------------------------------------------------
 
+
 def test_payment_errors_status_option_sets_error_status(redis_url, r):
     res = run(redis_url, "payment_errors", "enable", "0.9", "--status", "503", "--ttl", "30")
     assert res.returncode == 0, res.stderr
@@ -261,7 +366,9 @@ def test_payment_errors_status_option_sets_error_status(redis_url, r):
     assert r.get("chaos:payments:error_status") == "503"
     assert r.pttl("chaos:payments:error_status") <= 30_000
     assert [(e["action"], e["key"], e["value"]) for e in audit(r)] == [
-        ("set", "chaos:payments:error_rate", "0.9"), ("set", "chaos:payments:error_status", "503")]
+        ("set", "chaos:payments:error_rate", "0.9"),
+        ("set", "chaos:payments:error_status", "503"),
+    ]
 
     res = run(redis_url, "payment_errors", "enable", "--status", "501")
     assert res.returncode == 2 and "500, 502, 503, 504" in res.stderr
@@ -331,9 +438,12 @@ def test_ci_profile_shortens_the_default_ttl(redis_url, r):
 
 # --- refusals -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case,bad,bound",
-                         [(c, bad, bound) for c in CASES for bad, bound in c.outside],
-                         ids=[f"{c.script}:{bad}" for c in CASES for bad, _ in c.outside])
+
+@pytest.mark.parametrize(
+    "case,bad,bound",
+    [(c, bad, bound) for c in CASES for bad, bound in c.outside],
+    ids=[f"{c.script}:{bad}" for c in CASES for bad, _ in c.outside],
+)
 def test_value_just_outside_the_bounds_exits_2_and_sets_nothing(case: Case, bad: str, bound: str, redis_url, r):
     res = run(redis_url, case.script, "enable", bad)
     assert res.returncode == 2, res.stdout
@@ -342,17 +452,20 @@ def test_value_just_outside_the_bounds_exits_2_and_sets_nothing(case: Case, bad:
     assert r.keys("*") == []
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--ttl", "0"], "between 1 and 86400"),
-    (["--ttl", "86401"], "between 1 and 86400"),
-    (["--ttl", "soon"], "--ttl"),
-    (["--ttl"], "--ttl needs a value"),
-    (["--replica", "65"], "between 0 and 64"),
-    (["--replica", "-1"], "between 0 and 64"),
-    (["--route", "orders"], "starting with '/'"),
-    (["0.5", "0.6"], "one value"),
-    (["--bogus"], "unknown option"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--ttl", "0"], "between 1 and 86400"),
+        (["--ttl", "86401"], "between 1 and 86400"),
+        (["--ttl", "soon"], "--ttl"),
+        (["--ttl"], "--ttl needs a value"),
+        (["--replica", "65"], "between 0 and 64"),
+        (["--replica", "-1"], "between 0 and 64"),
+        (["--route", "orders"], "starting with '/'"),
+        (["0.5", "0.6"], "one value"),
+        (["--bogus"], "unknown option"),
+    ],
+)
 def test_bad_options_exit_2_and_set_nothing(args, message, redis_url, r):
     res = run(redis_url, "payment_errors", "enable", *args)
     assert res.returncode == 2
@@ -372,6 +485,7 @@ def test_bad_actions_exit_2(redis_url, r):
 
 
 # --- help ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -394,6 +508,7 @@ def test_help_names_the_key_and_the_catalogue_bounds(case: Case, flag: str):
 
 
 # --- Redis missing or not answering ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("action", [["enable"], ["status"], ["disable"]])
 def test_unreachable_redis_fails_fast_with_a_clear_message(action):
@@ -431,6 +546,7 @@ def test_missing_redis_cli_is_reported(tmp_path):
 
 # --- no python that can read the catalogue ---------------------------------------------------
 
+
 def test_without_the_catalogue_values_are_written_unchecked(tmp_path, redis_url, r):
     copy = tmp_path / "chaos" / "scripts"
     shutil.copytree(SCRIPTS, copy)
@@ -451,6 +567,7 @@ def test_without_the_catalogue_values_are_written_unchecked(tmp_path, redis_url,
 
 # --- the scripts themselves ---------------------------------------------------------------------
 
+
 def test_every_script_is_a_thin_executable_declaration_over_lib():
     names = sorted(p.stem for p in SCRIPTS.glob("*.sh") if p.name != "lib.sh")
     assert names == sorted(IDS)
@@ -464,6 +581,7 @@ def test_every_script_is_a_thin_executable_declaration_over_lib():
 
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is not installed")
 def test_scripts_are_shellcheck_clean():
-    res = subprocess.run(["shellcheck", "-x", *sorted(str(p) for p in SCRIPTS.glob("*.sh"))],
-                         capture_output=True, text=True, cwd=SCRIPTS)
+    res = subprocess.run(
+        ["shellcheck", "-x", *sorted(str(p) for p in SCRIPTS.glob("*.sh"))], capture_output=True, text=True, cwd=SCRIPTS
+    )
     assert res.returncode == 0, res.stdout

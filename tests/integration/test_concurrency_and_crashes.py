@@ -1,4 +1,5 @@
 """Idempotency under concurrency, and crashes of real processes under a stream of orders."""
+
 from __future__ import annotations
 
 import threading

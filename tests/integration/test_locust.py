@@ -4,6 +4,7 @@ run without a single failed request, and leave `chaoslab verify` clean.
 locust exits 1 when any request failed (its users judge every answer by the contract),
 so the exit code is what these tests hang on; the CSV stats show what was sent.
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,8 +44,7 @@ class LocustRun:
         return {row["Name"]: row for row in self.rows("stats")}
 
     def count(self, name_prefix: str) -> int:
-        return sum(int(row["Request Count"]) for name, row in self.stats.items()
-                   if name.startswith(name_prefix))
+        return sum(int(row["Request Count"]) for name, row in self.stats.items() if name.startswith(name_prefix))
 
     def explain(self) -> str:
         return f"exit {self.proc.returncode}\n{self.proc.stdout[-3000:]}\n{self.proc.stderr[-3000:]}"
@@ -66,9 +66,24 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run_locust(gateway: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> LocustRun:
     prefix = tmp_path / "run"
     proc = subprocess.run(
-        [*LOCUST, "-f", str(LOCUSTFILE), "--headless", "--host", gateway, "--csv", str(prefix),
-         "--only-summary", *args],
-        cwd=REPO, env=environment(env), capture_output=True, text=True, timeout=60)
+        [
+            *LOCUST,
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "--host",
+            gateway,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            *args,
+        ],
+        cwd=REPO,
+        env=environment(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return LocustRun(proc, prefix)
 
 
@@ -85,8 +100,9 @@ def test_shoppers_browse_order_and_read_back_without_failures(stack, gateway, tm
 
 
 def test_duplicate_storm_gets_one_order_per_key(stack, gateway, tmp_path):
-    run = run_locust(gateway, tmp_path, "--tags", "duplicates", "-u", "10", "-r", "10", "-t", "8s",
-                     env={"CHAOSLAB_STORM_SIZE": "20"})
+    run = run_locust(
+        gateway, tmp_path, "--tags", "duplicates", "-u", "10", "-r", "10", "-t", "8s", env={"CHAOSLAB_STORM_SIZE": "20"}
+    )
 
     run.assert_clean()
     assert run.count("POST /orders [storm]") >= 20, run.explain()
@@ -95,9 +111,14 @@ def test_duplicate_storm_gets_one_order_per_key(stack, gateway, tmp_path):
 
 
 def test_surge_shape_surges_then_stops_by_itself(stack, gateway, tmp_path):
-    surge = {"CHAOSLAB_SHAPE": "surge", "CHAOSLAB_SURGE_BASE_USERS": "3",
-             "CHAOSLAB_SURGE_PEAK_USERS": "12", "CHAOSLAB_SURGE_BASE_SECONDS": "2",
-             "CHAOSLAB_SURGE_SECONDS": "3", "CHAOSLAB_SURGE_SPAWN_RATE": "50"}
+    surge = {
+        "CHAOSLAB_SHAPE": "surge",
+        "CHAOSLAB_SURGE_BASE_USERS": "3",
+        "CHAOSLAB_SURGE_PEAK_USERS": "12",
+        "CHAOSLAB_SURGE_BASE_SECONDS": "2",
+        "CHAOSLAB_SURGE_SECONDS": "3",
+        "CHAOSLAB_SURGE_SPAWN_RATE": "50",
+    }
     run = run_locust(gateway, tmp_path, "--csv-full-history", env=surge)  # no -t: the shape ends it
 
     run.assert_clean()
@@ -111,17 +132,29 @@ def test_surge_shape_surges_then_stops_by_itself(stack, gateway, tmp_path):
 
 # --- no stack needed: the shapes' timetables, the shape guard, the storm's judge ----------
 
+
 def test_surge_timetable_is_baseline_surge_baseline_then_stop():
     surge = SurgeSettings(base_users=10, peak_users=100, base_s=60, surge_s=30, spawn_rate=25)
     assert [schedules.surge(surge, t) for t in (0, 59.9, 60, 89.9, 90, 149.9)] == [
-        (10, 25), (10, 25), (100, 25), (100, 25), (10, 25), (10, 25)]
+        (10, 25),
+        (10, 25),
+        (100, 25),
+        (100, 25),
+        (10, 25),
+        (10, 25),
+    ]
     assert schedules.surge(surge, 150) is None
 
 
 def test_step_timetable_holds_the_top_step_once_then_stops():
     steps = StepSettings(step_users=10, step_s=30, max_users=25)
     assert [schedules.steps(steps, t) for t in (0, 29.9, 30, 60, 89.9)] == [
-        (10, 10.0), (10, 10.0), (20, 10.0), (25, 10.0), (25, 10.0)]
+        (10, 10.0),
+        (10, 10.0),
+        (20, 10.0),
+        (25, 10.0),
+        (25, 10.0),
+    ]
     assert schedules.steps(steps, 90) is None
 
 
@@ -130,27 +163,33 @@ def test_settings_come_from_the_environment_and_bad_values_are_named():
     assert SurgeSettings.from_env({"CHAOSLAB_SURGE_PEAK_USERS": "250"}).peak_users == 250
     with pytest.raises(LoadSettingsError, match="CHAOSLAB_STEP_USERS='many' is not a whole number"):
         StepSettings.from_env({"CHAOSLAB_STEP_USERS": "many"})
-    with pytest.raises(LoadSettingsError, match="CHAOSLAB_STEP_SECONDS='0' must be at least 0.1"):
+    with pytest.raises(LoadSettingsError, match=r"CHAOSLAB_STEP_SECONDS='0' must be at least 0\.1"):
         StepSettings.from_env({"CHAOSLAB_STEP_SECONDS": "0"})
 
 
 def _exposed_shapes(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
-    probe = ("import json, sys\n"
-             f"sys.argv = ['locust', *{list(argv)!r}]\n"
-             "from locust.util.load_locustfile import load_locustfile\n"
-             f"_users, shapes = load_locustfile({str(LOCUSTFILE)!r})\n"
-             "print(json.dumps(sorted(type(s).__name__ for s in shapes)))\n")
-    return subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=environment(env),
-                          capture_output=True, text=True, timeout=60)
+    probe = (
+        "import json, sys\n"
+        f"sys.argv = ['locust', *{list(argv)!r}]\n"
+        "from locust.util.load_locustfile import load_locustfile\n"
+        f"_users, shapes = load_locustfile({str(LOCUSTFILE)!r})\n"
+        "print(json.dumps(sorted(type(s).__name__ for s in shapes)))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=environment(env), capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.parametrize(("env", "argv", "expected"), [
-    ({}, (), []),  # the plain web UI: no shape forced on it
-    ({}, ("--class-picker",), ["StepShape", "SurgeShape"]),
-    ({"LOCUST_USERCLASS_PICKER": "true"}, (), ["StepShape", "SurgeShape"]),
-    ({"CHAOSLAB_SHAPE": "surge"}, (), ["SurgeShape"]),
-    ({"CHAOSLAB_SHAPE": "STEP"}, (), ["StepShape"]),
-])
+@pytest.mark.parametrize(
+    ("env", "argv", "expected"),
+    [
+        ({}, (), []),  # the plain web UI: no shape forced on it
+        ({}, ("--class-picker",), ["StepShape", "SurgeShape"]),
+        ({"LOCUST_USERCLASS_PICKER": "true"}, (), ["StepShape", "SurgeShape"]),
+        ({"CHAOSLAB_SHAPE": "surge"}, (), ["SurgeShape"]),
+        ({"CHAOSLAB_SHAPE": "STEP"}, (), ["StepShape"]),
+    ],
+)
 def test_locustfile_exposes_a_shape_only_when_asked(env, argv, expected):
     proc = _exposed_shapes(env, *argv)
     assert proc.returncode == 0, proc.stderr
@@ -176,11 +215,10 @@ def test_the_storm_judge_flags_a_second_order_and_a_second_fresh_answer():
     same = SameAnswer()
     assert same.check(_Answer(201, order, replayed=False)) is None
     assert same.check(_Answer(201, order, replayed=True)) is None
-    assert same.check(_Answer(201, {**order, "order_id": "o-2"}, replayed=True)) == \
-        "one key, two different order_ids"
-    assert same.check(_Answer(201, {**order, "total_cents": 2}, replayed=True)) == \
-        "one key, divergent answers"
-    assert same.check(_Answer(201, order, replayed=False)) == \
-        "one key created more than one answer (two not replayed)"
-    assert same.check(_Answer(409, {"error": {"code": "idempotency_key_reused"}}, replayed=False)) \
+    assert same.check(_Answer(201, {**order, "order_id": "o-2"}, replayed=True)) == "one key, two different order_ids"
+    assert same.check(_Answer(201, {**order, "total_cents": 2}, replayed=True)) == "one key, divergent answers"
+    assert same.check(_Answer(201, order, replayed=False)) == "one key created more than one answer (two not replayed)"
+    assert (
+        same.check(_Answer(409, {"error": {"code": "idempotency_key_reused"}}, replayed=False))
         == "unexpected 409 idempotency_key_reused"
+    )

@@ -1,5 +1,6 @@
 """What a trainee sees: metrics Prometheus accepts, every dashboard panel live, one
 order followed through every service's log, alerts arriving at notifications."""
+
 from __future__ import annotations
 
 import shutil
@@ -22,8 +23,7 @@ SERVICES = ("gateway", "orders", "payments", "inventory", "notifications")
 @pytest.mark.parametrize("service", SERVICES)
 def test_promtool_accepts_every_metrics_page(stack, client, service):
     text = client.get(f"{stack.url(service)}/metrics").text
-    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     # promtool exits 1 for lint warnings too; problems are reported one per line.
     problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert not problems, problems
@@ -36,9 +36,24 @@ def test_one_order_is_followed_through_all_five_services_logs(stack, gateway, cl
     wait_until(lambda: events_for(client, stack, resp.json()["order_id"]), timeout_s=10)
 
     def seen_in_all() -> set[str] | bool:
-        out = subprocess.run([sys.executable, "-m", "chaos.cli", "logs", "--correlation-id", cid,
-                              "--lines", "500", "--run-dir", str(stack.run_dir)],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chaos.cli",
+                "logs",
+                "--correlation-id",
+                cid,
+                "--lines",
+                "500",
+                "--run-dir",
+                str(stack.run_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
         services = {line.split()[0] for line in out.splitlines() if line.strip()}
         return services >= set(SERVICES) or services
 
@@ -57,8 +72,9 @@ def test_every_dashboard_panel_returns_data(stack, gateway, client):
     put_fault(client, stack, "inventory", "latency_ms", 20)
     put_fault(client, stack, "gateway", "rate_limit_rps", 2)
     for i in range(40):
-        place_order(client, gateway, "SKU-004", 1, key=f"panel-{i}-{stack.chaos_token}",
-                    headers={"X-Client-ID": "panel-test"})
+        place_order(
+            client, gateway, "SKU-004", 1, key=f"panel-{i}-{stack.chaos_token}", headers={"X-Client-ID": "panel-test"}
+        )
         place_order(client, gateway, "SKU-004", 1, key=f"panel-{i}-{stack.chaos_token}")
     prometheus = stack.url("prometheus")
     queries = [(path.name, title, expr) for path in dashboard_paths() for title, expr in panel_queries(path)]
@@ -95,6 +111,7 @@ def test_alerts_reach_notifications_through_alertmanager(stack, client):
         pytest.skip("prometheus-alertmanager is not installed")
     sup.stop("redis")  # RedisDown: every service reports chaos_store_up 0
     try:
+
         def fired() -> bool:
             alerts = client.get(f"{stack.url('notifications')}/alerts", params={"status": "firing"}).json()
             return any(a["alertname"] == "RedisDown" for a in alerts["alerts"])

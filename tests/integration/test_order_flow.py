@@ -1,10 +1,10 @@
 """The order flow of DESIGN §1 through all five real services, and every error path."""
+
 from __future__ import annotations
 
 import pytest
 
-from tests.support.api import (charges_for, events_for, new_key, order_body, place_order,
-                               stock_of)
+from tests.support.api import charges_for, events_for, new_key, order_body, place_order, stock_of
 from tests.support.stack import assert_verify_clean, wait_until
 
 
@@ -30,8 +30,9 @@ def test_happy_path_confirms_charges_commits_and_notifies(stack, gateway, client
     assert after["available"] == before["available"] - 3
     assert after["committed"] == before["committed"] + 3
 
-    events = wait_until(lambda: events_for(client, stack, order["order_id"]), timeout_s=10,
-                        message="order event delivered")
+    events = wait_until(
+        lambda: events_for(client, stack, order["order_id"]), timeout_s=10, message="order event delivered"
+    )
     assert [(e["type"], e["correlation_id"]) for e in events] == [("order.confirmed", "cid-happy-1")]
 
 
@@ -98,8 +99,7 @@ BAD_BODIES = {
     "quantity as string": {"customer_id": "c-1", "items": [{"sku": "SKU-001", "quantity": "2"}]},
     "quantity as float": {"customer_id": "c-1", "items": [{"sku": "SKU-001", "quantity": 1.5}]},
     "items not a list": {"customer_id": "c-1", "items": "SKU-001"},
-    "client sends a price": {"customer_id": "c-1",
-                             "items": [{"sku": "SKU-001", "quantity": 1, "unit_price_cents": 1}]},
+    "client sends a price": {"customer_id": "c-1", "items": [{"sku": "SKU-001", "quantity": 1, "unit_price_cents": 1}]},
     "sku with spaces": order_body(sku="SKU 001"),
     "body is a list": [1, 2],
 }
@@ -114,15 +114,23 @@ def test_bad_bodies_get_a_clear_422(gateway, client, body):
 
 
 def test_body_that_is_not_json(gateway, client):
-    resp = client.post(f"{gateway}/orders", content=b"{not json",
-                       headers={"Idempotency-Key": new_key(), "Content-Type": "application/json"})
+    resp = client.post(
+        f"{gateway}/orders",
+        content=b"{not json",
+        headers={"Idempotency-Key": new_key(), "Content-Type": "application/json"},
+    )
     assert resp.status_code == 422
     assert "not valid JSON" in resp.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("key, code", [(None, "idempotency_key_missing"),
-                                       ("x" * 129, "idempotency_key_invalid"),
-                                       ("has space", "idempotency_key_invalid")])
+@pytest.mark.parametrize(
+    "key, code",
+    [
+        (None, "idempotency_key_missing"),
+        ("x" * 129, "idempotency_key_invalid"),
+        ("has space", "idempotency_key_invalid"),
+    ],
+)
 def test_idempotency_key_is_required_and_checked(gateway, client, key, code):
     headers = {} if key is None else {"Idempotency-Key": key}
     resp = client.post(f"{gateway}/orders", json=order_body(), headers=headers)
@@ -145,8 +153,11 @@ def test_oversized_chunked_body_is_refused_with_413(gateway, client):
             yield b"c" * 1024
         yield b'", "items": []}'
 
-    resp = client.post(f"{gateway}/orders", content=chunks(),
-                       headers={"Idempotency-Key": new_key(), "Content-Type": "application/json"})
+    resp = client.post(
+        f"{gateway}/orders",
+        content=chunks(),
+        headers={"Idempotency-Key": new_key(), "Content-Type": "application/json"},
+    )
     assert resp.status_code == 413
 
 

@@ -1,4 +1,5 @@
 """The resilience patterns on the live stack: breakers, shedding, replica ejection."""
+
 from __future__ import annotations
 
 import os
@@ -42,23 +43,36 @@ def test_breaker_opens_fails_fast_half_opens_and_closes(stack, gateway, client):
 
     # While open, calls fail at once: refused by the gateway itself, none reaches orders.
     # (How fast a refusal is belongs to the benchmark: bench/resilience.py.)
-    reached = metric(client, stack.url("orders"), "http_requests_total", route="unmatched") + \
-        metric(client, stack.url("orders"), "http_requests_total", route="/orders")
+    reached = metric(client, stack.url("orders"), "http_requests_total", route="unmatched") + metric(
+        client, stack.url("orders"), "http_requests_total", route="/orders"
+    )
     with httpx.Client(timeout=5) as fast:
         for _ in range(100):
             resp = fast.get(f"{gateway}/orders?limit=1")
             assert resp.status_code == 503 and resp.json()["error"]["code"] == "breaker_open"
             assert int(resp.headers["Retry-After"]) >= 1
-    assert metric(client, stack.url("orders"), "http_requests_total", route="unmatched") + \
-        metric(client, stack.url("orders"), "http_requests_total", route="/orders") == reached
+    assert (
+        metric(client, stack.url("orders"), "http_requests_total", route="unmatched")
+        + metric(client, stack.url("orders"), "http_requests_total", route="/orders")
+        == reached
+    )
 
     # After the wait in open it lets trial calls through; healed, they close it.
     clear_faults(client, stack)
-    wait_until(lambda: _breaker(client, stack, "gateway", "orders")["seconds_until_half_open"] == 0,
-               timeout_s=10, message="wait in open elapsed")
-    wait_until(lambda: client.get(f"{gateway}/orders?limit=1").status_code == 200 and
-               _breaker(client, stack, "gateway", "orders")["state"] == "closed",
-               timeout_s=10, interval_s=0.05, message="breaker closed after healthy trial calls")
+    wait_until(
+        lambda: _breaker(client, stack, "gateway", "orders")["seconds_until_half_open"] == 0,
+        timeout_s=10,
+        message="wait in open elapsed",
+    )
+    wait_until(
+        lambda: (
+            client.get(f"{gateway}/orders?limit=1").status_code == 200
+            and _breaker(client, stack, "gateway", "orders")["state"] == "closed"
+        ),
+        timeout_s=10,
+        interval_s=0.05,
+        message="breaker closed after healthy trial calls",
+    )
     transitions = metric(client, stack.url("gateway"), "breaker_transitions_total", downstream="orders")
     assert transitions >= 3  # closed→open, open→half_open, half_open→closed
 
@@ -71,8 +85,14 @@ def extra_gateway(stack):
     def start(**settings: str) -> str:
         port = free_ports(1)[0]
         env = {**os.environ, **stack.service_env("gateway"), "PORT": str(port), **settings}
-        procs.append(subprocess.Popen([sys.executable, "-m", "services", "gateway"], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "services", "gateway"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: runner.http_ok(url + "/health"), timeout_s=30, message="extra gateway up")
         return url
@@ -93,16 +113,19 @@ def small_gateway(extra_gateway):
 
 
 def test_shared_breaker_state_opens_every_replica_of_the_caller(stack, extra_gateway, client):
-    first, second, alone = (extra_gateway(BREAKER_SHARED="true"), extra_gateway(BREAKER_SHARED="true"),
-                            extra_gateway())
+    first, second, alone = (extra_gateway(BREAKER_SHARED="true"), extra_gateway(BREAKER_SHARED="true"), extra_gateway())
     put_fault(client, stack, "orders", "error_rate", 1.0, route="/orders")
 
     def state(url: str) -> str:
         [breaker] = client.get(f"{url}/status/breakers").json()["breakers"]
         return breaker["state"]
 
-    wait_until(lambda: client.get(f"{first}/orders?limit=1") and state(first) == "open", timeout_s=20,
-               interval_s=0.05, message="the first gateway's breaker trips")
+    wait_until(
+        lambda: client.get(f"{first}/orders?limit=1") and state(first) == "open",
+        timeout_s=20,
+        interval_s=0.05,
+        message="the first gateway's breaker trips",
+    )
     # The second never called orders, yet opens within a refresh; one without sharing does not.
     wait_until(lambda: state(second) == "open", timeout_s=5, message="the sharing replica opened too")
     assert state(alone) == "closed"
@@ -121,8 +144,9 @@ def test_gateway_sheds_past_max_inflight_at_once_and_admits_the_rest(stack, smal
         results = list(pool.map(order, range(12)))
     shed = [(r, start, end) for r, start, end in results if r.status_code == 429]
     admitted = [(r, start, end) for r, start, end in results if r.status_code == 201]
-    assert len(shed) >= 6 and 1 <= len(admitted) <= 4 and len(shed) + len(admitted) == 12, \
-        [r.status_code for r, *_ in results]
+    assert len(shed) >= 6 and 1 <= len(admitted) <= 4 and len(shed) + len(admitted) == 12, [
+        r.status_code for r, *_ in results
+    ]
     assert all(r.json()["error"]["code"] == "overloaded" and r.headers["Retry-After"] for r, *_ in shed)
     # Refused at once: every refusal is back before the first admitted order (which pays
     # the injected 600 ms) is done, so none waited in a queue behind the slow ones.
@@ -134,25 +158,35 @@ def test_gateway_sheds_past_max_inflight_at_once_and_admits_the_rest(stack, smal
 
 def _served(client, url: str) -> float:
     """Business requests a replica has answered (injected faults answer before routing)."""
-    return sum(metric(client, url, "http_requests_total", route=r)
-               for r in ("unmatched", "/charges", "/charges/void"))
+    return sum(metric(client, url, "http_requests_total", route=r) for r in ("unmatched", "/charges", "/charges/void"))
 
 
 def test_an_ejected_replica_stops_receiving_traffic(stack, gateway, client):
     urls = runner.scale(stack, "payments", 3)
     try:
-        wait_until(lambda: len(client.get(f"{stack.url('orders')}/status/breakers").json()["breakers"]) >= 5,
-                   timeout_s=10, message="orders sees three payments replicas")
+        wait_until(
+            lambda: len(client.get(f"{stack.url('orders')}/status/breakers").json()["breakers"]) >= 5,
+            timeout_s=10,
+            message="orders sees three payments replicas",
+        )
         put_fault(client, stack, "payments", "error_rate", 1.0, replica=1)
-        wait_until(lambda: client.post(f"{urls[1]}/charges", json={}).status_code == 500, timeout_s=5,
-                   message="replica 1 applies its fault")
-        wait_until(lambda: place_order(client, gateway, "SKU-002", 1) and
-                   metric(client, stack.url("orders"), "replica_ejections_total", downstream="payments") >= 1,
-                   timeout_s=20, message="the faulty replica ejected")
+        wait_until(
+            lambda: client.post(f"{urls[1]}/charges", json={}).status_code == 500,
+            timeout_s=5,
+            message="replica 1 applies its fault",
+        )
+        wait_until(
+            lambda: (
+                place_order(client, gateway, "SKU-002", 1)
+                and metric(client, stack.url("orders"), "replica_ejections_total", downstream="payments") >= 1
+            ),
+            timeout_s=20,
+            message="the faulty replica ejected",
+        )
 
         before = [_served(client, u) for u in urls]
         results = [place_order(client, gateway, "SKU-002", 1).status_code for _ in range(30)]
-        served = [_served(client, u) - b for u, b in zip(urls, before)]
+        served = [_served(client, u) - b for u, b in zip(urls, before, strict=True)]
         assert results.count(201) == 30, results  # the healthy two take the load (retries included)
         # Without ejection it would get a third of the calls; ejected, at most a probe or two.
         assert served[1] <= 0.1 * sum(served), served

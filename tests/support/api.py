@@ -1,4 +1,5 @@
 """Talk to the stack in the domain's words: place_order, get_order, stock_of, charges_for."""
+
 from __future__ import annotations
 
 import threading
@@ -19,11 +20,21 @@ def order_body(sku: str = "SKU-001", quantity: int = 1, customer: str = "c-1") -
     return {"customer_id": customer, "items": [{"sku": sku, "quantity": quantity}]}
 
 
-def place_order(client: httpx.Client, gateway: str, sku: str = "SKU-001", quantity: int = 1, *,
-                key: str | None = None, body: dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None) -> httpx.Response:
-    return client.post(f"{gateway}/orders", json=body or order_body(sku, quantity),
-                       headers={"Idempotency-Key": key or new_key(), **(headers or {})})
+def place_order(
+    client: httpx.Client,
+    gateway: str,
+    sku: str = "SKU-001",
+    quantity: int = 1,
+    *,
+    key: str | None = None,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return client.post(
+        f"{gateway}/orders",
+        json=body or order_body(sku, quantity),
+        headers={"Idempotency-Key": key or new_key(), **(headers or {})},
+    )
 
 
 def stock_of(client: httpx.Client, layout: StackLayout, sku: str) -> dict[str, Any]:
@@ -44,14 +55,15 @@ def events_for(client: httpx.Client, layout: StackLayout, order_id: str) -> list
     return resp.json()["events"]
 
 
-def place_until_final(client: httpx.Client, gateway: str, key: str, *, body: dict[str, Any],
-                      timeout_s: float = 30) -> httpx.Response:
+def place_until_final(
+    client: httpx.Client, gateway: str, key: str, *, body: dict[str, Any], timeout_s: float = 30
+) -> httpx.Response:
     """Retry one order with its key, waiting as `Retry-After` says, until an answer
     that is not 429/5xx (or the deadline)."""
     deadline = time.monotonic() + timeout_s
     while True:
         resp = place_order(client, gateway, key=key, body=body)
-        if resp.status_code < 500 and resp.status_code != 429 or time.monotonic() > deadline:
+        if (resp.status_code < 500 and resp.status_code != 429) or time.monotonic() > deadline:
             return resp
         time.sleep(min(float(resp.headers.get("Retry-After", "1")), max(0.0, deadline - time.monotonic())))
 

@@ -1,4 +1,5 @@
 """Set and clear faults on the test stack, through the services' own HTTP API."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,19 +10,21 @@ from chaos.layout import StackLayout
 from tests.support.stack import wait_until
 
 
-def put_fault(client: httpx.Client, layout: StackLayout, service: str, fault: str, value: Any,
-              **scope: Any) -> httpx.Response:
-    resp = client.put(f"{layout.url(service)}/chaos/config",
-                      json={"fault": fault, "value": value, **scope},
-                      headers={"X-Chaos-Token": layout.chaos_token})
+def put_fault(
+    client: httpx.Client, layout: StackLayout, service: str, fault: str, value: Any, **scope: Any
+) -> httpx.Response:
+    resp = client.put(
+        f"{layout.url(service)}/chaos/config",
+        json={"fault": fault, "value": value, **scope},
+        headers={"X-Chaos-Token": layout.chaos_token},
+    )
     assert resp.status_code == 200, resp.text
     return resp
 
 
 def clear_faults(client: httpx.Client, layout: StackLayout) -> None:
     for service in ("gateway", "orders", "payments", "inventory", "notifications"):
-        resp = client.delete(f"{layout.url(service)}/chaos/config",
-                             headers={"X-Chaos-Token": layout.chaos_token})
+        resp = client.delete(f"{layout.url(service)}/chaos/config", headers={"X-Chaos-Token": layout.chaos_token})
         assert resp.status_code == 200, resp.text
 
 

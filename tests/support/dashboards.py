@@ -6,6 +6,7 @@ training profile's values), so a test can parse it with promtool or evaluate it 
 running Prometheus. `metric_names(expr)` lists the metric names a PromQL expression reads,
 which lets the rule and dashboard tests hold them to the names the services export.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,10 +60,12 @@ def substitute(expr: str) -> str:
 def panel_queries(dashboard_path: Path | str) -> list[tuple[str, str]]:
     """(panel title, PromQL with variables substituted) for every target of every panel."""
     dashboard = load(Path(dashboard_path))
-    return [(panel.get("title", ""), substitute(target["expr"]))
-            for panel in panels(dashboard)
-            for target in panel.get("targets", [])
-            if target.get("expr")]
+    return [
+        (panel.get("title", ""), substitute(target["expr"]))
+        for panel in panels(dashboard)
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
 
 
 def annotation_queries(dashboard_path: Path | str) -> list[tuple[str, str]]:
@@ -71,14 +74,30 @@ def annotation_queries(dashboard_path: Path | str) -> list[tuple[str, str]]:
     Kept apart from panel queries: an annotation is empty whenever nothing happened.
     """
     dashboard = load(Path(dashboard_path))
-    return [(a.get("name", ""), substitute(a["expr"]))
-            for a in dashboard.get("annotations", {}).get("list", [])
-            if a.get("expr")]
+    return [
+        (a.get("name", ""), substitute(a["expr"]))
+        for a in dashboard.get("annotations", {}).get("list", [])
+        if a.get("expr")
+    ]
 
 
 # PromQL words that are not metric names.
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-             "group_left", "group_right", "inf", "nan", "atan2"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+    "atan2",
+}
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGES = re.compile(r"\[[^\[\]]*\]")
@@ -104,33 +123,63 @@ def metric_names(expr: str) -> set[str]:
 
 # The metric names the services export (issue 5's list; DESIGN §4 holds the contract ones).
 # Histograms are listed by their series names.
-EXPORTED_METRICS = frozenset({
-    "http_requests_total",
-    "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum",
-    "http_request_duration_seconds_count",
-    "http_inflight_requests",
-    "downstream_requests_total", "downstream_errors_total",
-    "downstream_request_duration_seconds_bucket", "downstream_request_duration_seconds_sum",
-    "downstream_request_duration_seconds_count",
-    "breaker_state", "breaker_transitions_total", "breaker_calls_total",
-    "bulkhead_rejections_total", "bulkhead_inflight",
-    "load_shed_total",
-    "retry_attempts_total", "retry_budget_exhausted_total",
-    "replica_ejections_total",
-    "orders_total", "idempotency_conflicts_total",
-    "outbox_pending", "outbox_oldest_age_seconds", "outbox_delivered_total",
-    "outbox_delivery_failures_total", "orders_resumed_total",
-    "db_up", "db_pool_size", "db_pool_in_use", "db_pool_waiting", "db_pool_timeouts_total",
-    "chaos_active", "chaos_store_up", "chaos_changes_total",
-    "rate_limited_total",
-    "payments_processor_connections", "payments_processor_connections_in_use", "payments_processor_waiting",
-    "payments_processor_wait_seconds_bucket", "payments_processor_wait_seconds_sum",
-    "payments_processor_wait_seconds_count",
-    "process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds",
-    "service_starts_total",
-})
+EXPORTED_METRICS = frozenset(
+    {
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "http_request_duration_seconds_sum",
+        "http_request_duration_seconds_count",
+        "http_inflight_requests",
+        "downstream_requests_total",
+        "downstream_errors_total",
+        "downstream_request_duration_seconds_bucket",
+        "downstream_request_duration_seconds_sum",
+        "downstream_request_duration_seconds_count",
+        "breaker_state",
+        "breaker_transitions_total",
+        "breaker_calls_total",
+        "bulkhead_rejections_total",
+        "bulkhead_inflight",
+        "load_shed_total",
+        "retry_attempts_total",
+        "retry_budget_exhausted_total",
+        "replica_ejections_total",
+        "orders_total",
+        "idempotency_conflicts_total",
+        "outbox_pending",
+        "outbox_oldest_age_seconds",
+        "outbox_delivered_total",
+        "outbox_delivery_failures_total",
+        "orders_resumed_total",
+        "db_up",
+        "db_pool_size",
+        "db_pool_in_use",
+        "db_pool_waiting",
+        "db_pool_timeouts_total",
+        "chaos_active",
+        "chaos_store_up",
+        "chaos_changes_total",
+        "rate_limited_total",
+        "payments_processor_connections",
+        "payments_processor_connections_in_use",
+        "payments_processor_waiting",
+        "payments_processor_wait_seconds_bucket",
+        "payments_processor_wait_seconds_sum",
+        "payments_processor_wait_seconds_count",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_start_time_seconds",
+        "service_starts_total",
+    }
+)
 # Series Prometheus writes itself for every target, and its alert series.
-PROMETHEUS_METRICS = frozenset({
-    "up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added",
-    "ALERTS", "ALERTS_FOR_STATE",
-})
+PROMETHEUS_METRICS = frozenset(
+    {
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_series_added",
+        "ALERTS",
+        "ALERTS_FOR_STATE",
+    }
+)

@@ -1,5 +1,6 @@
 """A real native stack for tests: PostgreSQL, Redis, Prometheus and the five services,
 on free ports, in the fast `ci` profile, under a run directory of its own."""
+
 from __future__ import annotations
 
 import os
@@ -18,16 +19,23 @@ def start_stack(profile: str = "ci") -> StackLayout:
     # Not pytest's tmp_path: PostgreSQL runs as another user and must reach its data.
     base = Path(tempfile.mkdtemp(prefix="chaoslab-test-"))
     base.chmod(0o755)
-    return runner.up(base / "run", profile=profile, chaos_token="test-token", pick_free_ports=True,
-                     timeout_s=120, progress=lambda _msg: None)
+    return runner.up(
+        base / "run",
+        profile=profile,
+        chaos_token="test-token",
+        pick_free_ports=True,
+        timeout_s=120,
+        progress=lambda _msg: None,
+    )
 
 
 def stop_stack(layout: StackLayout) -> None:
     runner.down(layout)
 
 
-def wait_until(condition: Callable[[], object], *, timeout_s: float, interval_s: float = 0.1,
-               message: str = "condition") -> object:
+def wait_until(
+    condition: Callable[[], object], *, timeout_s: float, interval_s: float = 0.1, message: str = "condition"
+) -> object:
     """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     last = None
@@ -52,8 +60,11 @@ def wait_restarted(layout: StackLayout, program: str, old_pid: int, timeout_s: f
 
     def back() -> bool:
         info = sup.process(program)
-        return (info["statename"] == "RUNNING" and info["pid"] not in (0, old_pid)
-                and runner.http_ok(layout.url(program) + "/health"))
+        return (
+            info["statename"] == "RUNNING"
+            and info["pid"] not in (0, old_pid)
+            and runner.http_ok(layout.url(program) + "/health")
+        )
 
     wait_until(back, timeout_s=timeout_s, message=f"{program} restarted and healthy")
 

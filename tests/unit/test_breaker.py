@@ -1,15 +1,17 @@
 """Circuit breaker: every transition and parameter, on a fake clock."""
+
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from prometheus_client import REGISTRY
 
-from services.common.web import errors
 from services.common.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from services.common.web import errors
 
 _names = itertools.count()
 
@@ -27,8 +29,13 @@ class FakeClock:
 
 def make(clock: FakeClock | None = None, **overrides: object) -> tuple[CircuitBreaker, FakeClock]:
     config = dict(
-        window_type="count", window_size=10, minimum_calls=10, failure_rate_threshold=50.0,
-        slow_call_duration_s=1.0, slow_call_rate_threshold=80.0, wait_in_open_s=30.0,
+        window_type="count",
+        window_size=10,
+        minimum_calls=10,
+        failure_rate_threshold=50.0,
+        slow_call_duration_s=1.0,
+        slow_call_rate_threshold=80.0,
+        wait_in_open_s=30.0,
         permitted_calls_in_half_open=3,
     )
     config.update(overrides)
@@ -268,8 +275,13 @@ def test_snapshot_reports_rates_and_time_until_half_open():
         call(breaker, failed=True)
     snap = breaker.snapshot()
     assert snap == {
-        "name": breaker.name, "state": "closed", "failure_rate": 33.33, "slow_rate": 66.67,
-        "calls": 9, "minimum_calls": 10, "seconds_until_half_open": 0.0,
+        "name": breaker.name,
+        "state": "closed",
+        "failure_rate": 33.33,
+        "slow_rate": 66.67,
+        "calls": 9,
+        "minimum_calls": 10,
+        "seconds_until_half_open": 0.0,
     }
     call(breaker, failed=True)  # 4/10
     call(breaker, failed=True)  # pushes out a slow success: 5/10, trips
@@ -324,9 +336,14 @@ class BreakerMachine(RuleBasedStateMachine):
     )
     def build(self, window_type, window_size, minimum_calls, threshold, permitted):
         self.config = BreakerConfig(
-            window_type=window_type, window_size=window_size, minimum_calls=minimum_calls,
-            failure_rate_threshold=threshold, slow_call_duration_s=1.0, slow_call_rate_threshold=threshold,
-            wait_in_open_s=5.0, permitted_calls_in_half_open=permitted,
+            window_type=window_type,
+            window_size=window_size,
+            minimum_calls=minimum_calls,
+            failure_rate_threshold=threshold,
+            slow_call_duration_s=1.0,
+            slow_call_rate_threshold=threshold,
+            wait_in_open_s=5.0,
+            permitted_calls_in_half_open=permitted,
         )
         self.breaker = CircuitBreaker(f"prop-{next(_names)}", self.config, self.clock)
 

@@ -1,4 +1,5 @@
 """Bulkhead: limit, wait, rejection, hand-over, cancellation. No sleeps: events only."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,8 +8,8 @@ import itertools
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.web import errors
 from services.common.resilience.bulkhead import Bulkhead
+from services.common.web import errors
 
 _names = itertools.count()
 

@@ -4,6 +4,7 @@ The compose stack cannot be run here in milliseconds, so these tests read the fi
 compare them with what the services really read: their Settings fields, default ports,
 `python -m services <name>` entry point and the native stack's Prometheus jobs.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,8 +23,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 # DESIGN §1: the ports everyone (runbook, dashboards, drills) relies on.
 DESIGN_PORTS = {
-    "gateway": 8000, "orders": 8001, "payments": 8002, "inventory": 8003, "notifications": 8004,
-    "postgres": 5432, "redis": 6379, "prometheus": 9090, "alertmanager": 9093, "grafana": 3000,
+    "gateway": 8000,
+    "orders": 8001,
+    "payments": 8002,
+    "inventory": 8003,
+    "notifications": 8004,
+    "postgres": 5432,
+    "redis": 6379,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "grafana": 3000,
     "locust": 8089,
 }
 # Images whose tag cannot say which version runs.
@@ -55,8 +64,10 @@ def settings_class(service: str):
     return importlib.import_module(f"services.{service}.settings").Settings
 
 
-_PORT_ENTRY = re.compile(r"^(?:(?P<ip>[\d.]+):)?(?:\$\{(?P<var>\w+):-(?P<default>\d+)\}|(?P<host>\d+))"
-                         r":(?P<container>\d+)(?:/\w+)?$")
+_PORT_ENTRY = re.compile(
+    r"^(?:(?P<ip>[\d.]+):)?(?:\$\{(?P<var>\w+):-(?P<default>\d+)\}|(?P<host>\d+))"
+    r":(?P<container>\d+)(?:/\w+)?$"
+)
 
 
 def port_entries(spec: dict[str, Any]) -> list[re.Match[str]]:
@@ -94,6 +105,7 @@ def is_pinned(image: str) -> bool:
 
 
 # --- our five services ----------------------------------------------------------------
+
 
 def test_every_service_of_the_design_runs_in_compose():
     assert sorted(app_command(spec)[3] for spec in APP_SERVICES.values()) == sorted(SERVICES)
@@ -161,6 +173,7 @@ def test_service_restarts_and_is_built_from_our_dockerfile(name):
 
 
 # --- the whole file -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
 def test_depends_on_waits_for_healthy(name):
@@ -239,8 +252,9 @@ def test_prometheus_files_are_generated_from_the_native_jobs_and_rules():
     from chaos import prometheus_config
 
     for path, text in prometheus_config.compose_files().items():
-        assert path.exists() and path.read_text() == text, \
+        assert path.exists() and path.read_text() == text, (
             f"{path.relative_to(REPO)}: run `python -m chaos.prometheus_config --write`"
+        )
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -249,8 +263,11 @@ def test_prometheus_scrapes_every_service_under_the_native_stacks_job_names(tmp_
     from chaos.layout import StackLayout
 
     compose = load_yaml(f"prometheus/compose/{profile}.yml")
-    native = yaml.safe_load(prometheus_config.write(StackLayout.new(
-        tmp_path, profile=profile, chaos_token="t", pick_free_ports=False)).read_text())
+    native = yaml.safe_load(
+        prometheus_config.write(
+            StackLayout.new(tmp_path, profile=profile, chaos_token="t", pick_free_ports=False)
+        ).read_text()
+    )
     assert [j["job_name"] for j in compose["scrape_configs"]] == [j["job_name"] for j in native["scrape_configs"]]
     for job in compose["scrape_configs"]:
         name = job["job_name"]
@@ -280,8 +297,7 @@ def test_alertmanager_sends_every_alert_to_the_notifications_webhook():
     assert "routes" not in config["route"]
     assert config["route"]["group_wait"] == "10s"
     [webhook] = next(r for r in config["receivers"] if r["name"] == receiver)["webhook_configs"]
-    assert webhook == {"url": f"http://notifications:{DESIGN_PORTS['notifications']}/alerts",
-                       "send_resolved": True}
+    assert webhook == {"url": f"http://notifications:{DESIGN_PORTS['notifications']}/alerts", "send_resolved": True}
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -1,4 +1,5 @@
 """`--target compose` says clearly what is wrong before any stack is reached."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def chaoslab(*args: str, path: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chaos.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PATH": path, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "chaos.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": path, "COLUMNS": "200"},
+    )
 
 
 def test_an_unknown_target_is_a_usage_error():

@@ -5,6 +5,7 @@ a data source, targets with expr and refId, grid positions that do not overlap),
 query goes through promtool's parser as a recording rule. A live test evaluates the same
 queries (tests/support/dashboards.py: panel_queries) against a running Prometheus.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -102,18 +103,33 @@ def test_grid_positions_fit_and_do_not_overlap(path):
         assert grid["w"] >= 1 and grid["h"] >= 1 and grid["x"] + grid["w"] <= 24, f"{title}: {grid}"
         placed.append((title, grid))
     for (a, ga), (b, gb) in itertools.combinations(placed, 2):
-        apart = (ga["x"] + ga["w"] <= gb["x"] or gb["x"] + gb["w"] <= ga["x"]
-                 or ga["y"] + ga["h"] <= gb["y"] or gb["y"] + gb["h"] <= ga["y"])
+        apart = (
+            ga["x"] + ga["w"] <= gb["x"]
+            or gb["x"] + gb["w"] <= ga["x"]
+            or ga["y"] + ga["h"] <= gb["y"]
+            or gb["y"] + gb["h"] <= ga["y"]
+        )
         assert apart, f"{path.name}: panels {a!r} {ga} and {b!r} {gb} overlap"
 
 
 def test_overview_shows_the_issue_list():
     overview = next(p for p in PATHS if p.stem == "overview")
     exprs = " ".join(expr for _, expr in panel_queries(overview))
-    for needed in ("order_success_rate", "orders_total", "p50", "p95", "p99", "breaker_state",
-                   "bulkhead_rejections_total", "load_shed_total", "retry_attempts_total",
-                   "idempotency_conflicts_total", "outbox_pending", "outbox_oldest_age_seconds",
-                   "chaos_active"):
+    for needed in (
+        "order_success_rate",
+        "orders_total",
+        "p50",
+        "p95",
+        "p99",
+        "breaker_state",
+        "bulkhead_rejections_total",
+        "load_shed_total",
+        "retry_attempts_total",
+        "idempotency_conflicts_total",
+        "outbox_pending",
+        "outbox_oldest_age_seconds",
+        "chaos_active",
+    ):
         assert needed in exprs, f"the overview shows no {needed}"
     assert ("Chaos changes", "changes(chaos_changes_total[1m]) > 0") in annotation_queries(overview)
 
@@ -139,10 +155,12 @@ def test_queries_parse(promtool, path, tmp_path):
     failures = []
     for index, (title, expr) in enumerate(queries):
         rules = tmp_path / f"query_{index}.yml"
-        rules.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": [
-            {"record": f"dashboard:query:{index}", "expr": expr}]}]}))
-        result = subprocess.run([promtool, "check", "rules", str(rules)],
-                                capture_output=True, text=True, timeout=60)
+        rules.write_text(
+            yaml.safe_dump(
+                {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query:{index}", "expr": expr}]}]}
+            )
+        )
+        result = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             failures.append(f"{title!r}: {expr}\n{result.stdout}{result.stderr}")
     assert not failures, f"{path.name}: queries promtool cannot parse:\n" + "\n".join(failures)

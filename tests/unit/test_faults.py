@@ -1,10 +1,11 @@
 """The fault catalogue: every bound tried just inside and just outside, keys both ways."""
+
 from __future__ import annotations
 
 import pytest
 
-from services.common.web.errors import BadInput
 from services.common.faults.catalogue import CATALOGUE, parse_key, redis_key
+from services.common.web.errors import BadInput
 
 NUMERIC = [f for f in CATALOGUE.values() if f.kind in ("rate", "int", "float")]
 
@@ -38,8 +39,9 @@ def test_int_faults_refuse_fractions():
     assert CATALOGUE["error_first_n"].parse("3", "payments") == 3
 
 
-@pytest.mark.parametrize("raw, expected", [("1", True), ("true", True), ("on", True), ("0", False),
-                                           ("false", False), (True, True)])
+@pytest.mark.parametrize(
+    "raw, expected", [("1", True), ("true", True), ("on", True), ("0", False), ("false", False), (True, True)]
+)
 def test_bool_faults(raw, expected):
     assert CATALOGUE["unhealthy"].parse(raw, "orders") is expected
 
@@ -90,6 +92,12 @@ def test_not_a_fault_key():
 def test_encode_is_what_parse_reads_back():
     for fault in CATALOGUE.values():
         service = _service(fault)
-        sample = {"rate": 0.25, "int": int(fault.high), "float": fault.high, "bool": True,
-                  "status": 503, "services": ["orders"] if service == "gateway" else ["payments"]}[fault.kind]
+        sample = {
+            "rate": 0.25,
+            "int": int(fault.high),
+            "float": fault.high,
+            "bool": True,
+            "status": 503,
+            "services": ["orders"] if service == "gateway" else ["payments"],
+        }[fault.kind]
         assert fault.parse(fault.encode(sample), service) == sample

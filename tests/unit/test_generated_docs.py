@@ -1,5 +1,6 @@
 """runbook.md and chaos/experiments/ are generated from the incident catalogue: they
 must not drift from the commands the drills run."""
+
 from __future__ import annotations
 
 import json

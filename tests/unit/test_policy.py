@@ -1,4 +1,5 @@
 """Policy: the patterns stacked around a fake `send`, on a fake clock and a fake sleep."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,6 @@ from dataclasses import dataclass, field, replace
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.web import errors
 from services.common.resilience.breaker import BreakerConfig, BreakerState
 from services.common.resilience.policy import (
     RESILIENCE_PROFILE_DEFAULTS,
@@ -19,6 +19,7 @@ from services.common.resilience.policy import (
     ResilienceSettings,
     policy_config,
 )
+from services.common.web import errors
 
 _names = itertools.count()
 URL = "http://127.0.0.1:8002"
@@ -57,9 +58,19 @@ class World:
 
 BREAKER = BreakerConfig(window_size=10, minimum_calls=10, wait_in_open_s=30.0, permitted_calls_in_half_open=2)
 CONFIG = PolicyConfig(
-    timeout_s=2.0, max_attempts=3, backoff_base_s=0.1, backoff_max_s=1.0, retry_budget_ratio=0.2,
-    retry_budget_window_s=10.0, retry_min_per_s=0.0, bulkhead_max_concurrent=4, bulkhead_max_wait_s=0.0,
-    breaker=BREAKER, ejection_consecutive_failures=3, ejection_base_s=10.0, ejection_max_s=60.0,
+    timeout_s=2.0,
+    max_attempts=3,
+    backoff_base_s=0.1,
+    backoff_max_s=1.0,
+    retry_budget_ratio=0.2,
+    retry_budget_window_s=10.0,
+    retry_min_per_s=0.0,
+    bulkhead_max_concurrent=4,
+    bulkhead_max_wait_s=0.0,
+    breaker=BREAKER,
+    ejection_consecutive_failures=3,
+    ejection_base_s=10.0,
+    ejection_max_s=60.0,
 )
 
 
@@ -366,8 +377,16 @@ def test_snapshot_lists_breaker_and_replica_state():
     (snap,) = policy.snapshot()
     assert snap["name"] == policy.downstream
     assert snap["downstream"] == policy.downstream and snap["replica"] == URL
-    assert {"state", "failure_rate", "slow_rate", "calls", "seconds_until_half_open", "ejected",
-            "seconds_until_return", "resilience"} <= set(snap)
+    assert {
+        "state",
+        "failure_rate",
+        "slow_rate",
+        "calls",
+        "seconds_until_half_open",
+        "ejected",
+        "seconds_until_return",
+        "resilience",
+    } <= set(snap)
     assert BreakerState.CLOSED.label == snap["state"]
 
 
@@ -417,7 +436,9 @@ def test_refresh_replicas_gives_each_resolved_address_its_breaker(monkeypatch):
     assert metric("breaker_state", downstream=policy.downstream) == 0
     run(policy.refresh_replicas())
     assert [s["name"] for s in policy.snapshot()] == [
-        f"{policy.downstream}@10.1.0.1:8002", f"{policy.downstream}@10.1.0.2:8002"]
+        f"{policy.downstream}@10.1.0.1:8002",
+        f"{policy.downstream}@10.1.0.2:8002",
+    ]
     assert REGISTRY.get_sample_value("breaker_state", {"downstream": policy.downstream}) is None
     run(policy.call(world.send, retryable=False))
     assert world.calls[-1][0] == "http://10.1.0.1:8002"

@@ -1,5 +1,6 @@
 """payments' card processor: a fixed number of connections per replica, each busy for a
 fixed service time, so one replica's capacity is connections / service time."""
+
 from __future__ import annotations
 
 import asyncio

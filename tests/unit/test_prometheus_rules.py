@@ -1,5 +1,6 @@
 """The alert and recording rules: promtool accepts them, their unit tests pass, and every
 wave-1 incident of the catalogue has exactly one alert that names it and links its runbook."""
+
 from __future__ import annotations
 
 import re
@@ -21,10 +22,26 @@ INCIDENTS_MD = Path(__file__).resolve().parents[3] / "shared" / "INCIDENTS.md"
 
 # Used when the shared catalogue is not beside the checkout (a fresh clone).
 WAVE_1 = (
-    "payments-errors", "payments-latency", "payments-down", "inventory-lock", "gateway-overload",
-    "outbox-backlog", "outbox-stuck", "duplicate-storm", "retry-amplification", "cascading-failure",
-    "database-down", "db-pool-exhaustion", "redis-down", "worker-unhealthy", "cannot-scale",
-    "monitoring-down", "memory-leak", "rate-limit-misconfig", "crashloop", "multi-failure",
+    "payments-errors",
+    "payments-latency",
+    "payments-down",
+    "inventory-lock",
+    "gateway-overload",
+    "outbox-backlog",
+    "outbox-stuck",
+    "duplicate-storm",
+    "retry-amplification",
+    "cascading-failure",
+    "database-down",
+    "db-pool-exhaustion",
+    "redis-down",
+    "worker-unhealthy",
+    "cannot-scale",
+    "monitoring-down",
+    "memory-leak",
+    "rate-limit-misconfig",
+    "crashloop",
+    "multi-failure",
 )
 SEVERITIES = {"critical", "warning"}
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
@@ -147,8 +164,7 @@ def test_expressions_read_only_exported_metrics(rule):
 @pytest.mark.parametrize("alert", alerts(), ids=lambda a: a["alert"])
 def test_each_alert_has_a_firing_and_a_silent_unit_test(alert):
     name = alert["alert"]
-    cases = [case for test in unit_tests() for case in test.get("alert_rule_test", [])
-             if case["alertname"] == name]
+    cases = [case for test in unit_tests() for case in test.get("alert_rule_test", []) if case["alertname"] == name]
     firing = [c for c in cases if c.get("exp_alerts")]
     silent = [c for c in cases if c.get("exp_alerts") == []]
     assert firing, f"{name}: no test where the incident's series make it fire"

@@ -1,4 +1,5 @@
 """Replica pool: round robin, outlier ejection with growing intervals, probes, DNS refresh."""
+
 from __future__ import annotations
 
 import asyncio
@@ -51,8 +52,9 @@ def test_ejects_after_consecutive_failures_only():
     fail(p, A, 1)
     assert p.is_ejected(A)
     assert picks(p, 10) == Counter({B: 5, C: 5})
-    assert REGISTRY.get_sample_value(
-        "replica_ejections_total", {"downstream": p.name, "replica": "127.0.0.1:8002"}) == 1
+    assert (
+        REGISTRY.get_sample_value("replica_ejections_total", {"downstream": p.name, "replica": "127.0.0.1:8002"}) == 1
+    )
 
 
 def test_ejected_replica_returns_after_the_interval_as_a_probe():

@@ -1,11 +1,13 @@
 """Backoff and retry budget, on a fake clock."""
+
 from __future__ import annotations
 
 import itertools
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from services.common.resilience.retry import RetryBudget, backoff_s

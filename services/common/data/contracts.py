@@ -1,4 +1,5 @@
 """The shapes that cross service boundaries, validated on both sides of each hop."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt

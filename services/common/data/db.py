@@ -3,6 +3,7 @@
 Migrations are plain SQL files run at start-up in order under an advisory lock, so
 replicas starting together do not race; every statement is idempotent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +17,7 @@ import orjson
 
 from services.common.web.errors import DependencyUnavailable
 from services.common.web.logging import get_logger
-from services.common.web.metrics import (db_pool_in_use, db_pool_size, db_pool_timeouts_total,
-                                     db_pool_waiting, db_up)
+from services.common.web.metrics import db_pool_in_use, db_pool_size, db_pool_timeouts_total, db_pool_waiting, db_up
 
 _logger = get_logger("db")
 
@@ -25,25 +25,34 @@ _logger = get_logger("db")
 # 503 and retried by background loops. (A shutdown kills queries in flight with
 # AdminShutdownError, an OperatorInterventionError; a broken connection can surface as
 # InternalClientError.)
-DB_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-             asyncpg.InternalClientError, asyncpg.exceptions.OperatorInterventionError,
-             asyncpg.TooManyConnectionsError)
+DB_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=lambda v: orjson.dumps(v).decode(),
-                                  decoder=orjson.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            kind, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
 
 
-async def create_pool(dsn: str, schema: str, min_size: int, max_size: int,
-                      timeout_s: float) -> asyncpg.Pool:
+async def create_pool(dsn: str, schema: str, min_size: int, max_size: int, timeout_s: float) -> asyncpg.Pool:
     """A pool whose connections see `schema` first; raises DependencyUnavailable."""
     try:
         return await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
             server_settings={"search_path": schema, "application_name": schema},
-            timeout=timeout_s, command_timeout=timeout_s * 2,
+            timeout=timeout_s,
+            command_timeout=timeout_s * 2,
         )
     except DB_ERRORS as exc:
         raise DependencyUnavailable(f"database unreachable: {exc}", retry_after_s=1) from exc
@@ -73,10 +82,18 @@ class Database:
     background task keeps trying; once connected, the migrations run exactly once.
     """
 
-    def __init__(self, dsn: str, schema: str, migrations: Sequence[Path], *,
-                 min_size: int, max_size: int, timeout_s: float,
-                 on_ready: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-                 acquire_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        migrations: Sequence[Path],
+        *,
+        min_size: int,
+        max_size: int,
+        timeout_s: float,
+        on_ready: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+        acquire_timeout_s: float = 2.0,
+    ) -> None:
         self.dsn, self.schema, self.migrations, self.on_ready = dsn, schema, migrations, on_ready
         self.acquire_timeout_s = acquire_timeout_s
         self._holding: asyncio.Task | None = None
@@ -87,14 +104,20 @@ class Database:
         self._ready = asyncio.Event()
 
     @classmethod
-    def for_service(cls, settings, package_dir: Path, *, extra_migrations: Sequence[Path] = (),
-                    on_ready=None) -> Database:
+    def for_service(
+        cls, settings, package_dir: Path, *, extra_migrations: Sequence[Path] = (), on_ready=None
+    ) -> Database:
         """The service's own schema (named after it) with its package's migrations."""
-        return cls(settings.database_url, settings.service,
-                   [*migration_files(package_dir), *extra_migrations],
-                   min_size=settings.db_pool_min, max_size=settings.db_pool_max,
-                   timeout_s=settings.downstream_timeout_s, on_ready=on_ready,
-                   acquire_timeout_s=settings.db_acquire_timeout_s)
+        return cls(
+            settings.database_url,
+            settings.service,
+            [*migration_files(package_dir), *extra_migrations],
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            timeout_s=settings.downstream_timeout_s,
+            on_ready=on_ready,
+            acquire_timeout_s=settings.db_acquire_timeout_s,
+        )
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -108,7 +131,9 @@ class Database:
             db_pool_timeouts_total.labels(self.schema).inc()
             raise DependencyUnavailable(
                 f"no database connection free within {self.acquire_timeout_s}s "
-                f"(pool of {pool.get_max_size()} exhausted)", retry_after_s=1) from exc
+                f"(pool of {pool.get_max_size()} exhausted)",
+                retry_after_s=1,
+            ) from exc
         finally:
             db_pool_waiting.labels(self.schema).dec()
         try:
@@ -156,8 +181,7 @@ class Database:
     async def _connect_forever(self) -> None:
         while True:
             try:
-                pool = await create_pool(self.dsn, self.schema, self.min_size, self.max_size,
-                                         self.timeout_s)
+                pool = await create_pool(self.dsn, self.schema, self.min_size, self.max_size, self.timeout_s)
                 await migrate(pool, self.schema, self.migrations)
                 if self.on_ready:
                     async with pool.acquire() as conn:

@@ -3,6 +3,7 @@
 A key that comes back with a different body is a client bug, refused with 409
 `idempotency_key_reused` and counted in `idempotency_conflicts_total`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,11 +20,13 @@ _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 def require_key(value: str | None) -> str:
     if not value:
-        raise BadInput("the Idempotency-Key header is required: send a unique key per order "
-                       "(a UUID) and the same key when you retry", code="idempotency_key_missing")
+        raise BadInput(
+            "the Idempotency-Key header is required: send a unique key per order "
+            "(a UUID) and the same key when you retry",
+            code="idempotency_key_missing",
+        )
     if not _KEY.match(value):
-        raise BadInput("Idempotency-Key must be 1 to 128 visible ASCII characters",
-                       code="idempotency_key_invalid")
+        raise BadInput("Idempotency-Key must be 1 to 128 visible ASCII characters", code="idempotency_key_invalid")
     return value
 
 

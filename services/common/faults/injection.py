@@ -5,11 +5,13 @@ error_rate (answered with error_status) → reset (connection dropped mid-respon
 Operational paths (/health, /metrics, /chaos/config, /status/breakers, the OpenAPI
 docs) are never touched, so a fault can always be seen and cleared.
 """
+
 from __future__ import annotations
 
 import asyncio
 import random
 import time
+
 from services.common.faults.runtime import ChaosRuntime
 from services.common.web.errors import error_body
 from services.common.web.middleware import applied_fault, request_deadline
@@ -63,15 +65,24 @@ class FaultInjectionMiddleware:
 
 async def _error(send, status: int, message: str) -> None:
     body = error_body("injected_fault", f"chaos: {message}")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 async def _reset(send) -> None:
     """Promise a body, send part of it, and stop: the server closes the connection and
     the caller sees it dropped mid-response."""
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+        }
+    )
     await send({"type": "http.response.body", "body": b'{"partial":', "more_body": False})

@@ -3,6 +3,7 @@
 PUT and DELETE need `X-Chaos-Token` (401 without it or with a wrong one); a service
 started without a token refuses them (403), so chaos is never open by accident.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -11,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
-from services.common.web.openapi import error_responses
 from services.common.faults.runtime import ChaosRuntime
 from services.common.web.errors import ChaoslabError
+from services.common.web.openapi import error_responses
 
 
 class Unauthorized(ChaoslabError):
@@ -46,27 +47,33 @@ def build_router(chaos: ChaosRuntime, token: str) -> APIRouter:
 
     async def current() -> dict[str, Any]:
         faults = await chaos.store.active(chaos.service)
-        return {"service": chaos.service, "replica": chaos.replica,
-                "faults": [f.as_dict() for f in faults]}
+        return {"service": chaos.service, "replica": chaos.replica, "faults": [f.as_dict() for f in faults]}
 
     @router.get("/chaos/config", responses=error_responses(503))
     async def get_config():
         return await current()
 
     @router.put("/chaos/config", responses=error_responses(401, 403, 422, 503))
-    async def put_config(body: FaultRequest, request: Request,
-                         x_chaos_token: str | None = Header(None)):
+    async def put_config(body: FaultRequest, request: Request, x_chaos_token: str | None = Header(None)):
         check(x_chaos_token)
         client = request.client.host if request.client else "unknown"
-        await chaos.store.set(chaos.service, body.fault, body.value, ttl_s=body.ttl_s,
-                              persist=body.persist, route=body.route, replica=body.replica,
-                              who=f"http:{client}")
+        await chaos.store.set(
+            chaos.service,
+            body.fault,
+            body.value,
+            ttl_s=body.ttl_s,
+            persist=body.persist,
+            route=body.route,
+            replica=body.replica,
+            who=f"http:{client}",
+        )
         await chaos.refresh()
         return await current()
 
     @router.delete("/chaos/config", responses=error_responses(401, 403, 422, 503))
-    async def delete_config(request: Request, fault: str | None = Query(None),
-                            x_chaos_token: str | None = Header(None)):
+    async def delete_config(
+        request: Request, fault: str | None = Query(None), x_chaos_token: str | None = Header(None)
+    ):
         check(x_chaos_token)
         client = request.client.host if request.client else "unknown"
         await chaos.store.clear(chaos.service, fault, who=f"http:{client}")

@@ -7,6 +7,7 @@ so: `chaos_store_up 0`. `chaos_active{service,fault}` shows what is on;
 Process faults (crash, crashloop, memory leak, CPU burn, held DB connections) are
 carried out here; request faults by the injection middleware.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,14 +19,13 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from services.common.web import logging as log
 from services.common.faults.store import ActiveFault, ChaosStore, connect
+from services.common.web import logging as log
 from services.common.web.errors import ChaoslabError
 
 chaos_active = Gauge("chaos_active", "1 while a fault is set for this service.", ["service", "fault"])
 chaos_store_up = Gauge("chaos_store_up", "1 when the chaos store (Redis) answers, else 0.")
-chaos_changes_total = Counter("chaos_changes_total", "Fault changes this process has seen.",
-                              ["service", "fault"])
+chaos_changes_total = Counter("chaos_changes_total", "Fault changes this process has seen.", ["service", "fault"])
 service_starts_total = Counter("service_starts_total", "Starts of this service process.", ["service"])
 
 _logger = log.get_logger("chaos")
@@ -33,8 +33,9 @@ _LEAK_CAP_MB = 1024
 
 
 class ChaosRuntime:
-    def __init__(self, service: str, replica: int, store: ChaosStore, refresh_s: float,
-                 crashloop_after_s: float = 2.0) -> None:
+    def __init__(
+        self, service: str, replica: int, store: ChaosStore, refresh_s: float, crashloop_after_s: float = 2.0
+    ) -> None:
         self.service, self.replica, self.store, self.refresh_s = service, replica, store, refresh_s
         self.crashloop_after_s = crashloop_after_s
         self.started = time.monotonic()
@@ -46,9 +47,13 @@ class ChaosRuntime:
 
     @classmethod
     def for_service(cls, settings) -> ChaosRuntime:
-        return cls(settings.service, settings.replica,
-                   ChaosStore(connect(settings.redis_url), settings.profile), settings.chaos_refresh_s,
-                   settings.crashloop_after_s)
+        return cls(
+            settings.service,
+            settings.replica,
+            ChaosStore(connect(settings.redis_url), settings.profile),
+            settings.chaos_refresh_s,
+            settings.crashloop_after_s,
+        )
 
     def on_change(self, fault: str, effect: Callable[[Any], Any]) -> None:
         """Call `effect(value or None)` whenever `fault` changes (e.g. db_pool_hold)."""
@@ -81,7 +86,7 @@ class ChaosRuntime:
             try:
                 await self.refresh()
                 self._tick()
-            except Exception as exc:  # noqa: BLE001 - the refresh loop must outlive any failure
+            except Exception as exc:
                 _logger.error("chaos.refresh_failed", error=repr(exc), exc_info=exc)
             await asyncio.sleep(self.refresh_s)
 

@@ -5,6 +5,7 @@ alike): the value is validated against the catalogue, set with a TTL, and record
 the `chaos:audit` stream (who, what, when, value). The runbook scripts write the same
 keys with redis-cli and the same audit entries.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -19,8 +20,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from services.common.web.errors import BadInput, DependencyUnavailable
 from services.common.faults.catalogue import CATALOGUE, DEFAULT_TTL_S, MAX_TTL_S, lookup, parse_key, redis_key
+from services.common.web.errors import BadInput, DependencyUnavailable
 
 AUDIT_STREAM = "chaos:audit"
 AUDIT_MAXLEN = 10_000
@@ -50,9 +51,14 @@ def default_who() -> str:
 def connect(url: str) -> aioredis.Redis:
     # A pooled connection that Redis or the network dropped fails on its next use: one
     # immediate retry on a fresh connection, so only a Redis that is really gone is an error.
-    return aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
-                             decode_responses=True, health_check_interval=0,
-                             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+    return aioredis.from_url(
+        url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        decode_responses=True,
+        health_check_interval=0,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
 
 
 class ChaosStore:
@@ -62,9 +68,18 @@ class ChaosStore:
         self.redis = redis
         self.default_ttl_s = DEFAULT_TTL_S.get(profile, DEFAULT_TTL_S["training"])
 
-    async def set(self, service: str, fault: str, raw_value: Any, *, ttl_s: float | None = None,
-                  persist: bool = False, route: str | None = None, replica: int | None = None,
-                  who: str | None = None) -> ActiveFault:
+    async def set(
+        self,
+        service: str,
+        fault: str,
+        raw_value: Any,
+        *,
+        ttl_s: float | None = None,
+        persist: bool = False,
+        route: str | None = None,
+        replica: int | None = None,
+        who: str | None = None,
+    ) -> ActiveFault:
         definition = lookup(fault)
         value = definition.parse(raw_value, service)
         if route is not None and not route.startswith("/"):
@@ -76,21 +91,32 @@ class ChaosStore:
         else:
             ttl = self.default_ttl_s if ttl_s is None else ttl_s
             if not 1 <= ttl <= MAX_TTL_S:
-                raise BadInput(f"ttl_s must be between 1 and {MAX_TTL_S} seconds; {ttl} is out of range "
-                               "(set persist to keep a fault until it is cleared)", code="fault_ttl_invalid")
+                raise BadInput(
+                    f"ttl_s must be between 1 and {MAX_TTL_S} seconds; {ttl} is out of range "
+                    "(set persist to keep a fault until it is cleared)",
+                    code="fault_ttl_invalid",
+                )
         key = redis_key(service, fault, route=route, replica=replica)
         encoded = definition.encode(value)
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.set(key, encoded, px=None if ttl is None else int(ttl * 1000))
-                pipe.xadd(AUDIT_STREAM, {"action": "set", "key": key, "value": encoded,
-                                         "ttl_s": "persist" if ttl is None else str(ttl),
-                                         "who": who or default_who(), "at": f"{time.time():.3f}"},
-                          maxlen=AUDIT_MAXLEN, approximate=True)
+                pipe.xadd(
+                    AUDIT_STREAM,
+                    {
+                        "action": "set",
+                        "key": key,
+                        "value": encoded,
+                        "ttl_s": "persist" if ttl is None else str(ttl),
+                        "who": who or default_who(),
+                        "at": f"{time.time():.3f}",
+                    },
+                    maxlen=AUDIT_MAXLEN,
+                    approximate=True,
+                )
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}",
-                                        retry_after_s=1) from exc
+            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}", retry_after_s=1) from exc
         return ActiveFault(service, fault, value, ttl, route, replica, key)
 
     async def active(self, service: str | None = None) -> list[ActiveFault]:
@@ -106,8 +132,7 @@ class ChaosStore:
                     pipe.pttl(key)
                 answers = await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}",
-                                        retry_after_s=1) from exc
+            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}", retry_after_s=1) from exc
         found = []
         for i, key in enumerate(keys):
             raw, pttl = answers[2 * i], answers[2 * i + 1]
@@ -118,12 +143,10 @@ class ChaosStore:
                 value = lookup(fault).parse(raw, svc)
             except BadInput:
                 continue  # a malformed value written by hand is ignored, not applied
-            found.append(ActiveFault(svc, fault, value, None if pttl < 0 else pttl / 1000,
-                                     route, replica, key))
+            found.append(ActiveFault(svc, fault, value, None if pttl < 0 else pttl / 1000, route, replica, key))
         return found
 
-    async def clear(self, service: str | None = None, fault: str | None = None,
-                    who: str | None = None) -> int:
+    async def clear(self, service: str | None = None, fault: str | None = None, who: str | None = None) -> int:
         """Remove faults (all, one service's, or one fault of it); returns how many."""
         if fault is not None:
             lookup(fault)
@@ -134,14 +157,22 @@ class ChaosStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(*victims)
                 for key in victims:
-                    pipe.xadd(AUDIT_STREAM, {"action": "clear", "key": key, "value": "",
-                                             "ttl_s": "", "who": who or default_who(),
-                                             "at": f"{time.time():.3f}"},
-                              maxlen=AUDIT_MAXLEN, approximate=True)
+                    pipe.xadd(
+                        AUDIT_STREAM,
+                        {
+                            "action": "clear",
+                            "key": key,
+                            "value": "",
+                            "ttl_s": "",
+                            "who": who or default_who(),
+                            "at": f"{time.time():.3f}",
+                        },
+                        maxlen=AUDIT_MAXLEN,
+                        approximate=True,
+                    )
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}",
-                                        retry_after_s=1) from exc
+            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}", retry_after_s=1) from exc
         return len(victims)
 
     async def audit(self, limit: int = 50) -> list[dict[str, str]]:
@@ -150,4 +181,3 @@ class ChaosStore:
         except (RedisError, OSError) as exc:
             raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}") from exc
         return [{"id": entry_id, **fields} for entry_id, fields in entries]
-

@@ -5,6 +5,7 @@ latency of the requests it admits. It trips when more than `max_inflight` HTTP r
 are in flight; `/health` and `/metrics` are never shed. Watch `load_shed_total` and
 `http_inflight_requests`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping

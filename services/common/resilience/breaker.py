@@ -6,6 +6,7 @@ and the failure rate or the slow-call rate reaches its threshold; after
 outcomes close or re-open it. Watch `breaker_state{downstream}` (0 closed, 1 open,
 2 half-open) and `breaker_transitions_total{downstream,from,to}`.
 """
+
 from __future__ import annotations
 
 import enum
@@ -19,16 +20,13 @@ from prometheus_client import Counter, Gauge
 
 from services.common.web import errors
 
-BREAKER_STATE = Gauge(
-    "breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", ["downstream"]
-)
+BREAKER_STATE = Gauge("breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", ["downstream"])
 BREAKER_TRANSITIONS = Counter(
     "breaker_transitions_total", "Circuit breaker state changes.", ["downstream", "from", "to"]
 )
 BREAKER_CALLS = Counter(
     "breaker_calls_total",
-    "Calls seen by a circuit breaker, by outcome "
-    "(success, failure, slow_success, slow_failure, rejected).",
+    "Calls seen by a circuit breaker, by outcome (success, failure, slow_success, slow_failure, rejected).",
     ["downstream", "outcome"],
 )
 
@@ -144,9 +142,7 @@ class CircuitBreaker:
     takes any outcome while trial permits are out.
     """
 
-    def __init__(
-        self, name: str, config: BreakerConfig, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, name: str, config: BreakerConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.config = config
         self._clock = clock
@@ -159,8 +155,7 @@ class CircuitBreaker:
         # Children looked up once: `.labels()` costs more than the breaker itself.
         self._state_gauge = BREAKER_STATE.labels(name)
         self._outcome = {
-            o: BREAKER_CALLS.labels(name, o)
-            for o in ("success", "failure", "slow_success", "slow_failure", "rejected")
+            o: BREAKER_CALLS.labels(name, o) for o in ("success", "failure", "slow_success", "slow_failure", "rejected")
         }
         self._state_gauge.set(0)
         # Called when this breaker trips on its own evidence (shared state publishes it).
@@ -205,13 +200,15 @@ class CircuitBreaker:
             self._outcome["rejected"].inc()
             # The trial calls in flight decide soon; 1 s is Retry-After's smallest unit.
             raise errors.BreakerOpen(
-                self.name, f"circuit breaker for {self.name} is half-open and its trial calls are in flight",
+                self.name,
+                f"circuit breaker for {self.name} is half-open and its trial calls are in flight",
                 retry_after_s=1.0,
             )
         self._outcome["rejected"].inc()
         wait = self.seconds_until_half_open()
         raise errors.BreakerOpen(
-            self.name, f"circuit breaker for {self.name} is open; trial calls in {wait:.1f} s",
+            self.name,
+            f"circuit breaker for {self.name} is open; trial calls in {wait:.1f} s",
             retry_after_s=wait,
         )
 

@@ -6,14 +6,15 @@ TTL; every replica reads those keys each refresh and opens its own breaker for t
 time left, so the other replicas stop calling a failing downstream without first
 paying for their own window of failures. Without Redis each breaker stands alone.
 """
+
 from __future__ import annotations
 
 import asyncio
 
 from redis.exceptions import RedisError
 
-from services.common.web import logging as log
 from services.common.resilience.breaker import CircuitBreaker
+from services.common.web import logging as log
 
 _logger = log.get_logger("breaker_sync")
 
@@ -57,6 +58,6 @@ class SharedBreakers:
                     left = await pipe.execute()
             except (RedisError, OSError):
                 continue  # no shared state: each breaker decides alone
-            for breaker, ms in zip(breakers, left):
+            for breaker, ms in zip(breakers, left, strict=True):
                 if ms and ms > 0:
                     breaker.force_open(ms / 1000)

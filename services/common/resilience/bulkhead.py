@@ -4,9 +4,11 @@ A call past the limit waits up to `max_wait_s` for a slot (0: not at all) and is
 rejected with `errors.BulkheadFull`, so one slow downstream cannot take every worker.
 Watch `bulkhead_rejections_total{downstream}` and `bulkhead_inflight{downstream}`.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from types import TracebackType
 
@@ -72,10 +74,8 @@ class Bulkhead:
         self._gauge.dec()
 
     def _remove(self, waiter: asyncio.Future[None]) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
-        except ValueError:
-            pass
 
     def _reject(self) -> None:
         self._rejections.inc()

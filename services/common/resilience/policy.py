@@ -8,6 +8,7 @@ Each attempt shows in `downstream_requests_total{to_service,outcome}`,
 `downstream_errors_total{to_service}` and `downstream_request_duration_seconds{to_service}`;
 the patterns emit their own metrics (breaker_*, retry_*, bulkhead_*, replica_ejections_total).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,11 +22,11 @@ from typing import Any, Literal, Protocol, TypeVar
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, model_validator
 
-from services.common.web import errors
 from services.common.resilience.breaker import BREAKER_STATE, BreakerConfig, CircuitBreaker
 from services.common.resilience.bulkhead import Bulkhead
 from services.common.resilience.replicas import ReplicaPool, replica_label
 from services.common.resilience.retry import RetryBudget, backoff_s
+from services.common.web import errors
 
 DOWNSTREAM_REQUESTS = Counter(
     "downstream_requests_total",
@@ -99,16 +100,23 @@ class Policy:
         self._sleep = sleep
         self._rng = rng
         self.replicas = ReplicaPool(
-            downstream, urls, config.ejection_consecutive_failures,
-            config.ejection_base_s, config.ejection_max_s, clock,
+            downstream,
+            urls,
+            config.ejection_consecutive_failures,
+            config.ejection_base_s,
+            config.ejection_max_s,
+            clock,
         )
         self._breakers: dict[str, CircuitBreaker] = {}
         self.on_new_breaker: Callable[[CircuitBreaker], None] | None = None
         self._sync_breakers()
         self.bulkhead = Bulkhead(downstream, config.bulkhead_max_concurrent, config.bulkhead_max_wait_s)
         self.budget = RetryBudget(
-            config.retry_budget_ratio, config.retry_budget_window_s, config.retry_min_per_s,
-            clock, name=downstream,
+            config.retry_budget_ratio,
+            config.retry_budget_window_s,
+            config.retry_min_per_s,
+            clock,
+            name=downstream,
         )
         self._outcomes = {
             o: DOWNSTREAM_REQUESTS.labels(downstream, o)
@@ -258,7 +266,8 @@ class Policy:
             raise refusals[0]
         soonest = min(r.retry_after_s or 0.0 for r in refusals)
         raise errors.BreakerOpen(
-            self.downstream, f"the circuit breakers of all {len(refusals)} {self.downstream} replicas are open",
+            self.downstream,
+            f"the circuit breakers of all {len(refusals)} {self.downstream} replicas are open",
             retry_after_s=soonest,
         )
 

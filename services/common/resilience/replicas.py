@@ -5,6 +5,7 @@ error) and is ejected for base_ejection_s × 2^(ejections so far), capped at max
 then it gets traffic again as a probe. The last healthy replica is never ejected.
 Watch `replica_ejections_total{downstream,replica}`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -148,9 +149,7 @@ class ReplicaPool:
         parts = urlsplit(self._dns_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                parts.hostname, port, type=socket.SOCK_STREAM
-            )
+            infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         except OSError:
             return
         urls: list[str] = []

@@ -5,6 +5,7 @@ The budget allows a retry only while the retries of the sliding window stay with
 failing downstream sees at most (1 + ratio) × the original load. When it refuses,
 `retry_budget_exhausted_total{downstream}` counts it; `retry_attempts_total` counts retries made.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,7 @@ RETRY_BUDGET_EXHAUSTED = Counter(
 )
 
 
-def backoff_s(
-    attempt: int, base_s: float, max_s: float, rng: Callable[[], float] = random.random
-) -> float:
+def backoff_s(attempt: int, base_s: float, max_s: float, rng: Callable[[], float] = random.random) -> float:
     """Seconds to wait before retry number `attempt` (1 = the first retry).
 
     Full jitter (AWS architecture blog): uniform in [0, min(max_s, base_s × 2^(attempt-1))),

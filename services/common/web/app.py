@@ -3,6 +3,7 @@
 A service hands over its settings, its routers, its dependencies' health probes and
 what to start and stop with the process; everything else is the same for all five.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,18 +17,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.data.db import DB_ERRORS, Database
 from services.common.faults import routes as chaos_routes
-from services.common.web import logging as log
+from services.common.faults.injection import FaultInjectionMiddleware
+from services.common.faults.runtime import ChaosRuntime
 from services.common.resilience.backpressure import BackpressureMiddleware
 from services.common.resilience.breaker_sync import SharedBreakers
-from services.common.faults.runtime import ChaosRuntime
+from services.common.web import logging as log
 from services.common.web import metrics
-from services.common.data.db import DB_ERRORS, Database
 from services.common.web.errors import ChaoslabError, error_body
 from services.common.web.http import Downstream
-from services.common.faults.injection import FaultInjectionMiddleware
-from services.common.web.openapi import error_responses
 from services.common.web.middleware import RequestContextMiddleware
+from services.common.web.openapi import error_responses
 from services.common.web.settings import ServiceSettings
 
 HealthProbe = Callable[[], Awaitable[bool]]
@@ -35,8 +36,7 @@ Lifecycle = Callable[[AsyncExitStack], Awaitable[None]]
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(error_body(code, message), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(error_body(code, message), status_code=status, headers=headers, media_type="application/json")
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -69,8 +69,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         if isinstance(exc, DB_ERRORS):
-            return _error(503, "database_unavailable", f"the database cannot answer: {exc}",
-                          {"Retry-After": "1"})
+            return _error(503, "database_unavailable", f"the database cannot answer: {exc}", {"Retry-After": "1"})
         logger.error("http.unhandled", route=request.url.path, error=repr(exc), exc_info=exc)
         return _error(500, "internal_error", "an unexpected error occurred; see the service log")
 
@@ -95,10 +94,16 @@ def _health_router(probes: dict[str, HealthProbe], db: Database | None) -> APIRo
     return router
 
 
-def create_app(settings: ServiceSettings, *, routers: list[APIRouter], db: Database | None = None,
-               chaos: ChaosRuntime | None = None, downstreams: tuple[Downstream, ...] = (),
-               gather_breakers: tuple[Downstream, ...] = (),
-               lifecycle: Lifecycle | None = None) -> FastAPI:
+def create_app(
+    settings: ServiceSettings,
+    *,
+    routers: list[APIRouter],
+    db: Database | None = None,
+    chaos: ChaosRuntime | None = None,
+    downstreams: tuple[Downstream, ...] = (),
+    gather_breakers: tuple[Downstream, ...] = (),
+    lifecycle: Lifecycle | None = None,
+) -> FastAPI:
     """Build a service around its database (started first, closed last) and its chaos
     runtime; `lifecycle(stack)` starts the service's own tasks and registers their cleanup."""
     log.configure(settings.service, settings.log_level, settings.log_json)
@@ -136,8 +141,7 @@ def create_app(settings: ServiceSettings, *, routers: list[APIRouter], db: Datab
             yield
             logger.info("service.stopping")
 
-    app = FastAPI(title=f"chaoslab {settings.service}", lifespan=lifespan,
-                  default_response_class=ORJSONResponse)
+    app = FastAPI(title=f"chaoslab {settings.service}", lifespan=lifespan, default_response_class=ORJSONResponse)
     install_error_handlers(app)
     app.include_router(_health_router(probes, db))
     app.include_router(chaos_routes.build_router(chaos, settings.chaos_token))
@@ -148,8 +152,7 @@ def create_app(settings: ServiceSettings, *, routers: list[APIRouter], db: Datab
     app.add_middleware(FaultInjectionMiddleware, chaos=chaos)
     if settings.max_inflight > 0:
         app.add_middleware(BackpressureMiddleware, max_inflight=settings.max_inflight, retry_after_s=1.0)
-    app.add_middleware(RequestContextMiddleware, service=settings.service,
-                       max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, service=settings.service, max_body_bytes=settings.max_body_bytes)
     return app
 
 
@@ -159,16 +162,17 @@ def background(stack: AsyncExitStack, coroutine) -> None:
     stack.callback(task.cancel)
 
 
-def breakers_router(service: str, downstreams: tuple[Downstream, ...],
-                    gather: tuple[Downstream, ...]) -> APIRouter:
+def breakers_router(service: str, downstreams: tuple[Downstream, ...], gather: tuple[Downstream, ...]) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
     @router.get("/status/breakers", responses=error_responses(503))
     async def breakers():
         """This service's breakers (state, failure and slow rates, time to half-open),
         and those of the services it gathers (the gateway shows the whole chain)."""
-        view: dict[str, Any] = {"service": service,
-                                "breakers": [snap for d in downstreams for snap in d.policy.snapshot()]}
+        view: dict[str, Any] = {
+            "service": service,
+            "breakers": [snap for d in downstreams for snap in d.policy.snapshot()],
+        }
         if gather:
             view["downstream_services"] = {d.name: await _their_breakers(d) for d in gather}
         return view
@@ -185,5 +189,4 @@ async def _their_breakers(downstream: Downstream) -> Any:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")

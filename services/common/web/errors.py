@@ -4,6 +4,7 @@ Each error carries the snake_case `code` and the HTTP status of DESIGN §4's err
 `{"error": {"code": ..., "message": ...}}`, and, where a retry makes sense, how long
 the client should wait (`retry_after_s`, sent as `Retry-After`).
 """
+
 from __future__ import annotations
 
 import math
@@ -112,4 +113,3 @@ def retry_after_header(seconds: float) -> str:
 
 def error_body(code: str, message: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message}})
-

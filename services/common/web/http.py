@@ -5,6 +5,7 @@ caller's own deadline and this call's budget), so a callee stops work nobody awa
 Two transports can be measured against each other (bench/orders.py): aiohttp, the
 default (~5x the throughput of httpx per hop here), and httpx.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,10 +17,10 @@ from typing import Any, Protocol
 
 import orjson
 
+from services.common.resilience.policy import Policy, policy_config
 from services.common.web import logging as log
 from services.common.web.errors import DownstreamError, DownstreamTimeout, DownstreamUnreachable
 from services.common.web.middleware import request_deadline
-from services.common.resilience.policy import Policy, policy_config
 
 _logger = log.get_logger("http")
 
@@ -39,8 +40,9 @@ class Reply:
 
 
 class Transport(Protocol):
-    async def send(self, downstream: str, method: str, url: str, *, body: bytes | None,
-                   headers: dict[str, str], timeout_s: float) -> Reply: ...
+    async def send(
+        self, downstream: str, method: str, url: str, *, body: bytes | None, headers: dict[str, str], timeout_s: float
+    ) -> Reply: ...
 
     async def close(self) -> None: ...
 
@@ -59,18 +61,22 @@ class AiohttpTransport:
             aiohttp = self._aiohttp
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=10),
-                skip_auto_headers=("User-Agent",))
+                skip_auto_headers=("User-Agent",),
+            )
         return self._session
 
     async def send(self, downstream, method, url, *, body, headers, timeout_s) -> Reply:
         aiohttp = self._aiohttp
         try:
             async with self._open().request(
-                method, url, data=body, headers=headers,
+                method,
+                url,
+                data=body,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as resp:
                 return Reply(resp.status, resp.headers, await resp.read())
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise DownstreamTimeout(downstream, f"{downstream} did not answer within {timeout_s:.2f}s") from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
             raise DownstreamUnreachable(downstream, f"{downstream} unreachable: {exc!r}") from exc
@@ -85,14 +91,14 @@ class HttpxTransport:
         import httpx
 
         self._httpx = httpx
-        self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=max_connections,
-                                                             max_keepalive_connections=max_connections))
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        )
 
     async def send(self, downstream, method, url, *, body, headers, timeout_s) -> Reply:
         httpx = self._httpx
         try:
-            resp = await self._client.request(method, url, content=body, headers=headers,
-                                              timeout=timeout_s)
+            resp = await self._client.request(method, url, content=body, headers=headers, timeout=timeout_s)
         except httpx.TimeoutException as exc:
             raise DownstreamTimeout(downstream, f"{downstream} did not answer within {timeout_s:.2f}s") from exc
         except (httpx.TransportError, OSError) as exc:
@@ -107,8 +113,9 @@ def make_transport(kind: str) -> Transport:
     return HttpxTransport() if kind == "httpx" else AiohttpTransport()
 
 
-def downstream(settings, name: str, urls: str, transport: Transport, *, chaos=None,
-               timeout_s: float | None = None) -> Downstream:
+def downstream(
+    settings, name: str, urls: str, transport: Transport, *, chaos=None, timeout_s: float | None = None
+) -> Downstream:
     """A downstream built from the service's settings (its resilience thresholds);
     `urls` is comma-separated when the downstream has several replicas."""
     config = policy_config(settings, name, timeout_s or settings.downstream_timeout_s)
@@ -128,9 +135,14 @@ class Downstream:
     fails as a refused connection would, before anything is sent (the policy sees it).
     """
 
-    def __init__(self, name: str, policy: Policy, transport: Transport,
-                 blocked: Callable[[], list[str] | None] = lambda: None,
-                 replicas_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        policy: Policy,
+        transport: Transport,
+        blocked: Callable[[], list[str] | None] = lambda: None,
+        replicas_file: Path | None = None,
+    ) -> None:
         self.name = name
         self.policy = policy
         self.transport = transport
@@ -153,9 +165,16 @@ class Downstream:
                 _logger.warning("replicas.refresh_failed", downstream=self.name, error=str(exc))
             await asyncio.sleep(10.0)
 
-    async def request(self, method: str, path: str, *, json: Any = None,
-                      headers: Mapping[str, str] | None = None, retryable: bool,
-                      budget_s: float | None = None) -> Reply:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retryable: bool,
+        budget_s: float | None = None,
+    ) -> Reply:
         """Send one logical request (retried per the policy when `retryable`).
 
         `budget_s` caps how long this call may take overall; it never outlives the
@@ -182,11 +201,11 @@ class Downstream:
         async def send(base_url: str, timeout_s: float) -> Reply:
             nonlocal sent
             if self.name in (self.blocked() or ()):  # a partition: refused before sending
-                raise DownstreamUnreachable(self.name, f"{self.name} unreachable: connection refused "
-                                                       "(chaos: block)")
+                raise DownstreamUnreachable(self.name, f"{self.name} unreachable: connection refused (chaos: block)")
             sent = True
-            return await self.transport.send(self.name, method, base_url + path, body=body,
-                                             headers=out_headers, timeout_s=timeout_s)
+            return await self.transport.send(
+                self.name, method, base_url + path, body=body, headers=out_headers, timeout_s=timeout_s
+            )
 
         try:
             return await self.policy.call(send, retryable=retryable, deadline=deadline_mono)

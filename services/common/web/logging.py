@@ -4,6 +4,7 @@ Every line is an event with fields (`event="order.confirmed" order_id=...`), nev
 sentence; the service name and the request's correlation id are bound from context so
 that `chaoslab logs --correlation-id X` can follow one order across services.
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ It binds the correlation id (created when the caller sent none), refuses bodies 
 the size limit (413) and requests whose caller's deadline has already passed (504),
 then records `http_requests_total`, `http_request_duration_seconds` and one log line.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,9 +33,13 @@ def _header(scope, name: bytes) -> str | None:
 
 async def _answer(send, status: int, code: str, message: str, extra=()) -> None:
     body = error_body(code, message)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -78,8 +83,14 @@ class RequestContextMiddleware:
             http_requests_total.labels(self.service, path, scope["method"], str(status)).inc()
             http_request_duration_seconds.labels(self.service, path, scope["method"]).observe(elapsed)
             if path not in _QUIET:
-                _logger.info("http.request", route=path, method=scope["method"], status=status,
-                             duration_ms=round(elapsed * 1000, 2), fault=applied_fault.get())
+                _logger.info(
+                    "http.request",
+                    route=path,
+                    method=scope["method"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    fault=applied_fault.get(),
+                )
             log.correlation_id.reset(cid_token)
             request_deadline.reset(deadline_token)
             applied_fault.reset(fault_token)
@@ -111,8 +122,7 @@ class RequestContextMiddleware:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.max_body_bytes:
-                return receive, (413, "body_too_large",
-                                 f"request body is over the {self.max_body_bytes}-byte limit")
+                return receive, (413, "body_too_large", f"request body is over the {self.max_body_bytes}-byte limit")
         body = b"".join(chunks)
         replayed = False
 

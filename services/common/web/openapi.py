@@ -1,16 +1,26 @@
 """OpenAPI declarations shared by every route: the error body of DESIGN §4."""
+
 from __future__ import annotations
 
 from typing import Any
 
 ERROR_SCHEMA = {
     "description": "An error",
-    "content": {"application/json": {"schema": {
-        "type": "object",
-        "properties": {"error": {"type": "object", "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"}},
-            "required": ["code", "message"]}},
-        "required": ["error"]}}},
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        "required": ["code", "message"],
+                    }
+                },
+                "required": ["error"],
+            }
+        }
+    },
 }
 
 

@@ -4,6 +4,7 @@
 intervals (breaker open for 30 s, sweeper every 30 s), `ci` shrinks them so the drill
 suite runs in minutes. A value set in the environment always wins over the profile.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal

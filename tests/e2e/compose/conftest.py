@@ -11,6 +11,7 @@ Where no registry is reachable, redis, postgres, prometheus and alertmanager run
 stand-ins built from Debian packages (standins/<name>/Dockerfile) and tagged with the
 official names our compose file uses; an official image already present is used as is.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,11 +44,14 @@ class Engine:
         self.timings: dict[str, float] = {}
 
     def run(self, *args: str, timeout_s: float, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(["docker", *args], cwd=REPO, env=self.env, capture_output=True,
-                                text=True, timeout=timeout_s)
+        result = subprocess.run(
+            ["docker", *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout_s
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"`docker {' '.join(args)}` exited {result.returncode}:\n"
-                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise AssertionError(
+                f"`docker {' '.join(args)}` exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def compose(self, *args: str, timeout_s: float, check: bool = True) -> subprocess.CompletedProcess:
@@ -62,8 +66,9 @@ class Engine:
 
     def image_label(self, image: str, label: str) -> str | None:
         """The label's value ('' when unset), or None when the image is not on the machine."""
-        result = self.run("image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}',
-                          image, timeout_s=30, check=False)
+        result = self.run(
+            "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', image, timeout_s=30, check=False
+        )
         if result.returncode != 0:
             return None
         value = result.stdout.strip()
@@ -77,16 +82,25 @@ class Engine:
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, networks and volumes of this project that still exist."""
         label = f"label=com.docker.compose.project={self.env['COMPOSE_PROJECT_NAME']}"
-        return {kind: self.run(*command, "--filter", label, "--format", field, timeout_s=30).stdout.split()
-                for kind, command, field in (("containers", ("ps", "-a"), "{{.Names}}"),
-                                             ("networks", ("network", "ls"), "{{.Name}}"),
-                                             ("volumes", ("volume", "ls"), "{{.Name}}"))}
+        return {
+            kind: self.run(*command, "--filter", label, "--format", field, timeout_s=30).stdout.split()
+            for kind, command, field in (
+                ("containers", ("ps", "-a"), "{{.Names}}"),
+                ("networks", ("network", "ls"), "{{.Name}}"),
+                ("volumes", ("volume", "ls"), "{{.Name}}"),
+            )
+        }
 
     def chaoslab(self, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
         """The chaoslab command, as a user runs it against this compose stack."""
-        return subprocess.run([sys.executable, "-m", "chaos.cli", *args], cwd=REPO, capture_output=True,
-                              text=True, timeout=timeout_s, env={**self.env, "CHAOSLAB_TARGET": "compose",
-                                                                   "COLUMNS": "200"})
+        return subprocess.run(
+            [sys.executable, "-m", "chaos.cli", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env={**self.env, "CHAOSLAB_TARGET": "compose", "COLUMNS": "200"},
+        )
 
 
 def _unavailable(reason: str) -> None:
@@ -99,8 +113,13 @@ def _unavailable(reason: str) -> None:
 def _engine_env() -> dict[str, str]:
     env = dict(os.environ)
     try:
-        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}} {{.OperatingSystem}}"],
-                              env=env, capture_output=True, text=True, timeout=10)
+        info = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}} {{.OperatingSystem}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except FileNotFoundError:
         _unavailable("no `docker` CLI on PATH: the compose stack is not tested")
     except subprocess.TimeoutExpired:
@@ -133,8 +152,12 @@ def engine() -> Iterator[Engine]:
     env = _engine_env()
     ports = dict(zip(PUBLISHED, free_ports(len(PUBLISHED)), strict=True))
     env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()})
-    env.update(COMPOSE_PROJECT_NAME=f"chaoslab-e2e-{os.getpid()}", CHAOSLAB_PROFILE="ci",
-               CHAOS_TOKEN=secrets.token_hex(8), POSTGRES_PASSWORD=secrets.token_hex(8))
+    env.update(
+        COMPOSE_PROJECT_NAME=f"chaoslab-e2e-{os.getpid()}",
+        CHAOSLAB_PROFILE="ci",
+        CHAOS_TOKEN=secrets.token_hex(8),
+        POSTGRES_PASSWORD=secrets.token_hex(8),
+    )
     engine = Engine(env)
     started = time.monotonic()
     try:
@@ -143,8 +166,9 @@ def engine() -> Iterator[Engine]:
         size = engine.run("image", "inspect", "--format", "{{.Size}}", "chaoslab:local", timeout_s=30).stdout
         engine.timings["image MB"] = round(int(size.strip()) / 1e6)
         try:
-            engine.timed("up --wait", engine.compose, "up", "-d", "--wait", "--wait-timeout", "150", *PUBLISHED,
-                         timeout_s=200)
+            engine.timed(
+                "up --wait", engine.compose, "up", "-d", "--wait", "--wait-timeout", "150", *PUBLISHED, timeout_s=200
+            )
         except (AssertionError, subprocess.TimeoutExpired) as exc:
             raise AssertionError(f"{exc}\n{engine.diagnostics()}") from None
         yield engine

@@ -4,6 +4,7 @@ Every request goes to the ports the stack publishes on 127.0.0.1; the runbook's 
 script and the `chaoslab` command (with `--target compose`) drive it, as a person would.
 The tests share one stack (conftest.py) and run in file order.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,12 +73,14 @@ def test_prometheus_scrapes_every_target_and_loads_every_rule_file(stack: Compos
         return jobs if len(jobs) == len(targets) == 6 else None
 
     assert wait_until(all_up, timeout_s=30, interval_s=0.5, message="every target up") == sorted(
-        [*PUBLISHED[:5], "prometheus"])
+        [*PUBLISHED[:5], "prometheus"]
+    )
     # The ci profile's rules (CHAOSLAB_PROFILE=ci picks prometheus/compose/ci.yml).
     loaded = {g["file"].rsplit("/", 1)[1] for g in prometheus(stack, "/api/v1/rules")["groups"]}
     assert loaded == {p.name for p in (REPO / "prometheus" / "compose" / "ci-rules").glob("*.yml")}
     assert {g["file"] for g in prometheus(stack, "/api/v1/rules")["groups"]} <= {
-        f"/etc/prometheus/compose/ci-rules/{name}" for name in loaded}
+        f"/etc/prometheus/compose/ci-rules/{name}" for name in loaded
+    }
     active = prometheus(stack, "/api/v1/alertmanagers")["activeAlertmanagers"]
     assert [a["url"].split("/")[2] for a in active] == ["alertmanager:9093"]
 
@@ -88,7 +91,7 @@ def test_dashboards_name_the_provisioned_datasource_and_their_queries_run(stack:
     for path in dashboard_paths():
         for panel in panels(load(path)):
             assert panel["datasource"]["uid"] == source["uid"], f"{path.name}: {panel.get('title')}"
-        for title, expr in panel_queries(path):
+        for _title, expr in panel_queries(path):
             prometheus(stack, "/api/v1/query", query=expr)  # status success, else it fails with the body
 
 
@@ -100,26 +103,43 @@ def test_payment_errors_script_breaks_orders_fires_the_alert_and_recovers(engine
         assert set(stream.latest(20)) == {201}, stream.latest(20)
         subprocess.run([script, "enable", "0.9"], env=env, check=True, timeout=30)
         try:
-            wait_until(lambda: stream.latest(10).count(402) >= 5, timeout_s=30,
-                       message="orders answered 402 payment_failed")
+            wait_until(
+                lambda: stream.latest(10).count(402) >= 5, timeout_s=30, message="orders answered 402 payment_failed"
+            )
             rate = 'sum(rate(downstream_requests_total{to_service="payments",outcome=~"error|breaker_open"}[10s]))'
-            wait_until(lambda: prometheus(stack, "/api/v1/query", query=f"{rate} > 0")["result"],
-                       timeout_s=30, interval_s=0.5, message="payments errors in Prometheus")
-            wait_until(lambda: "PaymentsErrors" in firing_in_alertmanager(stack), timeout_s=60, interval_s=0.5,
-                       message="PaymentsErrors in Alertmanager")
-            wait_until(lambda: "PaymentsErrors" in delivered_to_notifications(stack, "firing"), timeout_s=60,
-                       interval_s=0.5, message="PaymentsErrors delivered to notifications")
+            wait_until(
+                lambda: prometheus(stack, "/api/v1/query", query=f"{rate} > 0")["result"],
+                timeout_s=30,
+                interval_s=0.5,
+                message="payments errors in Prometheus",
+            )
+            wait_until(
+                lambda: "PaymentsErrors" in firing_in_alertmanager(stack),
+                timeout_s=60,
+                interval_s=0.5,
+                message="PaymentsErrors in Alertmanager",
+            )
+            wait_until(
+                lambda: "PaymentsErrors" in delivered_to_notifications(stack, "firing"),
+                timeout_s=60,
+                interval_s=0.5,
+                message="PaymentsErrors delivered to notifications",
+            )
         finally:
             subprocess.run([script, "disable"], env=env, check=True, timeout=30)
         # The breaker half-opens after its wait, trial calls succeed, and it closes.
-        wait_until(lambda: set(stream.latest(20)) == {201}, timeout_s=60, interval_s=0.5,
-                   message="orders confirmed again")
-    wait_until(lambda: "PaymentsErrors" in delivered_to_notifications(stack, "resolved"), timeout_s=120,
-               interval_s=1, message="PaymentsErrors resolution delivered")
+        wait_until(
+            lambda: set(stream.latest(20)) == {201}, timeout_s=60, interval_s=0.5, message="orders confirmed again"
+        )
+    wait_until(
+        lambda: "PaymentsErrors" in delivered_to_notifications(stack, "resolved"),
+        timeout_s=120,
+        interval_s=1,
+        message="PaymentsErrors resolution delivered",
+    )
 
 
-def test_kill_9_of_a_service_under_orders_and_the_restart_policy_brings_it_back(engine: Engine,
-                                                                               stack: ComposeStack):
+def test_kill_9_of_a_service_under_orders_and_the_restart_policy_brings_it_back(engine: Engine, stack: ComposeStack):
     def container() -> dict:
         # -a: between the kill and the restart the container is not running, yet it exists.
         [container_id] = engine.compose("ps", "-a", "-q", "orders", timeout_s=30).stdout.split()
@@ -132,19 +152,33 @@ def test_kill_9_of_a_service_under_orders_and_the_restart_policy_brings_it_back(
 
         def back() -> bool:
             state = container()["State"]
-            return (state["Running"] and state["Pid"] not in (0, before["Pid"])
-                    and (state.get("Health") or {}).get("Status") == "healthy")
+            return (
+                state["Running"]
+                and state["Pid"] not in (0, before["Pid"])
+                and (state.get("Health") or {}).get("Status") == "healthy"
+            )
 
         wait_until(back, timeout_s=60, interval_s=0.5, message="orders restarted and healthy")
         stream.wait_for(30)
-        wait_until(lambda: set(stream.latest(10)) == {201}, timeout_s=30, interval_s=0.5,
-                   message="orders confirmed after the restart")
+        wait_until(
+            lambda: set(stream.latest(10)) == {201},
+            timeout_s=30,
+            interval_s=0.5,
+            message="orders confirmed after the restart",
+        )
+
     # Clients whose request died with the process retry with the same key.
     def settle(key: str) -> None:
         with httpx.Client(timeout=30) as client:
-            wait_until(lambda: place_order(client, stack.url("gateway"), body=order_body("SKU-003", 1),
-                                           key=key).status_code in (201, 402),
-                       timeout_s=30, interval_s=1, message=f"a final answer for {key}")
+            wait_until(
+                lambda: (
+                    place_order(client, stack.url("gateway"), body=order_body("SKU-003", 1), key=key).status_code
+                    in (201, 402)
+                ),
+                timeout_s=30,
+                interval_s=1,
+                message=f"a final answer for {key}",
+            )
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(settle, stream.unfinished))
@@ -189,8 +223,9 @@ def test_drills_run_against_compose(engine: Engine, tmp_path):
     drills = ("payments-errors", "crashloop", "outbox-backlog")
     result = engine.chaoslab("drill", *drills, "--report", str(tmp_path), timeout_s=560)
     report = json.loads((tmp_path / "report.json").read_text()) if (tmp_path / "report.json").exists() else {}
-    summary = {d["incident"]: (d["ok"], d["time_to_detect_s"], d["time_to_recover_s"])
-               for d in report.get("drills", [])}
+    summary = {
+        d["incident"]: (d["ok"], d["time_to_detect_s"], d["time_to_recover_s"]) for d in report.get("drills", [])
+    }
     print(f"\ncompose drills: {summary}; wall {report.get('wall_s')}")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert sorted(summary) == sorted(drills) and all(ok for ok, *_ in summary.values()), summary
