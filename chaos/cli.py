@@ -7,11 +7,9 @@ run directory (`--run-dir`, default ./.chaoslab or $CHAOSLAB_RUN_DIR).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -90,8 +88,7 @@ def up(
                 env=env,
             )
     except (MissingDependency, runner.StackError) as exc:
-        _stop_quietly(run_dir)
-        raise fail(str(exc)) from exc
+        raise fail(str(exc)) from exc  # runner.up stopped whatever it had started
     _print_urls(layout)
     if detach:
         console.print(
@@ -109,11 +106,6 @@ def up(
     with console.status("stopping the stack"):
         runner.down(layout)
     console.print("Stack stopped.")
-
-
-def _stop_quietly(run_dir: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, OSError):
-        runner.down(StackLayout.load(run_dir))
 
 
 def _print_urls(layout: StackLayout) -> None:
@@ -136,6 +128,15 @@ def down(run_dir: RunDir) -> None:
     with console.status("stopping the stack"):
         stopped = runner.down(layout)
     console.print("Stack stopped." if stopped else f"No stack was running in {layout.run_dir}.")
+
+
+@app.command()
+def clean(run_dir: RunDir) -> None:
+    """Stop the stack if it runs, then delete its run directory and PostgreSQL's data
+    (which lives in the `postgres` user's home when the run directory is private)."""
+    with console.status("stopping the stack and deleting its data"):
+        runner.clean(run_dir)
+    console.print(f"Deleted the stack in {run_dir.resolve()}.")
 
 
 @app.command()

@@ -2,13 +2,17 @@
 
 Each runs from the Debian package's binary with its data under the run directory,
 listening on 127.0.0.1 only. PostgreSQL refuses to run as root, so when we are root
-its data directory belongs to the `postgres` user and the process runs as that user.
+the process runs as the `postgres` user and its files live where that user can reach
+them: under the run directory when every directory above it lets others through,
+otherwise (a clone in root's 0700 home) in the `postgres` user's home, one folder per
+run directory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -27,11 +31,13 @@ class MissingDependency(RuntimeError):
 
 @dataclass(frozen=True)
 class Program:
-    """One supervised process: its command line, and the user it runs as (None: us)."""
+    """One supervised process: its command line, the user it runs as (None: us) and the
+    directory it starts in (None: the repository)."""
 
     name: str
     command: list[str]
     user: str | None = None
+    workdir: Path | None = None
     env: dict[str, str] | None = None
     priority: int = 100
     stop_signal: str = "TERM"
@@ -75,62 +81,69 @@ def _postgres_user() -> str | None:
     return "postgres"
 
 
-def _reachable_by(user: str, path: Path) -> None:
-    """The postgres user must be able to walk down to its data directory."""
-    for parent in [*reversed(path.parents)]:
-        if parent.exists() and not (parent.stat().st_mode & 0o001):
-            raise MissingDependency(
-                f"{parent} is not searchable by other users, so the {user} user cannot reach "
-                f"{path}: choose a run directory elsewhere (--run-dir) or `chmod o+x {parent}`"
-            )
+def _reachable_by_others(path: Path) -> bool:
+    """Whether another user can walk down to `path`: every directory on the way lets
+    others through (one that does not exist yet will be made 0755)."""
+    return all(not p.exists() or p.stat().st_mode & 0o001 for p in (path, *path.parents))
+
+
+def postgres_dir(layout: StackLayout) -> Path:
+    """Where PostgreSQL's data and socket directories live for this run directory."""
+    user = _postgres_user()
+    if user is None or _reachable_by_others(layout.run_dir):
+        return layout.run_dir
+    digest = hashlib.sha256(str(layout.run_dir).encode()).hexdigest()[:16]
+    return Path(pwd.getpwnam(user).pw_dir) / "chaoslab" / digest
 
 
 def init_postgres(layout: StackLayout) -> None:
     """Create the cluster once (trust auth on 127.0.0.1, superuser `chaoslab`)."""
-    data = layout.run_dir / "pgdata"
+    home = postgres_dir(layout)
+    data = home / "pgdata"
     if (data / "PG_VERSION").exists():
         return
     user = _postgres_user()
     data.mkdir(parents=True, exist_ok=True)
-    socket_dir = layout.run_dir / "pgsock"
+    socket_dir = home / "pgsock"
     socket_dir.mkdir(exist_ok=True)
-    command = [
-        _postgres_bin("initdb"),
-        "-D",
-        str(data),
-        "-U",
-        "chaoslab",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-        "--no-instructions",
-    ]
+    command = [_postgres_bin("initdb"), "-D", str(data), "-U", "chaoslab", "--auth=trust"]
+    command += ["-E", "UTF8", "--no-instructions"]
     if user:
-        _reachable_by(user, data)
         entry = pwd.getpwnam(user)
         for path in (data, socket_dir):
             os.chown(path, entry.pw_uid, entry.pw_gid)
         command = ["runuser", "-u", user, "--", *command]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    # Run from its own folder: our working directory may be closed to the postgres user.
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=home)
     if result.returncode != 0:
         raise MissingDependency(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
 
 
+def remove_postgres_data(layout: StackLayout) -> None:
+    """Delete PostgreSQL's files for this run directory, wherever they live."""
+    home = postgres_dir(layout)
+    for name in ("pgdata", "pgsock"):
+        shutil.rmtree(home / name, ignore_errors=True)
+    if home != layout.run_dir:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def postgres(layout: StackLayout) -> Program:
+    home = postgres_dir(layout)
     settings = {
         "listen_addresses": "127.0.0.1",
         "port": str(layout.ports["postgres"]),
-        "unix_socket_directories": str(layout.run_dir / "pgsock"),
+        "unix_socket_directories": str(home / "pgsock"),
         "max_connections": "300",
         "shared_buffers": "128MB",
     }
     if layout.profile == "ci":
         # Throwaway data in CI: durability is not what the tests measure.
         settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
-    command = [_postgres_bin("postgres"), "-D", str(layout.run_dir / "pgdata")]
+    command = [_postgres_bin("postgres"), "-D", str(home / "pgdata")]
     for key, value in settings.items():
         command += ["-c", f"{key}={value}"]
-    return Program("postgres", command, user=_postgres_user(), priority=10, stop_signal="INT")
+    return Program("postgres", command, user=_postgres_user(), workdir=home, priority=10, stop_signal="INT")
 
 
 def redis(layout: StackLayout) -> Program:

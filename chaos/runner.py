@@ -8,6 +8,7 @@ supervisord per run directory, so a killed service comes back by itself and
 from __future__ import annotations
 
 import secrets
+import shutil
 import socket
 import sys
 import time
@@ -74,16 +75,37 @@ def up(
     layout.write_replicas()
     config = supervision.write_config(layout, programs(layout), REPO)
     progress("starting supervisord")
-    supervision.start(config)
-    wait_healthy(layout, timeout_s=timeout_s, progress=progress)
+    try:
+        supervision.start(config)
+        wait_healthy(layout, timeout_s=timeout_s, progress=progress)
+    except BaseException as exc:
+        # A stack that did not come up leaves nothing running behind it (Ctrl-C included).
+        progress("the stack did not start: stopping what was started")
+        supervision.Supervisor(layout).shutdown()
+        if isinstance(exc, RuntimeError) and not isinstance(exc, StackError):
+            raise StackError(str(exc)) from exc
+        raise
     return layout
 
 
 def wait_healthy(layout: StackLayout, *, timeout_s: float, progress: Callable[[str], None]) -> None:
+    """Wait until PostgreSQL answers and every service's /health is 200. Fails at once
+    when supervisord gives a program up (it crashed at every start), else at the
+    deadline, naming the programs at fault with the end of their logs."""
+    sup = supervision.Supervisor(layout)
     deadline = time.monotonic() + timeout_s
     database_ready = False
     pending = list(SERVICES)
-    while time.monotonic() < deadline:
+    while True:
+        try:
+            fatal = [p["name"] for p in sup.processes() if p["statename"] == "FATAL"]
+        except OSError as exc:
+            raise StackError(f"supervisord stopped answering: {exc}; see {layout.log_file('supervisord')}") from exc
+        if fatal:
+            raise StackError(_failure(layout, fatal, "crashed at every start"))
+        if time.monotonic() >= deadline:
+            culprits = pending if database_ready else ["postgres"]
+            raise StackError(_failure(layout, culprits, f"not healthy after {timeout_s:.0f}s"))
         if not database_ready:
             try:
                 infra.create_database(layout)
@@ -98,11 +120,17 @@ def wait_healthy(layout: StackLayout, *, timeout_s: float, progress: Callable[[s
             return
         progress("waiting for " + ", ".join(pending))
         time.sleep(0.2)
-    raise StackError(
-        f"not healthy after {timeout_s:.0f}s: "
-        f"{', '.join(pending) if database_ready else 'postgres'}; "
-        f"see the logs in {layout.logs_dir}"
-    )
+
+
+def _failure(layout: StackLayout, programs: list[str], what: str) -> str:
+    """`what` happened to `programs`, with the last lines of each one's log."""
+    parts = [f"{', '.join(programs)}: {what}"]
+    for name in programs:
+        path = layout.log_file(name)
+        tail = path.read_text(errors="replace").splitlines()[-12:] if path.exists() else []
+        parts.append(f"last lines of {path}:" if tail else f"{path} is empty")
+        parts += [f"  {line}" for line in tail]
+    return "\n".join(parts)
 
 
 def scale(
@@ -168,6 +196,15 @@ def http_ok(url: str, timeout_s: float = 1.0) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def clean(run_dir: Path) -> None:
+    """Stop the stack of `run_dir` if it runs, then delete its run directory and
+    PostgreSQL's data, wherever that lives."""
+    layout = StackLayout(run_dir=run_dir.resolve())
+    down(layout)
+    infra.remove_postgres_data(layout)
+    shutil.rmtree(layout.run_dir, ignore_errors=True)
 
 
 def down(layout: StackLayout) -> bool:

@@ -7,13 +7,14 @@ answers XML-RPC on a private Unix socket; we generate its config per run directo
 from __future__ import annotations
 
 import os
-import pwd
 import shlex
+import signal
 import subprocess
 import sys
 import time
 import xmlrpc.client
 from pathlib import Path
+from typing import Any, cast
 
 from chaos.infra import Program
 from chaos.layout import StackLayout
@@ -49,13 +50,19 @@ def write_config(layout: StackLayout, programs: list[Program], workdir: Path) ->
     for program in programs:
         log_file = layout.log_file(program.name)
         log_file.touch()
-        # The program appends to its log itself: supervisord copying every line through
-        # a pipe cost ~7 % of a core under load.
-        inner = "exec " + shlex.join(program.command) + f" >> {shlex.quote(str(log_file))} 2>&1"
+        if program.user:
+            # Another user may not be able to reach our log directory: supervisord (us)
+            # writes its output instead, and it starts in a folder of its own.
+            command, logging = "exec " + shlex.join(program.command), f"stdout_logfile={log_file}"
+        else:
+            # The program appends to its log itself: supervisord copying every line through
+            # a pipe cost ~7 % of a core under load.
+            command = "exec " + shlex.join(program.command) + f" >> {shlex.quote(str(log_file))} 2>&1"
+            logging = "stdout_logfile=NONE"
         lines += [
             f"[program:{program.name}]",
-            "command=/bin/sh -c " + _arg(inner),
-            f"directory={workdir}",
+            "command=/bin/sh -c " + _arg(command),
+            f"directory={program.workdir or workdir}",
             f"priority={program.priority}",
             "autostart=true",
             "autorestart=true",
@@ -66,12 +73,11 @@ def write_config(layout: StackLayout, programs: list[Program], workdir: Path) ->
             "stopasgroup=true",
             "killasgroup=true",
             "redirect_stderr=true",
-            "stdout_logfile=NONE",
+            logging,
+            "stdout_logfile_maxbytes=20MB",
         ]
         if program.user:
             lines.append(f"user={program.user}")
-            entry = pwd.getpwnam(program.user)
-            os.chown(log_file, entry.pw_uid, entry.pw_gid)
         if program.env:
             lines.append("environment=" + ",".join(f"{k}={_quote(v)}" for k, v in program.env.items()))
         lines.append("")
@@ -112,15 +118,16 @@ class Supervisor:
         if not self.socket.exists():
             return False
         try:
-            return self.rpc.supervisor.getState()["statename"] == "RUNNING"
+            state = cast(dict[str, Any], self.rpc.supervisor.getState())
+            return bool(state["statename"] == "RUNNING")
         except (OSError, xmlrpc.client.Fault):
             return False
 
-    def processes(self) -> list[dict]:
-        return self.rpc.supervisor.getAllProcessInfo()
+    def processes(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self.rpc.supervisor.getAllProcessInfo())
 
-    def process(self, name: str) -> dict:
-        return self.rpc.supervisor.getProcessInfo(name)
+    def process(self, name: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self.rpc.supervisor.getProcessInfo(name))
 
     def stop(self, name: str) -> None:
         self.rpc.supervisor.stopProcess(name, True)
@@ -150,16 +157,20 @@ class Supervisor:
         self.rpc.supervisor.reloadConfig()
 
     def shutdown(self, timeout_s: float = 60.0) -> None:
-        """Stop every program (in reverse priority) and supervisord itself."""
+        """Stop every program (in reverse priority) and supervisord itself, and wait
+        until supervisord is gone. SIGTERM (which stops the programs too) when it does
+        not answer over its socket."""
         pid = int(self.pidfile.read_text()) if self.pidfile.exists() else None
         try:
             self.rpc.supervisor.shutdown()
         except (OSError, xmlrpc.client.Fault):
-            return
-        deadline = time.monotonic() + timeout_s
-        while pid and time.monotonic() < deadline:
-            try:
-                Path(f"/proc/{pid}").stat()
-            except FileNotFoundError:
+            if pid is None or not _alive(pid):
                 return
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while pid and _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()

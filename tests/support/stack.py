@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chaos import runner, supervision
+from chaos import infra, runner, supervision
 from chaos import verify as verifier
 from chaos.layout import StackLayout
 
 
 def start_stack(profile: str = "ci") -> StackLayout:
+    """Start a stack in a fresh directory; on failure runner.up has already stopped
+    everything it started, and the error names the program at fault."""
     # Not pytest's tmp_path: PostgreSQL runs as another user and must reach its data.
     base = Path(tempfile.mkdtemp(prefix="chaoslab-test-"))
     base.chmod(0o755)
@@ -30,7 +32,9 @@ def start_stack(profile: str = "ci") -> StackLayout:
 
 
 def stop_stack(layout: StackLayout) -> None:
+    """Stop the stack and delete its database files (the logs stay, for a post-mortem)."""
     runner.down(layout)
+    infra.remove_postgres_data(layout)
 
 
 def wait_until(
