@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +34,11 @@ from services.common.web.settings import ServiceSettings
 
 HealthProbe = Callable[[], Awaitable[bool]]
 Lifecycle = Callable[[AsyncExitStack], Awaitable[None]]
+
+
+# Text PostgreSQL refuses to store (a NUL character in text or jsonb): the client's input,
+# which no validator here knows to refuse.
+UNSTORABLE_TEXT = (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -66,10 +72,21 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
+    # Handlers keyed by class answer from inside the app; the one for Exception answers
+    # from starlette's outermost layer, which then re-raises and drops the connection.
+    async def _unstorable(_request: Request, _exc: Exception) -> Response:
+        return _error(422, "invalid_request", "text may not hold the NUL character (\\u0000)")
+
+    async def _database(_request: Request, exc: Exception) -> Response:
+        return _error(503, "database_unavailable", f"the database cannot answer: {exc}", {"Retry-After": "1"})
+
+    for error in UNSTORABLE_TEXT:
+        app.add_exception_handler(error, _unstorable)
+    for error in DB_ERRORS:
+        app.add_exception_handler(error, _database)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, DB_ERRORS):
-            return _error(503, "database_unavailable", f"the database cannot answer: {exc}", {"Retry-After": "1"})
         logger.error("http.unhandled", route=request.url.path, error=repr(exc), exc_info=exc)
         return _error(500, "internal_error", "an unexpected error occurred; see the service log")
 
