@@ -4,7 +4,7 @@ The native stack's is written into its run directory, on its own ports. The comp
 stack's is generated into `prometheus/compose/<profile>.yml` (`python -m
 chaos.prometheus_config --write`), and compose picks it by CHAOSLAB_PROFILE. The alert
 rules are the repository's (`prometheus/rules/`); in the `ci` profile their `for:`
-durations and range windows are shrunk like every other interval (DESIGN §5), so a
+durations and range windows are shrunk like every other interval of the profile, so a
 drill sees an alert fire in seconds rather than minutes. Scrapes are every second
 there, so a 10 s window still holds 10 samples.
 """

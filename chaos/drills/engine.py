@@ -1,10 +1,11 @@
 """The drill engine: one incident of the runbook, run end to end under load.
 
-The six steps of INCIDENTS.md: steady state, inject, detect (the named alert firing in
-Prometheus; time to detect), remediate (the runbook's own commands, run as written),
-recover within budget (time to recover), and `chaoslab verify` clean. Whatever
-happens (a failed step, Ctrl-C), every fault is rolled back before it returns: faults
-cleared, stopped programs started, extra replicas removed, load stopped.
+The six steps of every drill (docs/incidents.md): steady state, inject, detect (the
+named alert firing in Prometheus; time to detect), remediate (the runbook's own
+commands, run as written), recover within budget (time to recover), and `chaoslab
+verify` clean. Whatever happens (a failed step, Ctrl-C), every fault is rolled back
+before it returns: faults cleared, stopped programs started, extra replicas removed,
+load stopped.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The order flow of DESIGN §1 through all five real services, and every error path."""
+"""The order flow of docs/architecture.md through all five real services, and every error path."""
 
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-# The metric names the services export (issue 5's list; DESIGN §4 holds the contract ones).
+# The metric names the services export, as listed in docs/contracts.md.
 # Histograms are listed by their series names.
 EXPORTED_METRICS = frozenset(
     {

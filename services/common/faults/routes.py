@@ -1,4 +1,4 @@
-"""GET|PUT|DELETE /chaos/config: a service's faults over HTTP (DESIGN §4).
+"""GET|PUT|DELETE /chaos/config: a service's faults over HTTP (docs/contracts.md).
 
 PUT and DELETE need `X-Chaos-Token` (401 without it or with a wrong one); a service
 started without a token refuses them (403), so chaos is never open by accident.

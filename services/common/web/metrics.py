@@ -1,4 +1,4 @@
-"""Prometheus metrics shared by every service (names fixed by DESIGN §4).
+"""Prometheus metrics shared by every service (names fixed by the contracts in docs/contracts.md).
 
 Patterns that own a metric (breaker, bulkhead, retry, backpressure) define it in their
 own module; this one holds what the request path and the order flow emit.

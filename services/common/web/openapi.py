@@ -1,4 +1,4 @@
-"""OpenAPI declarations shared by every route: the error body of DESIGN §4."""
+"""OpenAPI declarations shared by every route: the error body every service answers (docs/contracts.md)."""
 
 from __future__ import annotations
 
