@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import xmlrpc.client
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,9 +28,13 @@ Program = Annotated[
 ]
 
 
-def _compose(run_dir, target) -> ComposeStack | None:
+def _compose(run_dir: Path, target: str) -> ComposeStack | None:
     """The compose stack when --target says compose (stack_of refuses any other target)."""
-    return None if target == "native" else stack_of(run_dir, target)
+    if target == "native":
+        return None
+    stack = stack_of(run_dir, target)
+    assert isinstance(stack, ComposeStack), "stack_of gives a ComposeStack for every target but native"
+    return stack
 
 
 def _in_compose(stack: ComposeStack, verb: str, program: str) -> None:

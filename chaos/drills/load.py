@@ -1,8 +1,8 @@
 """locust load for a drill, as a headless subprocess that stops by itself.
 
-Every drill runs under load (INCIDENTS.md): steady shoppers, and for some incidents a
-second, incident-shaped load (a surge, a duplicate storm, capacity steps) that the
-runbook's remediation stops.
+Every drill runs under load (docs/incidents.md): steady shoppers, and for some
+incidents a second, incident-shaped load (a surge, a duplicate storm, capacity steps)
+that the runbook's remediation stops.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Load:
         self.host, self.users, self.tags, self.shape, self.max_s = host, users, tags, shape, max_s
         self.log = log
         self.env = env or {}
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Load:
         command = [
@@ -75,11 +75,12 @@ class Load:
 
     def stop(self, timeout_s: float = 15) -> None:
         """SIGINT first (locust finishes cleanly), SIGKILL if it lingers; only our own pid."""
-        if not self.running():
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(timeout=timeout_s)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+            proc.kill()
+            proc.wait(timeout=5)

@@ -11,8 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
+from services.common.data.db import Connection
 from services.common.web.errors import BadInput, Conflict, NotFound
 
 
@@ -27,7 +26,7 @@ class Reservation:
         return {"order_id": self.order_id, "status": self.status, "items": self.items, "total_cents": self.total_cents}
 
 
-async def _lock_order(conn: asyncpg.Connection, order_id: str) -> Reservation | None:
+async def _lock_order(conn: Connection, order_id: str) -> Reservation | None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('reservation:' || $1))", order_id)
     row = await conn.fetchrow(
         "SELECT order_id, status, items, total_cents FROM reservations WHERE order_id = $1", order_id
@@ -36,7 +35,7 @@ async def _lock_order(conn: asyncpg.Connection, order_id: str) -> Reservation | 
 
 
 async def reserve(
-    conn: asyncpg.Connection, order_id: str, items: list[dict[str, Any]], *, hold_locks_s: float = 0.0
+    conn: Connection, order_id: str, items: list[dict[str, Any]], *, hold_locks_s: float = 0.0
 ) -> Reservation:
     """Take stock for every item or none; a repeat returns the first answer.
 
@@ -90,7 +89,7 @@ def _quantities(items: list[dict[str, Any]]) -> Counter:
     return wanted
 
 
-async def _settle(conn: asyncpg.Connection, reservation: Reservation, status: str, stock_change: str) -> Reservation:
+async def _settle(conn: Connection, reservation: Reservation, status: str, stock_change: str) -> Reservation:
     """Move a reserved order's stock (`stock_change`, a SET clause over `w.qty`) and
     give the reservation its final status; rows locked in SKU order, as in reserve."""
     wanted = _quantities(reservation.items)
@@ -108,7 +107,7 @@ async def _settle(conn: asyncpg.Connection, reservation: Reservation, status: st
     return Reservation(reservation.order_id, status, reservation.items, reservation.total_cents)
 
 
-async def release(conn: asyncpg.Connection, order_id: str) -> Reservation:
+async def release(conn: Connection, order_id: str) -> Reservation:
     """Give the stock back. With no reservation yet, leave a tombstone so a late
     reserve for this order cannot take stock after the order has given up."""
     async with conn.transaction():
@@ -128,7 +127,7 @@ async def release(conn: asyncpg.Connection, order_id: str) -> Reservation:
         )
 
 
-async def commit(conn: asyncpg.Connection, order_id: str) -> Reservation:
+async def commit(conn: Connection, order_id: str) -> Reservation:
     """Turn reserved stock into sold stock, once the order is paid."""
     async with conn.transaction():
         existing = await _lock_order(conn, order_id)
@@ -145,7 +144,7 @@ async def commit(conn: asyncpg.Connection, order_id: str) -> Reservation:
         )
 
 
-async def get_reservation(conn: asyncpg.Connection, order_id: str) -> Reservation:
+async def get_reservation(conn: Connection, order_id: str) -> Reservation:
     row = await conn.fetchrow(
         "SELECT order_id, status, items, total_cents FROM reservations WHERE order_id = $1", order_id
     )
@@ -154,7 +153,7 @@ async def get_reservation(conn: asyncpg.Connection, order_id: str) -> Reservatio
     return Reservation(**row)
 
 
-async def product(conn: asyncpg.Connection, sku: str) -> dict[str, Any]:
+async def product(conn: Connection, sku: str) -> dict[str, Any]:
     row = await conn.fetchrow(
         """SELECT sku, name, unit_price_cents, available, reserved, committed FROM products
            WHERE sku = $1""",
@@ -165,7 +164,7 @@ async def product(conn: asyncpg.Connection, sku: str) -> dict[str, Any]:
     return dict(row)
 
 
-async def products(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+async def products(conn: Connection) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT sku, name, unit_price_cents, available, reserved, committed FROM products ORDER BY sku"
     )

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
+from services.common.data.db import Connection
 from services.common.web import logging as log
 
 _logger = log.get_logger("alerts")
@@ -18,7 +17,7 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-async def record(conn: asyncpg.Connection, alerts: list[dict[str, Any]]) -> int:
+async def record(conn: Connection, alerts: list[dict[str, Any]]) -> int:
     await conn.executemany(
         """INSERT INTO alerts (fingerprint, status, alertname, labels, annotations, starts_at, ends_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
@@ -40,7 +39,7 @@ async def record(conn: asyncpg.Connection, alerts: list[dict[str, Any]]) -> int:
     return len(alerts)
 
 
-async def recent(conn: asyncpg.Connection, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+async def recent(conn: Connection, *, status: str | None, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT fingerprint, status, alertname, labels, annotations, starts_at, ends_at, received_at
            FROM alerts WHERE ($1::text IS NULL OR status = $1) ORDER BY received_at DESC LIMIT $2""",

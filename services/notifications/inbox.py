@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
+from services.common.data.db import Connection
 from services.common.web import logging as log
 
 _logger = log.get_logger("inbox")
 
 
-async def accept(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> dict[str, int]:
+async def accept(conn: Connection, events: list[dict[str, Any]]) -> dict[str, int]:
     """Store new events, count redeliveries; the whole batch or nothing."""
     rows = await conn.fetch(
         """INSERT INTO inbox AS i (event_id, type, order_id, correlation_id, payload, created_at)
@@ -39,7 +38,7 @@ async def accept(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> dict
     return {"accepted": new, "duplicates": len(rows) - new}
 
 
-async def recent(conn: asyncpg.Connection, *, order_id: str | None, limit: int) -> list[dict[str, Any]]:
+async def recent(conn: Connection, *, order_id: str | None, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT event_id, type, order_id, correlation_id, payload, created_at, received_at, duplicates
            FROM inbox WHERE ($1::text IS NULL OR order_id = $1)

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from services.common.data.db import Connection
 from services.common.web.errors import Conflict, DeadlineExceeded
 
 _COLUMNS = "idempotency_key, order_id, customer_id, amount_cents, status, reason, created_at"
@@ -23,7 +24,7 @@ def _charge(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def charge(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     key: str,
     order_id: str,
@@ -58,6 +59,8 @@ async def charge(
             if row is not None:
                 return _charge(row)
             existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1", key)
+            # The insert lost to one that committed, and charges are never deleted: the row is there.
+            assert existing is not None, f"charge {key!r} conflicted on insert but cannot be read"
         if existing["order_id"] != order_id or (
             existing["status"] != "voided" and existing["amount_cents"] != amount_cents
         ):
@@ -69,7 +72,7 @@ async def charge(
         return _charge(existing)
 
 
-async def void(conn: asyncpg.Connection, *, key: str, order_id: str) -> dict[str, Any]:
+async def void(conn: Connection, *, key: str, order_id: str) -> dict[str, Any]:
     """Refund the charge under `key`, or refuse it in advance when it never arrived."""
     row = await conn.fetchrow(
         f"""INSERT INTO charges (idempotency_key, order_id, customer_id, amount_cents, status, reason)
@@ -86,6 +89,6 @@ async def void(conn: asyncpg.Connection, *, key: str, order_id: str) -> dict[str
     return _charge(row)
 
 
-async def for_order(conn: asyncpg.Connection, order_id: str) -> list[dict[str, Any]]:
+async def for_order(conn: Connection, order_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM charges WHERE order_id = $1 ORDER BY created_at", order_id)
     return [_charge(r) for r in rows]

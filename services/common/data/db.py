@@ -11,15 +11,21 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from services.common.web.errors import DependencyUnavailable
 from services.common.web.logging import get_logger
 from services.common.web.metrics import db_pool_in_use, db_pool_size, db_pool_timeouts_total, db_pool_waiting, db_up
 
 _logger = get_logger("db")
+
+# What queries run on: a pooled connection (the pool hands out a proxy that forwards
+# every method of Connection) or a plain one.
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 # What a database that is down, restarting or out of connections raises: answered as
 # 503 and retried by background loops. (A shutdown kills queries in flight with
@@ -91,7 +97,7 @@ class Database:
         min_size: int,
         max_size: int,
         timeout_s: float,
-        on_ready: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+        on_ready: Callable[[Connection], Awaitable[None]] | None = None,
         acquire_timeout_s: float = 2.0,
     ) -> None:
         self.dsn, self.schema, self.migrations, self.on_ready = dsn, schema, migrations, on_ready
@@ -120,7 +126,7 @@ class Database:
         )
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self) -> AsyncIterator[PoolConnectionProxy]:
         """A pooled connection, or a fast 503 when none frees up within the acquire
         timeout: a saturated pool makes requests fail, never wait for ever."""
         pool = self.pool
@@ -149,7 +155,7 @@ class Database:
 
     async def _hold(self) -> None:
         """Follow `_hold_target` up and down until it is 0 and everything is given back."""
-        held: list[asyncpg.Connection] = []
+        held: list[PoolConnectionProxy] = []
         try:
             while self._hold_target or held:
                 while len(held) > self._hold_target:

@@ -15,9 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from services.common.data.db import DB_ERRORS, Database
+from services.common.data.db import DB_ERRORS, Connection, Database
 from services.common.web import logging as log
 from services.common.web.errors import ChaoslabError
 from services.common.web.metrics import (
@@ -36,7 +34,7 @@ Deliver = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 async def write_event(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     event_type: str,
     order_id: str,
@@ -165,6 +163,7 @@ class OutboxRelay:
                    WHERE published_at IS NULL AND destination = $1""",
                 self.destination,
             )
+        assert row is not None  # an aggregate without GROUP BY always returns one row
         outbox_pending.labels(self.destination).set(row["n"])
         age = (datetime.now(UTC) - row["oldest"]).total_seconds() if row["oldest"] else 0.0
         outbox_oldest_age_seconds.labels(self.destination).set(max(age, 0.0))

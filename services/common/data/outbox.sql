@@ -1,4 +1,4 @@
--- The transactional outbox table (services/common/outbox.py); orders runs it as a migration.
+-- The transactional outbox table (services/common/data/outbox.py); orders runs it as a migration.
 -- `destination` names the service the relay delivers to (notifications, payments).
 CREATE TABLE IF NOT EXISTS outbox_events (
     event_id       uuid PRIMARY KEY,

@@ -122,8 +122,9 @@ class ChaosStore:
     async def active(self, service: str | None = None) -> list[ActiveFault]:
         """Every fault set now (for one service, or all), with its remaining TTL."""
         try:
-            keys = sorted([k async for k in self.redis.scan_iter(match=f"chaos:{service or '*'}:*", count=500)])
-            keys = [k for k in keys if parse_key(k)]
+            found_keys = sorted([k async for k in self.redis.scan_iter(match=f"chaos:{service or '*'}:*", count=500)])
+            parsed = {k: p for k in found_keys if (p := parse_key(k))}
+            keys = list(parsed)
             if not keys:
                 return []
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -136,7 +137,7 @@ class ChaosStore:
         found = []
         for i, key in enumerate(keys):
             raw, pttl = answers[2 * i], answers[2 * i + 1]
-            svc, fault, replica, route = parse_key(key)
+            svc, fault, replica, route = parsed[key]
             if raw is None or fault not in CATALOGUE:
                 continue
             try:
@@ -180,4 +181,12 @@ class ChaosStore:
             entries = await self.redis.xrevrange(AUDIT_STREAM, count=limit)
         except (RedisError, OSError) as exc:
             raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}") from exc
-        return [{"id": entry_id, **fields} for entry_id, fields in entries]
+        # No stream yet reads as no entries; with decode_responses every id and field is a str.
+        return [
+            {"id": _text(entry_id), **{_text(k): _text(v) for k, v in (fields or {}).items()}}
+            for entry_id, fields in entries or []
+        ]
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else value or ""

@@ -80,10 +80,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(_request: Request, exc: Exception) -> Response:
         return _error(503, "database_unavailable", f"the database cannot answer: {exc}", {"Retry-After": "1"})
 
-    for error in UNSTORABLE_TEXT:
-        app.add_exception_handler(error, _unstorable)
-    for error in DB_ERRORS:
-        app.add_exception_handler(error, _database)
+    for text_error in UNSTORABLE_TEXT:
+        app.add_exception_handler(text_error, _unstorable)
+    for db_error in DB_ERRORS:
+        app.add_exception_handler(db_error, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

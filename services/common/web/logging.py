@@ -12,11 +12,12 @@ import sys
 from contextvars import ContextVar
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 
-def _add_context(_logger, _name, event: dict) -> dict:
+def _add_context(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     cid = correlation_id.get()
     if cid and "correlation_id" not in event:
         event["correlation_id"] = cid
