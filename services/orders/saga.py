@@ -3,10 +3,12 @@
 Every step is idempotent per order, so the saga can be run again from the top after a
 crash (by the sweeper) or a timeout (by a client retry with the same key). When a
 step's outcome is unknown the order stays `pending` and the client gets 503 with
-`Retry-After`; nothing is guessed. A charge whose outcome is unknown is declared
-failed together with its compensation: a void, delivered to payments through the
-outbox until acknowledged, so a charge that did go through is refunded and one that
-arrives late is refused.
+`Retry-After`; nothing is guessed. When inventory could not be asked at all (its breaker
+open, its bulkhead full) the order is withdrawn instead, so that its key starts afresh:
+the request and any duplicate waiting on it get 503 with `Retry-After`. A charge whose
+outcome is unknown is declared failed together with its compensation: a void, delivered
+to payments through the outbox until acknowledged, so a charge that did go through is
+refunded and one that arrives late is refused.
 """
 
 from __future__ import annotations
@@ -94,11 +96,15 @@ async def place_order(deps: SagaDeps, *, key: str, request: OrderRequest, correl
 
 async def outcome_of(deps: SagaDeps, order: OrderRow) -> Answer:
     """A repeated request: replay a finished order, resume an abandoned one, or wait for
-    the one in flight until this request's own deadline."""
+    the one in flight until this request's own deadline.
+
+    The order waited for may vanish: its first request withdraws it when nothing was
+    sent (`_run`). This request is then answered as that one was, 503 with Retry-After:
+    its retry with the same key places the order afresh, still one order per key."""
     deadline = request_deadline.get() or (time.time() + deps.lease_s)
     while True:
         if order.status != "pending":
-            return Answer(order.response_status, order.response_body, replayed=True)
+            return _replay(order)
         async with deps.db.connection() as conn:
             claimed = await store.claim(conn, order.order_id, deps.lease_s)
         if claimed:
@@ -112,7 +118,25 @@ async def outcome_of(deps: SagaDeps, order: OrderRow) -> Answer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(finished.event(order.order_id).wait(), min(left, 0.1))
         async with deps.db.connection() as conn:
-            order = await store.get(conn, order.order_id)
+            current = await store.get(conn, order.order_id)
+        if current is None:
+            raise _withdrawn(order)
+        order = current
+
+
+def _replay(order: OrderRow) -> Answer:
+    # store.finish writes the final status and the answer together, in one statement.
+    assert order.response_status is not None and order.response_body is not None, order.order_id
+    return Answer(order.response_status, order.response_body, replayed=True)
+
+
+def _withdrawn(order: OrderRow) -> DependencyUnavailable:
+    """The answer for a request whose order was withdrawn while it waited."""
+    return DependencyUnavailable(
+        f"order {order.order_id} was withdrawn: a dependency was unavailable before anything was sent. "
+        "Retry with the same Idempotency-Key",
+        retry_after_s=1,
+    )
 
 
 async def run(deps: SagaDeps, order: OrderRow, *, resumed: bool) -> Answer:
@@ -209,6 +233,8 @@ async def _finish(
         if not done:  # our lease ran out and someone else took the order over
             current = await store.get(conn, order.order_id)
     if not done:
+        if current is None:  # only the first request withdraws, and never once a step was sent
+            raise _withdrawn(order)
         return await outcome_of(deps, current)
     _logger.info("order.finished", order_id=order.order_id, status=status, total_cents=total)
     return Answer(http_status, body)

@@ -13,7 +13,9 @@ from typing import Any
 
 import asyncpg
 
+from services.common.data.db import Connection
 from services.common.data.outbox import write_event
+from services.common.web.errors import DependencyUnavailable
 from services.common.web.metrics import orders_total
 
 FINAL_STATUSES = ("confirmed", "payment_failed", "out_of_stock", "rejected")
@@ -57,7 +59,7 @@ def _row(record: asyncpg.Record | None) -> OrderRow | None:
 
 
 async def insert_pending(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     key: str,
     request_hash: str,
@@ -67,26 +69,31 @@ async def insert_pending(
     lease_s: float,
 ) -> tuple[OrderRow, bool]:
     """Create the order for `key`, or return the one that already has it (created=False)."""
-    row = await conn.fetchrow(
-        f"""INSERT INTO orders (order_id, idempotency_key, request_hash, customer_id, requested_items,
-                                status, correlation_id, lease_token, lease_until)
-            VALUES (gen_random_uuid(), $1, $2, $3, $4, 'pending', $5, gen_random_uuid(),
-                    now() + make_interval(secs => $6))
-            ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}""",
-        key,
-        request_hash,
-        customer_id,
-        items,
-        correlation_id,
-        lease_s,
-    )
-    if row is not None:
-        return OrderRow(**row), True
-    existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key = $1", key)
-    return OrderRow(**existing), False
+    for _ in range(3):
+        row = await conn.fetchrow(
+            f"""INSERT INTO orders (order_id, idempotency_key, request_hash, customer_id, requested_items,
+                                    status, correlation_id, lease_token, lease_until)
+                VALUES (gen_random_uuid(), $1, $2, $3, $4, 'pending', $5, gen_random_uuid(),
+                        now() + make_interval(secs => $6))
+                ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}""",
+            key,
+            request_hash,
+            customer_id,
+            items,
+            correlation_id,
+            lease_s,
+        )
+        if row is not None:
+            return OrderRow(**row), True
+        existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key = $1", key)
+        if existing is not None:
+            return OrderRow(**existing), False
+        # The order that held the key was withdrawn (`forget`) between the two statements:
+        # the key is free again, so try again to place this one.
+    raise DependencyUnavailable(f"Idempotency-Key {key!r} is busy; retry with it", retry_after_s=1)
 
 
-async def claim(conn: asyncpg.Connection, order_id: str, lease_s: float) -> OrderRow | None:
+async def claim(conn: Connection, order_id: str, lease_s: float) -> OrderRow | None:
     """Take over a pending order whose lease has run out (its owner crashed or gave up)."""
     return _row(
         await conn.fetchrow(
@@ -99,7 +106,7 @@ async def claim(conn: asyncpg.Connection, order_id: str, lease_s: float) -> Orde
     )
 
 
-async def expired_pending(conn: asyncpg.Connection, limit: int) -> list[str]:
+async def expired_pending(conn: Connection, limit: int) -> list[str]:
     rows = await conn.fetch(
         """SELECT order_id::text FROM orders WHERE status = 'pending' AND lease_until < now()
            ORDER BY lease_until LIMIT $1""",
@@ -108,7 +115,7 @@ async def expired_pending(conn: asyncpg.Connection, limit: int) -> list[str]:
     return [r["order_id"] for r in rows]
 
 
-async def give_up_lease(conn: asyncpg.Connection, order: OrderRow) -> None:
+async def give_up_lease(conn: Connection, order: OrderRow) -> None:
     """Stop owning the order now, so a client retry or the sweeper resumes it at once."""
     await conn.execute(
         "UPDATE orders SET lease_until = now(), updated_at = now() WHERE order_id = $1 AND lease_token = $2",
@@ -117,7 +124,7 @@ async def give_up_lease(conn: asyncpg.Connection, order: OrderRow) -> None:
     )
 
 
-async def forget(conn: asyncpg.Connection, order: OrderRow) -> None:
+async def forget(conn: Connection, order: OrderRow) -> None:
     """Delete an order that nothing was ever sent for, so its key can start afresh."""
     await conn.execute(
         "DELETE FROM orders WHERE order_id = $1 AND status = 'pending' AND lease_token = $2",
@@ -127,7 +134,7 @@ async def forget(conn: asyncpg.Connection, order: OrderRow) -> None:
 
 
 async def finish(
-    conn: asyncpg.Connection,
+    conn: Connection,
     order: OrderRow,
     *,
     status: str,
@@ -182,7 +189,7 @@ async def finish(
     return True
 
 
-async def get(conn: asyncpg.Connection, order_id: str) -> OrderRow | None:
+async def get(conn: Connection, order_id: str) -> OrderRow | None:
     try:
         uuid.UUID(order_id)
     except ValueError:
@@ -190,7 +197,7 @@ async def get(conn: asyncpg.Connection, order_id: str) -> OrderRow | None:
     return _row(await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE order_id = $1::uuid", order_id))
 
 
-async def recent(conn: asyncpg.Connection, *, limit: int, status: str | None) -> list[OrderRow]:
+async def recent(conn: Connection, *, limit: int, status: str | None) -> list[OrderRow]:
     rows = await conn.fetch(
         f"""SELECT {_COLUMNS} FROM orders WHERE ($2::text IS NULL OR status = $2)
             ORDER BY created_at DESC LIMIT $1""",
