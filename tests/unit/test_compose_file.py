@@ -21,8 +21,9 @@ from services.__main__ import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 
-# DESIGN §1: the ports everyone (runbook, dashboards, drills) relies on.
-DESIGN_PORTS = {
+# The ports fixed by the contracts (docs/contracts.md#ports): the runbook, dashboards and
+# drills rely on them.
+CONTRACT_PORTS = {
     "gateway": 8000,
     "orders": 8001,
     "payments": 8002,
@@ -87,12 +88,15 @@ def healthcheck_command(spec: dict[str, Any]) -> str:
 
 
 def dockerfile_froms() -> list[tuple[str, str | None]]:
-    """(image, stage name) of each FROM in the Dockerfile."""
+    """(image, stage name) of each FROM in the Dockerfile, ${ARG}s given their defaults."""
+    text = (REPO / "Dockerfile").read_text()
+    args = dict(re.findall(r"^\s*ARG\s+(\w+)=(\S+)", text, re.M | re.I))
     froms = []
-    for line in (REPO / "Dockerfile").read_text().splitlines():
+    for line in text.splitlines():
         m = re.match(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
         if m:
-            froms.append((m.group(1), m.group(2)))
+            image = re.sub(r"\$\{?(\w+)\}?", lambda a: args.get(a.group(1), a.group(0)), m.group(1))
+            froms.append((image, m.group(2)))
     return froms
 
 
@@ -132,9 +136,9 @@ def test_environment_sets_only_settings_fields(name):
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
-def test_published_port_is_the_settings_and_design_port(name):
+def test_published_port_is_the_settings_and_contract_port(name):
     default_port = settings_class(name).default_port
-    assert default_port == DESIGN_PORTS[name]
+    assert default_port == CONTRACT_PORTS[name]
     spec = APP_SERVICES[name]
     assert [(host, container) for _, host, container in published(spec)] == [(default_port, default_port)]
     assert int(spec.get("environment", {}).get("PORT", default_port)) == default_port
@@ -145,7 +149,7 @@ def test_service_urls_point_at_the_right_service_and_port(name):
     for var, value in APP_SERVICES[name].get("environment", {}).items():
         if var.endswith("_URL") and str(value).startswith("http"):
             target = var.removesuffix("_URL").lower()
-            assert value == f"http://{target}:{DESIGN_PORTS[target]}", f"{name}: {var}={value}"
+            assert value == f"http://{target}:{CONTRACT_PORTS[target]}", f"{name}: {var}={value}"
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
@@ -159,7 +163,7 @@ def test_service_listens_on_every_interface(name):
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
 def test_healthcheck_hits_health_on_its_own_port(name):
     command = healthcheck_command(APP_SERVICES[name])
-    port = DESIGN_PORTS[name]
+    port = CONTRACT_PORTS[name]
     assert re.search(rf"//(127\.0\.0\.1|localhost):{port}/health\b", command), command
 
 
@@ -191,9 +195,9 @@ def test_ports_are_published_on_loopback_only(name):
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
-def test_published_ports_are_the_design_ports(name):
+def test_published_ports_are_the_contract_ports(name):
     for _, host, container in published(SERVICES_IN_COMPOSE[name]):
-        assert host == container == DESIGN_PORTS[name]
+        assert host == container == CONTRACT_PORTS[name]
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
@@ -210,7 +214,7 @@ def test_every_container_has_a_healthcheck(name):
 
 @pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
 def test_healthchecks_survive_podman_splitting_cmd_arguments(name):
-    # Podman 4.3 splits ["CMD", ...] arguments at spaces (CONTAINERS.md): use CMD-SHELL.
+    # Podman 4.3 splits ["CMD", ...] arguments at spaces: use CMD-SHELL.
     test = SERVICES_IN_COMPOSE[name].get("healthcheck", {}).get("test")
     if isinstance(test, list) and test and test[0] == "CMD":
         assert not any(" " in arg for arg in test[1:]), f"{name}: {test}"
@@ -235,7 +239,7 @@ def test_images_are_pinned():
 
 def test_dockerfile_default_image_runs_the_gateway_as_non_root():
     text = (REPO / "Dockerfile").read_text()
-    assert dockerfile_froms()[0][0] == "python:3.11-slim"
+    assert dockerfile_froms()[0][0].partition("@")[0] == "python:3.11-slim"
     assert re.search(r"^USER\s+(?!root\b|0\b)\S+", text, re.M)
     assert 'CMD ["python", "-m", "services", "gateway"]' in text
     # Podman 4.3 splits ["CMD", ...] healthcheck arguments at spaces: shell form only.
@@ -273,7 +277,7 @@ def test_prometheus_scrapes_every_service_under_the_native_stacks_job_names(tmp_
         name = job["job_name"]
         if name in SERVICES:
             # No `service` target label: it would clash with http_requests_total's own.
-            assert job["static_configs"] == [{"targets": [f"{name}:{DESIGN_PORTS[name]}"]}]
+            assert job["static_configs"] == [{"targets": [f"{name}:{CONTRACT_PORTS[name]}"]}]
     assert compose["global"]["scrape_interval"] == native["global"]["scrape_interval"]
 
 
@@ -297,7 +301,7 @@ def test_alertmanager_sends_every_alert_to_the_notifications_webhook():
     assert "routes" not in config["route"]
     assert config["route"]["group_wait"] == "10s"
     [webhook] = next(r for r in config["receivers"] if r["name"] == receiver)["webhook_configs"]
-    assert webhook == {"url": f"http://notifications:{DESIGN_PORTS['notifications']}/alerts", "send_resolved": True}
+    assert webhook == {"url": f"http://notifications:{CONTRACT_PORTS['notifications']}/alerts", "send_resolved": True}
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -1,5 +1,6 @@
 """The alert and recording rules: promtool accepts them, their unit tests pass, and every
-wave-1 incident of the catalogue has exactly one alert that names it and links its runbook."""
+wave-1 incident of docs/incidents.md has exactly one alert that names it and links its
+runbook section."""
 
 from __future__ import annotations
 
@@ -12,56 +13,23 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import docs
 from tests.support.dashboards import EXPORTED_METRICS, PROMETHEUS_METRICS, metric_names
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "prometheus" / "rules"
 RULE_FILES = sorted(RULES.glob("*.yml"))
 TEST_FILES = sorted((REPO / "prometheus" / "tests").glob("*.yml"))
-INCIDENTS_MD = Path(__file__).resolve().parents[3] / "shared" / "INCIDENTS.md"
-
-# Used when the shared catalogue is not beside the checkout (a fresh clone).
-WAVE_1 = (
-    "payments-errors",
-    "payments-latency",
-    "payments-down",
-    "inventory-lock",
-    "gateway-overload",
-    "outbox-backlog",
-    "outbox-stuck",
-    "duplicate-storm",
-    "retry-amplification",
-    "cascading-failure",
-    "database-down",
-    "db-pool-exhaustion",
-    "redis-down",
-    "worker-unhealthy",
-    "cannot-scale",
-    "monitoring-down",
-    "memory-leak",
-    "rate-limit-misconfig",
-    "crashloop",
-    "multi-failure",
-)
 SEVERITIES = {"critical", "warning"}
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
 # level:metric:operations (https://prometheus.io/docs/practices/rules/)
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
-CONTRACT_RECORDS = {"order_success_rate"}  # DESIGN §4 names it
+CONTRACT_RECORDS = {"order_success_rate"}  # a name fixed by docs/contracts.md
 
 
 def wave_1_incidents() -> list[str]:
-    if not INCIDENTS_MD.exists():
-        return list(WAVE_1)
-    text = INCIDENTS_MD.read_text()
-    wave = text.split("Wave 1", 1)[1].split("Wave 2", 1)[0]
-    ids = []
-    for line in wave.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", cells[0]) and cells[0] != "id":
-            ids.append(cells[0])
-    assert ids, f"no wave-1 incident found in {INCIDENTS_MD}"
-    return ids
+    """The wave-1 ids of docs/incidents.md (an error, not a skip, when it is missing)."""
+    return docs.incident_ids(1)
 
 
 def camel(incident: str) -> str:
