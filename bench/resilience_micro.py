@@ -13,16 +13,16 @@ import asyncio
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
 
-from services.common.resilience.breaker import BreakerConfig
 from services.common.resilience.policy import Policy, PolicyConfig
 from services.common.web import errors
+from tests.support.profiles import breaker_config, policy_config_of
 
 
 @dataclass(slots=True)
@@ -56,13 +56,14 @@ async def per_call_us(coro_factory, n: int, rounds: int = 5) -> float:
 
 async def main(n: int) -> None:
     url = "http://127.0.0.1:8002"
-    on = Policy("bench-on", [url], PolicyConfig())
-    off = Policy("bench-off", [url], PolicyConfig(enabled=False))
-    replicas = Policy("bench-replicas", [url, "http://127.0.0.1:8012", "http://127.0.0.1:8022"], PolicyConfig())
+    training: PolicyConfig = policy_config_of("training")
+    on = Policy("bench-on", [url], training)
+    off = Policy("bench-off", [url], replace(training, enabled=False))
+    replicas = Policy("bench-replicas", [url, "http://127.0.0.1:8012", "http://127.0.0.1:8022"], training)
     tripped = Policy(
         "bench-open",
         [url],
-        PolicyConfig(max_attempts=1, breaker=BreakerConfig(window_size=5, minimum_calls=5, wait_in_open_s=3600)),
+        replace(training, max_attempts=1, breaker=breaker_config(window_size=5, minimum_calls=5, wait_in_open_s=3600)),
     )
     for _ in range(5):
         await tripped.call(fail, retryable=False)

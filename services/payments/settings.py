@@ -7,6 +7,6 @@ class Settings(ServiceSettings):
     # Charges above this are declined: the way to see a real payment failure.
     charge_limit_cents: int = 500_000
     # One replica's card processor (services/payments/processor.py): its capacity is
-    # connections / service time charges a second (from the profile when unset).
-    processor_connections: int = 0
-    processor_service_s: float = 0.0
+    # connections / service time charges a second (from the profile).
+    processor_connections: int
+    processor_service_s: float

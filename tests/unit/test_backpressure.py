@@ -119,9 +119,15 @@ def test_a_failing_request_frees_its_slot():
         async def boom(scope, receive, send):
             raise RuntimeError("handler bug")
 
-        middleware = BackpressureMiddleware(boom, max_inflight=1)
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            pass
+
+        middleware = BackpressureMiddleware(boom, max_inflight=1, retry_after_s=1.0)
         with contextlib.suppress(RuntimeError):
-            await middleware({"type": "http", "path": "/x"}, None, None)
+            await middleware({"type": "http", "path": "/x"}, receive, send)
         assert middleware.inflight == 0
 
     asyncio.run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -12,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from services.common.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from services.common.web import errors
+from tests.support.profiles import breaker_config
 
 _names = itertools.count()
 
@@ -27,8 +29,8 @@ class FakeClock:
         self.now += seconds
 
 
-def make(clock: FakeClock | None = None, **overrides: object) -> tuple[CircuitBreaker, FakeClock]:
-    config = dict(
+def make(clock: FakeClock | None = None, **overrides: Any) -> tuple[CircuitBreaker, FakeClock]:
+    config: dict[str, Any] = dict(
         window_type="count",
         window_size=10,
         minimum_calls=10,
@@ -302,9 +304,9 @@ def test_outcome_metrics():
 
 def test_config_rejects_nonsense():
     with pytest.raises(ValueError):
-        BreakerConfig(window_type="sliding")  # type: ignore[arg-type]
+        breaker_config(window_type="sliding")
     with pytest.raises(ValueError):
-        BreakerConfig(permitted_calls_in_half_open=0)
+        breaker_config(permitted_calls_in_half_open=0)
 
 
 class BreakerMachine(RuleBasedStateMachine):
@@ -347,19 +349,29 @@ class BreakerMachine(RuleBasedStateMachine):
         )
         self.breaker = CircuitBreaker(f"prop-{next(_names)}", self.config, self.clock)
 
+    @property
+    def live(self) -> CircuitBreaker:
+        assert self.breaker is not None  # every rule but `build` runs after it
+        return self.breaker
+
+    @property
+    def built(self) -> BreakerConfig:
+        assert self.config is not None
+        return self.config
+
     def _observe(self, before: BreakerState) -> None:
-        after = self.breaker.state  # reading the state may itself move open -> half-open
+        after = self.live.state  # reading the state may itself move open -> half-open
         if after is self.last_state:
             return
         before = self.last_state
         self.last_state = after
         if before is BreakerState.CLOSED and after is BreakerState.OPEN:
             live = self.closed_records
-            if self.config.window_type == "time":
-                live = [t for t in live if t > self.clock.now - self.config.window_size]
-            minimum = self.config.minimum_calls
-            if self.config.window_type == "count":
-                minimum = min(minimum, self.config.window_size)
+            if self.built.window_type == "time":
+                live = [t for t in live if t > self.clock.now - self.built.window_size]
+            minimum = self.built.minimum_calls
+            if self.built.window_type == "count":
+                minimum = min(minimum, self.built.window_size)
             assert len(live) >= minimum, "tripped below minimum_calls"
         self.phase += 1
         self.admitted_in_half_open = 0
@@ -368,10 +380,10 @@ class BreakerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.breaker is not None)
     @rule()
     def acquire(self):
-        state = self.breaker.state
+        state = self.live.state
         self._observe(state)
         try:
-            permit = self.breaker.acquire()
+            permit = self.live.acquire()
         except errors.BreakerOpen:
             assert state is not BreakerState.CLOSED
             return
@@ -383,21 +395,21 @@ class BreakerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.breaker is not None and self.inflight)
     @rule(index=st.integers(0, 50), failed=st.booleans(), slow=st.booleans())
     def record(self, index, failed, slow):
-        before = self.breaker.state
+        before = self.live.state
         self._observe(before)
         permit, phase, _ = self.inflight.pop(index % len(self.inflight))
         if before is BreakerState.CLOSED and phase == self.phase:
             self.closed_records.append(self.clock.now)
-        self.breaker.record(2.0 if slow else 0.1, failed, permit)
+        self.live.record(2.0 if slow else 0.1, failed, permit)
         self._observe(before)
 
     @precondition(lambda self: self.breaker is not None and self.inflight)
     @rule(index=st.integers(0, 50))
     def release(self, index):
-        before = self.breaker.state
+        before = self.live.state
         self._observe(before)
         permit, phase, state = self.inflight.pop(index % len(self.inflight))
-        self.breaker.release(permit)
+        self.live.release(permit)
         if state is BreakerState.HALF_OPEN and phase == self.phase:
             self.admitted_in_half_open -= 1
         self._observe(before)
@@ -405,25 +417,25 @@ class BreakerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.breaker is not None)
     @rule(seconds=st.sampled_from([0.5, 1.0, 3.0, 5.0, 20.0]))
     def advance(self, seconds):
-        before = self.breaker.state
+        before = self.live.state
         self.clock.advance(seconds)
         self._observe(before)
 
     @invariant()
     def stays_in_its_three_states(self):
         if self.breaker is not None:
-            assert self.breaker.state in (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
+            assert self.live.state in (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
 
     def teardown(self):
         if self.breaker is not None:  # once per run: reading the registry is slow
-            gauge = metric("breaker_state", downstream=self.breaker.name)
-            assert gauge == int(self.breaker.state)
+            gauge = metric("breaker_state", downstream=self.live.name)
+            assert gauge == int(self.live.state)
 
     @invariant()
     def never_admits_more_than_permitted_in_half_open(self):
         if self.breaker is not None:
-            self._observe(self.breaker.state)
-            assert self.admitted_in_half_open <= self.config.permitted_calls_in_half_open
+            self._observe(self.live.state)
+            assert self.admitted_in_half_open <= self.built.permitted_calls_in_half_open
 
 
 BreakerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
@@ -432,7 +444,7 @@ TestBreakerProperties = BreakerMachine.TestCase
 
 def test_force_open_keeps_the_time_left_and_does_not_republish():
     breaker, clock = make()
-    published = []
+    published: list[CircuitBreaker] = []
     breaker.on_trip = published.append
     breaker.force_open(2.0)
     assert breaker.state is BreakerState.OPEN
@@ -444,7 +456,7 @@ def test_force_open_keeps_the_time_left_and_does_not_republish():
 
 def test_tripping_on_own_evidence_publishes():
     breaker, _clock = make()
-    published = []
+    published: list[CircuitBreaker] = []
     breaker.on_trip = published.append
     trip(breaker)
     assert published == [breaker]

@@ -11,15 +11,10 @@ from dataclasses import dataclass, field, replace
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.resilience.breaker import BreakerConfig, BreakerState
-from services.common.resilience.policy import (
-    RESILIENCE_PROFILE_DEFAULTS,
-    Policy,
-    PolicyConfig,
-    ResilienceSettings,
-    policy_config,
-)
+from services.common.resilience.breaker import BreakerState
+from services.common.resilience.policy import Policy, PolicyConfig, ResilienceSettings, policy_config
 from services.common.web import errors
+from tests.support.profiles import breaker_config, resilience_settings
 
 _names = itertools.count()
 URL = "http://127.0.0.1:8002"
@@ -56,8 +51,9 @@ class World:
         return outcome if isinstance(outcome, FakeReply) else FakeReply(outcome)
 
 
-BREAKER = BreakerConfig(window_size=10, minimum_calls=10, wait_in_open_s=30.0, permitted_calls_in_half_open=2)
+BREAKER = breaker_config(window_size=10, minimum_calls=10, wait_in_open_s=30.0, permitted_calls_in_half_open=2)
 CONFIG = PolicyConfig(
+    enabled=True,
     timeout_s=2.0,
     max_attempts=3,
     backoff_base_s=0.1,
@@ -343,7 +339,7 @@ def test_replica_ejection_through_the_policy():
 
     for _ in range(4):
         run(policy.call(send, retryable=True))
-    assert policy.replicas.is_ejected(bad)
+    assert any(r["replica"] == bad and r["ejected"] for r in policy.replicas.snapshot())
     world.calls.clear()
     for _ in range(4):
         run(policy.call(send, retryable=False))
@@ -390,39 +386,68 @@ def test_snapshot_lists_breaker_and_replica_state():
     assert BreakerState.CLOSED.label == snap["state"]
 
 
-def test_profiles_and_settings():
-    assert set(RESILIENCE_PROFILE_DEFAULTS) == {"training", "ci"}
-    assert set(RESILIENCE_PROFILE_DEFAULTS["training"]) == set(RESILIENCE_PROFILE_DEFAULTS["ci"])
-    fields = set(ResilienceSettings.model_fields)
-    assert set(RESILIENCE_PROFILE_DEFAULTS["training"]) <= fields
+def test_policy_config_maps_the_settings_fields_one_for_one():
+    settings = resilience_settings(
+        breaker_window_type="time",
+        breaker_window_size=7,
+        breaker_minimum_calls=4,
+        breaker_failure_rate=41.0,
+        breaker_slow_call_s=0.7,
+        breaker_slow_rate=61.0,
+        breaker_wait_open_s=5.0,
+        breaker_half_open_calls=2,
+        retry_max_attempts=4,
+        retry_backoff_base_s=0.03,
+        retry_backoff_max_s=0.9,
+        retry_budget_ratio=0.3,
+        retry_budget_window_s=6.0,
+        retry_min_per_s=2.0,
+        bulkhead_max_concurrent=9,
+        bulkhead_max_wait_s=0.04,
+        ejection_consecutive_failures=6,
+        ejection_base_s=2.0,
+        ejection_max_s=20.0,
+    )
+    config = policy_config(settings, "payments", 1.25)
+    assert config == PolicyConfig(
+        enabled=True,
+        timeout_s=1.25,
+        max_attempts=4,
+        backoff_base_s=0.03,
+        backoff_max_s=0.9,
+        retry_budget_ratio=0.3,
+        retry_budget_window_s=6.0,
+        retry_min_per_s=2.0,
+        bulkhead_max_concurrent=9,
+        bulkhead_max_wait_s=0.04,
+        breaker=breaker_config(
+            window_type="time",
+            window_size=7,
+            minimum_calls=4,
+            failure_rate_threshold=41.0,
+            slow_call_duration_s=0.7,
+            slow_call_rate_threshold=61.0,
+            wait_in_open_s=5.0,
+            permitted_calls_in_half_open=2,
+        ),
+        ejection_consecutive_failures=6,
+        ejection_base_s=2.0,
+        ejection_max_s=20.0,
+    )
 
-    training = policy_config(ResilienceSettings(), "payments", 3.0)
-    assert training.enabled and training.timeout_s == 3.0 and training.max_attempts == 3
-    assert training.breaker.wait_in_open_s == 30.0 and training.breaker.window_size == 20
-    assert training.breaker.minimum_calls == 10 and training.breaker.permitted_calls_in_half_open == 3
-    assert training.bulkhead_max_concurrent == 64 and training.ejection_max_s == 120.0
 
-    ci = policy_config(ResilienceSettings(chaoslab_profile="ci", breaker_wait_open_s=5), "payments", 1.5)
-    assert ci.breaker.wait_in_open_s == 5.0  # an explicit value beats the profile
-    assert ci.breaker.slow_call_duration_s == 1.0 and ci.ejection_base_s == 1.0
-
-    off = ResilienceSettings(resilience="off")
-    assert not policy_config(off, "payments", 3.0).enabled
-    some = ResilienceSettings(resilience_off_for="payments, inventory")
+def test_resilience_off_everywhere_or_for_some_downstreams():
+    assert policy_config(resilience_settings(), "payments", 3.0).enabled
+    assert not policy_config(resilience_settings(resilience="off"), "payments", 3.0).enabled
+    some = resilience_settings(resilience_off_for="payments, inventory")
     assert not policy_config(some, "payments", 3.0).enabled
     assert not policy_config(some, "inventory", 3.0).enabled
     assert policy_config(some, "orders", 3.0).enabled
 
 
-def test_policy_config_reads_any_object_and_fills_gaps_from_its_profile():
-    class Plain:
-        chaoslab_profile = "ci"
-        retry_max_attempts = 5
-        breaker_window_type = "time"
-
-    config = policy_config(Plain(), "inventory", 1.5)
-    assert config.max_attempts == 5 and config.breaker.window_type == "time"
-    assert config.breaker.wait_in_open_s == RESILIENCE_PROFILE_DEFAULTS["ci"]["breaker_wait_open_s"]
+def test_resilience_settings_have_no_defaults_of_their_own():
+    with pytest.raises(ValueError, match="breaker_wait_open_s"):
+        ResilienceSettings.model_validate({})
 
 
 def test_refresh_replicas_gives_each_resolved_address_its_breaker(monkeypatch):

@@ -98,7 +98,7 @@ class Database:
         max_size: int,
         timeout_s: float,
         on_ready: Callable[[Connection], Awaitable[None]] | None = None,
-        acquire_timeout_s: float = 2.0,
+        acquire_timeout_s: float,
     ) -> None:
         self.dsn, self.schema, self.migrations, self.on_ready = dsn, schema, migrations, on_ready
         self.acquire_timeout_s = acquire_timeout_s

@@ -34,7 +34,7 @@ _LEAK_CAP_MB = 1024
 
 class ChaosRuntime:
     def __init__(
-        self, service: str, replica: int, store: ChaosStore, refresh_s: float, crashloop_after_s: float = 2.0
+        self, service: str, replica: int, store: ChaosStore, refresh_s: float, crashloop_after_s: float
     ) -> None:
         self.service, self.replica, self.store, self.refresh_s = service, replica, store, refresh_s
         self.crashloop_after_s = crashloop_after_s

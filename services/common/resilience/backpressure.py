@@ -36,7 +36,7 @@ class BackpressureMiddleware:
         self,
         app: ASGIApp,
         max_inflight: int,
-        retry_after_s: float = 1.0,
+        retry_after_s: float,
         exempt_paths: Iterable[str] = ("/health", "/metrics"),
     ) -> None:
         self.app = app

@@ -44,24 +44,25 @@ class BreakerState(enum.IntEnum):
         return self.name.lower()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BreakerConfig:
     """When a breaker trips and how it comes back.
 
     `window_size` is a number of calls for a "count" window and a number of seconds
     (one bucket per second) for a "time" window. Rates are percentages (0-100) and
     trip when reached, as in resilience4j. A call is slow when it lasts longer than
-    `slow_call_duration_s`.
+    `slow_call_duration_s`. No field has a default: the values a service runs with
+    are the profile table's (services/common/web/settings.py).
     """
 
-    window_type: Literal["count", "time"] = "count"
-    window_size: int = 20
-    minimum_calls: int = 10
-    failure_rate_threshold: float = 50.0
-    slow_call_duration_s: float = 2.0
-    slow_call_rate_threshold: float = 80.0
-    wait_in_open_s: float = 30.0
-    permitted_calls_in_half_open: int = 3
+    window_type: Literal["count", "time"]
+    window_size: int
+    minimum_calls: int
+    failure_rate_threshold: float
+    slow_call_duration_s: float
+    slow_call_rate_threshold: float
+    wait_in_open_s: float
+    permitted_calls_in_half_open: int
 
     def __post_init__(self) -> None:
         if self.window_type not in ("count", "time"):

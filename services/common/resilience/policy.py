@@ -16,11 +16,11 @@ import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel
 
 from services.common.resilience.breaker import BREAKER_STATE, BreakerConfig, CircuitBreaker
 from services.common.resilience.bulkhead import Bulkhead
@@ -58,24 +58,28 @@ class Reply(Protocol):
 R = TypeVar("R", bound=Reply)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PolicyConfig:
-    """One downstream's resilience settings; `enabled=False` leaves only the timeout."""
+    """One downstream's resilience settings; `enabled=False` leaves only the timeout.
 
-    enabled: bool = True
-    timeout_s: float = 3.0
-    max_attempts: int = 3
-    backoff_base_s: float = 0.1
-    backoff_max_s: float = 2.0
-    retry_budget_ratio: float = 0.2
-    retry_budget_window_s: float = 10.0
-    retry_min_per_s: float = 1.0
-    bulkhead_max_concurrent: int = 32
-    bulkhead_max_wait_s: float = 0.05
-    breaker: BreakerConfig = field(default_factory=BreakerConfig)
-    ejection_consecutive_failures: int = 5
-    ejection_base_s: float = 10.0
-    ejection_max_s: float = 120.0
+    No field has a default: a service builds this from its settings (`policy_config`),
+    whose defaults are the profile table of services/common/web/settings.py.
+    """
+
+    enabled: bool
+    timeout_s: float
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    retry_budget_ratio: float
+    retry_budget_window_s: float
+    retry_min_per_s: float
+    bulkhead_max_concurrent: int
+    bulkhead_max_wait_s: float
+    breaker: BreakerConfig
+    ejection_consecutive_failures: int
+    ejection_base_s: float
+    ejection_max_s: float
 
 
 class Policy:
@@ -344,121 +348,62 @@ def _retry_after_s(headers: Mapping[str, str]) -> float:
     return max(0.0, when.timestamp() - time.time())  # an HTTP-date is wall-clock time
 
 
-# Settings field name -> value, per CHAOSLAB_PROFILE (DESIGN §5). The call timeout is not
-# here: it is `downstream_timeout_s` of settings.PROFILE_DEFAULTS (3 s / 1.5 s).
-RESILIENCE_PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "training": {
-        "breaker_window_type": "count",
-        "breaker_window_size": 20,
-        "breaker_minimum_calls": 10,
-        "breaker_failure_rate": 50.0,
-        "breaker_slow_call_s": 2.0,
-        "breaker_slow_rate": 80.0,
-        "breaker_wait_open_s": 30.0,
-        "breaker_half_open_calls": 3,
-        "retry_max_attempts": 3,
-        "retry_backoff_base_s": 0.1,
-        "retry_backoff_max_s": 2.0,
-        "retry_budget_ratio": 0.2,
-        "retry_budget_window_s": 10.0,
-        "retry_min_per_s": 1.0,
-        # Half the gateway's 128 in flight: a downstream that holds every call it gets
-        # (inventory-lock) cannot take all of orders' capacity, ordinary peaks pass.
-        "bulkhead_max_concurrent": 64,
-        "bulkhead_max_wait_s": 0.1,
-        "ejection_consecutive_failures": 5,
-        "ejection_base_s": 10.0,
-        "ejection_max_s": 120.0,
-    },
-}
-# Same shapes, time scales 5-10x smaller, so the drill suite runs in CI in minutes.
-RESILIENCE_PROFILE_DEFAULTS["ci"] = {
-    **RESILIENCE_PROFILE_DEFAULTS["training"],
-    "breaker_slow_call_s": 1.0,
-    "breaker_wait_open_s": 3.0,
-    "retry_backoff_base_s": 0.02,
-    "retry_backoff_max_s": 0.5,
-    "retry_budget_window_s": 2.0,
-    "bulkhead_max_wait_s": 0.02,
-    "ejection_base_s": 1.0,
-    "ejection_max_s": 10.0,
-}
-
-
 class ResilienceSettings(BaseModel):
     """The resilience fields of a service's settings (environment: `RESILIENCE=off`,
     `RESILIENCE_OFF_FOR=payments,inventory`, `BREAKER_WAIT_OPEN_S=5`, ...).
 
-    Unset fields take the value of RESILIENCE_PROFILE_DEFAULTS for `chaoslab_profile`.
+    The thresholds have no default here: a service's settings fill them from the
+    profile table (PROFILE_DEFAULTS in services/common/web/settings.py).
     """
 
     resilience: Literal["on", "off"] = "on"
     resilience_off_for: str = ""
-    breaker_window_type: Literal["count", "time"] | None = None
-    breaker_window_size: int | None = None
-    breaker_minimum_calls: int | None = None
-    breaker_failure_rate: float | None = None
-    breaker_slow_call_s: float | None = None
-    breaker_slow_rate: float | None = None
-    breaker_wait_open_s: float | None = None
-    breaker_half_open_calls: int | None = None
-    retry_max_attempts: int | None = None
-    retry_backoff_base_s: float | None = None
-    retry_backoff_max_s: float | None = None
-    retry_budget_ratio: float | None = None
-    retry_budget_window_s: float | None = None
-    retry_min_per_s: float | None = None
-    bulkhead_max_concurrent: int | None = None
-    bulkhead_max_wait_s: float | None = None
-    ejection_consecutive_failures: int | None = None
-    ejection_base_s: float | None = None
-    ejection_max_s: float | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _apply_resilience_profile(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        defaults = RESILIENCE_PROFILE_DEFAULTS.get(data.get("chaoslab_profile") or "training", {})
-        for name, value in defaults.items():
-            # A service may set its own default (the gateway's larger bulkhead).
-            if data.get(name) in (None, "") and cls.model_fields[name].default is None:
-                data[name] = value
-        return data
+    breaker_window_type: Literal["count", "time"]
+    breaker_window_size: int
+    breaker_minimum_calls: int
+    breaker_failure_rate: float
+    breaker_slow_call_s: float
+    breaker_slow_rate: float
+    breaker_wait_open_s: float
+    breaker_half_open_calls: int
+    retry_max_attempts: int
+    retry_backoff_base_s: float
+    retry_backoff_max_s: float
+    retry_budget_ratio: float
+    retry_budget_window_s: float
+    retry_min_per_s: float
+    bulkhead_max_concurrent: int
+    bulkhead_max_wait_s: float
+    ejection_consecutive_failures: int
+    ejection_base_s: float
+    ejection_max_s: float
 
 
-def policy_config(settings: Any, downstream: str, timeout_s: float) -> PolicyConfig:
-    """The PolicyConfig for `downstream`, read off any object with the fields above."""
-    profile = getattr(settings, "chaoslab_profile", None) or "training"
-    defaults = RESILIENCE_PROFILE_DEFAULTS.get(profile, RESILIENCE_PROFILE_DEFAULTS["training"])
-
-    def get(name: str) -> Any:
-        value = getattr(settings, name, None)
-        return defaults[name] if value in (None, "") else value
-
-    off_for = {d.strip() for d in (getattr(settings, "resilience_off_for", "") or "").split(",")}
+def policy_config(settings: ResilienceSettings, downstream: str, timeout_s: float) -> PolicyConfig:
+    """The PolicyConfig for `downstream`: the settings' fields, one for one."""
+    off_for = {d.strip() for d in settings.resilience_off_for.split(",")}
     return PolicyConfig(
-        enabled=getattr(settings, "resilience", "on") != "off" and downstream not in off_for,
+        enabled=settings.resilience != "off" and downstream not in off_for,
         timeout_s=timeout_s,
-        max_attempts=int(get("retry_max_attempts")),
-        backoff_base_s=float(get("retry_backoff_base_s")),
-        backoff_max_s=float(get("retry_backoff_max_s")),
-        retry_budget_ratio=float(get("retry_budget_ratio")),
-        retry_budget_window_s=float(get("retry_budget_window_s")),
-        retry_min_per_s=float(get("retry_min_per_s")),
-        bulkhead_max_concurrent=int(get("bulkhead_max_concurrent")),
-        bulkhead_max_wait_s=float(get("bulkhead_max_wait_s")),
+        max_attempts=settings.retry_max_attempts,
+        backoff_base_s=settings.retry_backoff_base_s,
+        backoff_max_s=settings.retry_backoff_max_s,
+        retry_budget_ratio=settings.retry_budget_ratio,
+        retry_budget_window_s=settings.retry_budget_window_s,
+        retry_min_per_s=settings.retry_min_per_s,
+        bulkhead_max_concurrent=settings.bulkhead_max_concurrent,
+        bulkhead_max_wait_s=settings.bulkhead_max_wait_s,
         breaker=BreakerConfig(
-            window_type=get("breaker_window_type"),
-            window_size=int(get("breaker_window_size")),
-            minimum_calls=int(get("breaker_minimum_calls")),
-            failure_rate_threshold=float(get("breaker_failure_rate")),
-            slow_call_duration_s=float(get("breaker_slow_call_s")),
-            slow_call_rate_threshold=float(get("breaker_slow_rate")),
-            wait_in_open_s=float(get("breaker_wait_open_s")),
-            permitted_calls_in_half_open=int(get("breaker_half_open_calls")),
+            window_type=settings.breaker_window_type,
+            window_size=settings.breaker_window_size,
+            minimum_calls=settings.breaker_minimum_calls,
+            failure_rate_threshold=settings.breaker_failure_rate,
+            slow_call_duration_s=settings.breaker_slow_call_s,
+            slow_call_rate_threshold=settings.breaker_slow_rate,
+            wait_in_open_s=settings.breaker_wait_open_s,
+            permitted_calls_in_half_open=settings.breaker_half_open_calls,
         ),
-        ejection_consecutive_failures=int(get("ejection_consecutive_failures")),
-        ejection_base_s=float(get("ejection_base_s")),
-        ejection_max_s=float(get("ejection_max_s")),
+        ejection_consecutive_failures=settings.ejection_consecutive_failures,
+        ejection_base_s=settings.ejection_base_s,
+        ejection_max_s=settings.ejection_max_s,
     )

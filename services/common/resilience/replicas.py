@@ -49,9 +49,9 @@ class ReplicaPool:
         self,
         name: str,
         urls: list[str],
-        consecutive_failures: int = 5,
-        base_ejection_s: float = 10.0,
-        max_ejection_s: float = 120.0,
+        consecutive_failures: int,
+        base_ejection_s: float,
+        max_ejection_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not urls:
@@ -66,12 +66,6 @@ class ReplicaPool:
         self._next = 0
         # Only a pool given one name (compose: `http://payments:8002`) follows DNS.
         self._dns_url = urls[0].rstrip("/") if len(urls) == 1 and _is_hostname(urls[0]) else None
-
-    @classmethod
-    def from_setting(cls, name: str, value: str, **kwargs: Any) -> ReplicaPool:
-        """From a setting such as `http://127.0.0.1:8002,http://127.0.0.1:8012`."""
-        urls = [u.strip() for u in value.split(",") if u.strip()]
-        return cls(name, urls, **kwargs)
 
     @property
     def urls(self) -> list[str]:
@@ -120,10 +114,6 @@ class ReplicaPool:
         replica.failures = 0
         replica.probing = True  # when it returns, one failure sends it back out
         REPLICA_EJECTIONS.labels(self.name, replica_label(replica.url)).inc()
-
-    def is_ejected(self, url: str) -> bool:
-        replica = self._by_url.get(url)
-        return replica is not None and replica.ejected_until > self._clock()
 
     def snapshot(self) -> list[dict[str, Any]]:
         now = self._clock()

@@ -1,6 +1,6 @@
 """Typed errors that every service maps to HTTP in one place.
 
-Each error carries the snake_case `code` and the HTTP status of DESIGN §4's error body
+Each error carries the snake_case `code` and the HTTP status of the error body
 `{"error": {"code": ..., "message": ...}}`, and, where a retry makes sense, how long
 the client should wait (`retry_after_s`, sent as `Retry-After`).
 """
@@ -50,13 +50,6 @@ class Conflict(ChaoslabError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-class Shed(ChaoslabError):
-    """The service is past its in-flight limit and refuses the request at once."""
-
-    code = "overloaded"
-    http_status = 429
 
 
 class DependencyUnavailable(ChaoslabError):

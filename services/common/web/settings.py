@@ -1,8 +1,16 @@
 """Configuration: one settings object per service, read from the environment.
 
-`CHAOSLAB_PROFILE` picks the time scales (DESIGN §5): `training` keeps realistic
-intervals (breaker open for 30 s, sweeper every 30 s), `ci` shrinks them so the drill
-suite runs in minutes. A value set in the environment always wins over the profile.
+`CHAOSLAB_PROFILE` picks a column of PROFILE_DEFAULTS, the one place where the time
+scales and the resilience thresholds get their default values: `training` keeps
+realistic intervals (breaker open for 30 s, sweeper every 30 s), `ci` shrinks them so
+the drill suite runs in minutes. A value set in the environment always wins over the
+profile. docs/architecture.md describes the profiles and what each pattern does.
+
+The rule for a default: a time scale or a resilience knob (breaker, retry, bulkhead,
+replica ejection, load shedding, rate limit) has its default in PROFILE_DEFAULTS, and
+the settings field that holds it has none; when one service needs a value of its own,
+the table says so under `<service>.<field>` (the gateway's larger bulkhead). Any other
+field (addresses, pool sizes, business limits) has its default where it is declared.
 """
 
 from __future__ import annotations
@@ -15,23 +23,65 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.resilience.policy import ResilienceSettings
 
 Profile = Literal["training", "ci"]
+DEFAULT_PROFILE: Profile = "training"
 
-# Time scales and limits that change with the profile; field name -> value.
+_TRAINING: dict[str, Any] = {
+    # Time scales.
+    "request_timeout_s": 10.0,
+    "downstream_timeout_s": 3.0,  # one call to another service (the policy's timeout)
+    "db_acquire_timeout_s": 2.0,
+    "sweeper_interval_s": 30.0,
+    "order_lease_s": 15.0,
+    "relay_interval_s": 0.5,
+    "outbox_retention_s": 3600.0,
+    "chaos_refresh_s": 1.0,
+    # Under the crashloop fault a process lives this long: past supervision's start
+    # check, and long enough for a scrape to see each life.
+    "crashloop_after_s": 20.0,
+    # payments' card processor: 320 charges/s per replica, never the limit on 2 cores.
+    "processor_connections": 16,
+    "processor_service_s": 0.05,
+    # Circuit breaker (services/common/resilience/breaker.py).
+    "breaker_window_type": "count",
+    "breaker_window_size": 20,
+    "breaker_minimum_calls": 10,
+    "breaker_failure_rate": 50.0,
+    "breaker_slow_call_s": 2.0,
+    "breaker_slow_rate": 80.0,
+    "breaker_wait_open_s": 30.0,
+    "breaker_half_open_calls": 3,
+    # Retries and their budget (services/common/resilience/retry.py).
+    "retry_max_attempts": 3,
+    "retry_backoff_base_s": 0.1,
+    "retry_backoff_max_s": 2.0,
+    "retry_budget_ratio": 0.2,
+    "retry_budget_window_s": 10.0,
+    "retry_min_per_s": 1.0,
+    # Bulkhead per downstream: half the gateway's 128 in flight, so a downstream that
+    # holds every call it gets (inventory-lock) cannot take all of orders' capacity,
+    # while ordinary peaks pass.
+    "bulkhead_max_concurrent": 64,
+    "bulkhead_max_wait_s": 0.1,
+    # Every request the gateway admits calls orders: its bulkhead must not shed before
+    # its own door does.
+    "gateway.bulkhead_max_concurrent": 128,
+    # Replica ejection (services/common/resilience/replicas.py).
+    "ejection_consecutive_failures": 5,
+    "ejection_base_s": 10.0,
+    "ejection_max_s": 120.0,
+    # Load shedding: requests in flight past this get 429 + Retry-After (0: no limit).
+    "max_inflight": 0,
+    "gateway.max_inflight": 128,
+    # The gateway's requests per second per client (X-Client-ID, else the address); 0: no limit.
+    "rate_limit_rps": 0.0,
+}
+
+# Field name (or `<service>.<field>`) -> default value, per CHAOSLAB_PROFILE.
 PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "training": {
-        "request_timeout_s": 10.0,
-        "downstream_timeout_s": 3.0,
-        "sweeper_interval_s": 30.0,
-        "order_lease_s": 15.0,
-        "relay_interval_s": 0.5,
-        "outbox_retention_s": 3600.0,
-        "chaos_refresh_s": 1.0,
-        "crashloop_after_s": 20.0,
-        # payments' card processor: 320 charges/s per replica, never the limit on 2 cores.
-        "processor_connections": 16,
-        "processor_service_s": 0.05,
-    },
+    "training": _TRAINING,
+    # Training with the time scales 5-10x smaller, so the drill suite runs in CI in minutes.
     "ci": {
+        **_TRAINING,
         "request_timeout_s": 5.0,
         "downstream_timeout_s": 1.5,
         "sweeper_interval_s": 2.0,
@@ -43,8 +93,30 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         # 30 charges/s per replica: steady drill load uses a third; a step load passes it.
         "processor_connections": 3,
         "processor_service_s": 0.1,
+        "breaker_slow_call_s": 1.0,
+        "breaker_wait_open_s": 3.0,
+        "retry_backoff_base_s": 0.02,
+        "retry_backoff_max_s": 0.5,
+        "retry_budget_window_s": 2.0,
+        "bulkhead_max_wait_s": 0.02,
+        "ejection_base_s": 1.0,
+        "ejection_max_s": 10.0,
     },
 }
+
+
+def profile_defaults(profile: str, service: str = "") -> dict[str, Any]:
+    """The defaults of `profile` as field name -> value, with `service`'s own values
+    applied; raises ValueError naming the known profiles when `profile` is not one."""
+    try:
+        table = PROFILE_DEFAULTS[profile]
+    except KeyError:
+        known = ", ".join(PROFILE_DEFAULTS)
+        raise ValueError(f"CHAOSLAB_PROFILE={profile!r} is not a profile; use one of: {known}") from None
+    values = {name: value for name, value in table.items() if "." not in name}
+    prefix = f"{service}."
+    values.update({name.removeprefix(prefix): v for name, v in table.items() if service and name.startswith(prefix)})
+    return values
 
 
 class ServiceSettings(BaseSettings, ResilienceSettings):
@@ -55,7 +127,7 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     service: ClassVar[str] = ""
     default_port: ClassVar[int] = 0
 
-    chaoslab_profile: Profile = "training"
+    chaoslab_profile: Profile = DEFAULT_PROFILE
     host: str = "127.0.0.1"
     port: int = 0
     replica: int = 0
@@ -68,27 +140,24 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     log_json: bool = True
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     max_body_bytes: int = 65536
-    # Requests in flight past this are shed with 429 + Retry-After (0: no limit).
-    max_inflight: int = 0
-    db_acquire_timeout_s: float = 2.0
-    chaos_refresh_s: float = 0.0
-    # Under the crashloop fault a process lives this long: past supervision's start
-    # check, and long enough for a scrape to see each life.
-    crashloop_after_s: float = 0.0
     # Replicas of this service open their breakers together (services/common/resilience/breaker_sync.py).
     breaker_shared: bool = False
     # Native stacks: a directory with one file per downstream listing its replicas' URLs.
     replicas_dir: str = ""
-    request_timeout_s: float = 0.0
-    downstream_timeout_s: float = 0.0
+    # From the profile (PROFILE_DEFAULTS), unless the environment sets them.
+    max_inflight: int
+    db_acquire_timeout_s: float
+    chaos_refresh_s: float
+    crashloop_after_s: float
+    request_timeout_s: float
+    downstream_timeout_s: float
 
     @model_validator(mode="before")
     @classmethod
     def _apply_profile(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        profile = data.get("chaoslab_profile") or "training"
-        defaults = PROFILE_DEFAULTS.get(profile, {})
+        defaults = profile_defaults(data.get("chaoslab_profile") or DEFAULT_PROFILE, cls.service)
         for name, value in defaults.items():
             if name in cls.model_fields and data.get(name) in (None, ""):
                 data[name] = value
