@@ -1,7 +1,8 @@
-"""The wave-1 incidents of INCIDENTS.md: the one place their commands live.
+"""The incident catalogue: the one place the wave-1 incidents' commands live.
 
-`runbook.md` is generated from this file (`chaoslab runbook --write`) and the drills
-run these very commands, so the runbook and the drills cannot drift apart. Commands
+`runbook.md` (`chaoslab runbook --write`) and the Chaos Toolkit experiments in
+chaos/experiments/ are generated from this file, and the drills run these very
+commands, so the runbook, the experiments and the drills cannot drift apart. Commands
 run from the repository root; `chaoslab` finds the stack through $CHAOSLAB_RUN_DIR
 (default ./.chaoslab) and the scripts find Redis through $REDIS_URL.
 """
@@ -28,25 +29,31 @@ STOP_LOAD = Step(action="stop_load", note="Stop the runaway load (Ctrl-C in locu
 
 INCIDENTS: tuple[Incident, ...] = (
     Incident(
-        "payments-errors",
-        "Payments fails most calls",
-        "SEV1",
-        "payments answers 5xx to most charges. Orders' breaker on payments opens, so calls fail at once "
-        "instead of piling up; orders end payment_failed and their stock is released.",
-        "PaymentsErrors",
-        (
+        id="payments-errors",
+        title="Payments fails most calls",
+        severity="SEV1",
+        what_happens=(
+            "payments answers 5xx to most charges. Orders' breaker on payments opens, so calls fail at once "
+            "instead of piling up; orders end payment_failed and their stock is released."
+        ),
+        alert="PaymentsErrors",
+        symptoms=(
             '`downstream_requests_total{to_service="payments",outcome="error"}` climbing, then '
             '`outcome="breaker_open"`',
             '`breaker_state{downstream="payments"}` = 1 on orders',
             '`order_success_rate` far below 0.9; `orders_total{status="payment_failed"}` rising',
         ),
-        (BREAKERS, FAULTS, sh("chaoslab logs payments --lines 20")),
-        (sh("chaos/scripts/payment_errors.sh enable 0.9"),),
-        (sh("chaos/scripts/payment_errors.sh disable"),),
-        "The breaker goes half-open after its wait, the trial calls succeed and it closes; "
-        "`order_success_rate` is back above 0.9.",
-        VERIFY_NOTE + " Orders that failed while payments erred have their stock released; any charge "
-        "whose answer was lost is voided through the outbox.",
+        diagnose=(BREAKERS, FAULTS, sh("chaoslab logs payments --lines 20")),
+        inject=(sh("chaos/scripts/payment_errors.sh enable 0.9"),),
+        remediate=(sh("chaos/scripts/payment_errors.sh disable"),),
+        recovered=(
+            "The breaker goes half-open after its wait, the trial calls succeed and it closes; "
+            "`order_success_rate` is back above 0.9."
+        ),
+        data_loss=(
+            VERIFY_NOTE + " Orders that failed while payments erred have their stock released; any charge "
+            "whose answer was lost is voided through the outbox."
+        ),
         compose=(
             "docker compose exec redis redis-cli SET chaos:payments:error_rate 0.9 EX 600",
             "docker compose exec redis redis-cli DEL chaos:payments:error_rate",
@@ -54,81 +61,97 @@ INCIDENTS: tuple[Incident, ...] = (
         faults=(("payments", "error_rate", 0.9),),
     ),
     Incident(
-        "payments-latency",
-        "Payments is slow",
-        "SEV2",
-        "payments takes seconds to answer. Orders' calls time out at their budget and the slow-call "
-        "breaker opens, so the gateway keeps answering in bounded time.",
-        "PaymentsLatency",
-        (
+        id="payments-latency",
+        title="Payments is slow",
+        severity="SEV2",
+        what_happens=(
+            "payments takes seconds to answer. Orders' calls time out at their budget and the slow-call "
+            "breaker opens, so the gateway keeps answering in bounded time."
+        ),
+        alert="PaymentsLatency",
+        symptoms=(
             '`job:http_request_duration_seconds:p99_rate1m{job="payments"}` over 1 s',
             '`downstream_requests_total{to_service="payments",outcome="timeout"}` rising',
             '`breaker_calls_total{downstream="payments",outcome=~"slow.*"}` rising',
         ),
-        (BREAKERS, sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m'")),
-        (sh("chaos/scripts/payment_slow.sh enable 2500"),),
-        (sh("chaos/scripts/payment_slow.sh disable"),),
-        "Payments' p99 falls under 1 s and the breaker closes.",
-        VERIFY_NOTE + " A charge that finished after orders gave up is voided through the outbox.",
+        diagnose=(BREAKERS, sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m'")),
+        inject=(sh("chaos/scripts/payment_slow.sh enable 2500"),),
+        remediate=(sh("chaos/scripts/payment_slow.sh disable"),),
+        recovered="Payments' p99 falls under 1 s and the breaker closes.",
+        data_loss=VERIFY_NOTE + " A charge that finished after orders gave up is voided through the outbox.",
         compose=("docker compose exec redis redis-cli SET chaos:payments:latency_ms 2500 EX 600",),
         faults=(("payments", "latency_ms", 2500),),
     ),
     Incident(
-        "payments-down",
-        "Payments process dead",
-        "SEV1",
-        "The payments process is gone and does not come back. Its target is down in Prometheus; orders' "
-        "breaker opens on refused connections and orders end payment_failed.",
-        "PaymentsDown",
-        ('`up{job="payments"}` = 0', '`downstream_requests_total{to_service="payments",outcome="unreachable"}`'),
-        (STATUS, BREAKERS),
-        (sh("chaoslab stop payments"),),
-        (sh("chaoslab start payments"),),
-        '`up{job="payments"}` is 1 and the breaker closes.',
-        VERIFY_NOTE,
+        id="payments-down",
+        title="Payments process dead",
+        severity="SEV1",
+        what_happens=(
+            "The payments process is gone and does not come back. Its target is down in Prometheus; orders' "
+            "breaker opens on refused connections and orders end payment_failed."
+        ),
+        alert="PaymentsDown",
+        symptoms=(
+            '`up{job="payments"}` = 0',
+            '`downstream_requests_total{to_service="payments",outcome="unreachable"}`',
+        ),
+        diagnose=(STATUS, BREAKERS),
+        inject=(sh("chaoslab stop payments"),),
+        remediate=(sh("chaoslab start payments"),),
+        recovered='`up{job="payments"}` is 1 and the breaker closes.',
+        data_loss=VERIFY_NOTE,
         compose=("docker compose stop payments", "docker compose start payments"),
     ),
     Incident(
-        "inventory-lock",
-        "Inventory lock contention",
-        "SEV2",
-        "inventory holds its stock row locks for seconds. Under load, orders' bulkhead on inventory "
-        "fills and rejects the excess at once instead of queueing it.",
-        "InventoryLock",
-        (
+        id="inventory-lock",
+        title="Inventory lock contention",
+        severity="SEV2",
+        what_happens=(
+            "inventory holds its stock row locks for seconds. Under load, orders' bulkhead on inventory "
+            "fills and rejects the excess at once instead of queueing it."
+        ),
+        alert="InventoryLock",
+        symptoms=(
             '`bulkhead_rejections_total{downstream="inventory"}` rising',
             '`bulkhead_inflight{downstream="inventory"}` at its limit',
             "inventory's p99 in seconds",
         ),
-        (BREAKERS, sh("chaoslab query 'sum by (downstream) (rate(bulkhead_rejections_total[1m]))'")),
-        (sh("chaos/scripts/inventory_lock.sh enable 1500"), _load("shop", "The usual evening peak of shoppers.")),
-        (sh("chaos/scripts/inventory_lock.sh disable"), STOP_LOAD),
-        "Bulkhead rejections stop and orders succeed again (or scale inventory: `chaoslab scale inventory 2`).",
-        VERIFY_NOTE,
+        diagnose=(BREAKERS, sh("chaoslab query 'sum by (downstream) (rate(bulkhead_rejections_total[1m]))'")),
+        inject=(
+            sh("chaos/scripts/inventory_lock.sh enable 1500"),
+            _load("shop", "The usual evening peak of shoppers."),
+        ),
+        remediate=(sh("chaos/scripts/inventory_lock.sh disable"), STOP_LOAD),
+        recovered=(
+            "Bulkhead rejections stop and orders succeed again (or scale inventory: `chaoslab scale inventory 2`)."
+        ),
+        data_loss=VERIFY_NOTE,
         compose=("docker compose exec redis redis-cli SET chaos:inventory:lock_contention_ms 1500 EX 600",),
         extra={"users": "40"},
         faults=(("inventory", "lock_contention_ms", 1500),),
     ),
     Incident(
-        "gateway-overload",
-        "Traffic surge past capacity",
-        "SEV2",
-        "A surge sends more requests than the gateway admits. It sheds the excess with 429 and "
-        "Retry-After while the admitted requests keep their latency.",
-        "GatewayOverload",
-        (
+        id="gateway-overload",
+        title="Traffic surge past capacity",
+        severity="SEV2",
+        what_happens=(
+            "A surge sends more requests than the gateway admits. It sheds the excess with 429 and "
+            "Retry-After while the admitted requests keep their latency."
+        ),
+        alert="GatewayOverload",
+        symptoms=(
             "`load_shed_total` rising on the gateway",
             '`http_inflight_requests{job="gateway"}` at MAX_INFLIGHT',
             '`job:http_requests_429:ratio_rate1m{job="gateway"}` over 0.05',
         ),
-        (
+        diagnose=(
             sh("chaoslab query 'rate(load_shed_total[1m])'"),
             sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m{job=\"gateway\"}'"),
         ),
-        (_load("shop/surge", "A marketing push: locust's SurgeShape (CHAOSLAB_SHAPE=surge)."),),
-        (STOP_LOAD,),
-        "Shedding stops once the surge is over (or raise MAX_INFLIGHT / scale the gateway).",
-        VERIFY_NOTE + " A shed request never reached orders: its client retries with the same key.",
+        inject=(_load("shop/surge", "A marketing push: locust's SurgeShape (CHAOSLAB_SHAPE=surge)."),),
+        remediate=(STOP_LOAD,),
+        recovered="Shedding stops once the surge is over (or raise MAX_INFLIGHT / scale the gateway).",
+        data_loss=VERIFY_NOTE + " A shed request never reached orders: its client retries with the same key.",
         extra={
             "CHAOSLAB_SURGE_BASE_USERS": "5",
             "CHAOSLAB_SURGE_PEAK_USERS": "250",
@@ -139,37 +162,44 @@ INCIDENTS: tuple[Incident, ...] = (
         },
     ),
     Incident(
-        "cannot-scale",
-        "Load beyond one payments replica",
-        "SEV2",
-        "More charges arrive than one payments replica can authorise. Each replica has a few card-processor "
-        "connections (capacity: connections / service time: 30 charges/s in ci, 320 in training, which a "
-        "small machine cannot reach: there, drill it in ci or start with `--set payments:PROCESSOR_CONNECTIONS=3`); "
-        "all of them stay busy, charges queue for one, and latency climbs while throughput stays flat. Each new "
-        "replica brings its own connections.",
-        "CannotScale",
-        (
+        id="cannot-scale",
+        title="Load beyond one payments replica",
+        severity="SEV2",
+        what_happens=(
+            "More charges arrive than one payments replica can authorise. Each replica has a few card-processor "
+            "connections (capacity: connections / service time: 30 charges/s in ci, 320 in training, which a "
+            "small machine cannot reach: there, drill it in ci or start with "
+            "`--set payments:PROCESSOR_CONNECTIONS=3`); "
+            "all of them stay busy, charges queue for one, and latency climbs while throughput stays flat. Each new "
+            "replica brings its own connections."
+        ),
+        alert="CannotScale",
+        symptoms=(
             "`payments_processor_waiting` at 1 or more: every one of `payments_processor_connections` busy",
             '`payments_processor_wait_seconds` rising; `job:http_request_duration_seconds:p99_rate1m{job="payments"}` '
             "over 0.5 s",
             "orders/s flat while shoppers grow",
         ),
-        (
+        diagnose=(
             sh("chaoslab query 'payments_processor_waiting'"),
             sh("chaoslab query 'payments_processor_connections_in_use / payments_processor_connections'"),
             sh("chaoslab query 'job:http_request_duration_seconds:p99_rate1m{job=\"payments\"}'"),
         ),
-        (
+        inject=(
             _load(
                 "shop/step",
                 "A capacity step: locust's StepShape (CHAOSLAB_SHAPE=step) adds shoppers past one replica's capacity.",
             ),
         ),
-        (sh("chaoslab scale payments 3"),),
-        "No charge waits for a connection any more, payments' p99 falls under 0.5 s and the alert resolves; "
-        "orders/s follows the shoppers again. Scale back down once the load is gone.",
-        VERIFY_NOTE + " A charge that queued past its caller's deadline is never made: the processor hands the "
-        "connection back, so no order is charged behind a timeout.",
+        remediate=(sh("chaoslab scale payments 3"),),
+        recovered=(
+            "No charge waits for a connection any more, payments' p99 falls under 0.5 s and the alert resolves; "
+            "orders/s follows the shoppers again. Scale back down once the load is gone."
+        ),
+        data_loss=(
+            VERIFY_NOTE + " A charge that queued past its caller's deadline is never made: the processor hands the "
+            "connection back, so no order is charged behind a timeout."
+        ),
         extra={
             "users": "60",
             "CHAOSLAB_STEP_USERS": "60",
@@ -181,239 +211,264 @@ INCIDENTS: tuple[Incident, ...] = (
         recovered_when='max(job:http_request_duration_seconds:p99_rate1m{job="payments"}) < 0.5',
     ),
     Incident(
-        "outbox-backlog",
-        "Notifications down, outbox grows",
-        "SEV3",
-        "notifications is down. Orders keep succeeding; their events wait in the outbox, which grows, "
-        "then drains once notifications is back. Nothing is lost, nothing is sent twice.",
-        "OutboxBacklog",
-        (
+        id="outbox-backlog",
+        title="Notifications down, outbox grows",
+        severity="SEV3",
+        what_happens=(
+            "notifications is down. Orders keep succeeding; their events wait in the outbox, which grows, "
+            "then drains once notifications is back. Nothing is lost, nothing is sent twice."
+        ),
+        alert="OutboxBacklog",
+        symptoms=(
             '`outbox_pending{destination="notifications"}` growing',
             "`outbox_oldest_age_seconds` over 30",
             '`outbox_delivery_failures_total` rising; `up{job="notifications"}` = 0',
         ),
-        (STATUS, sh("chaoslab query 'outbox_pending'")),
-        (sh("chaoslab stop notifications"),),
-        (sh("chaoslab start notifications"),),
-        "`outbox_pending` falls back to 0 on its own: the relay drains the backlog.",
-        VERIFY_NOTE + " Each event is in notifications' inbox exactly once (duplicates are absorbed).",
+        diagnose=(STATUS, sh("chaoslab query 'outbox_pending'")),
+        inject=(sh("chaoslab stop notifications"),),
+        remediate=(sh("chaoslab start notifications"),),
+        recovered="`outbox_pending` falls back to 0 on its own: the relay drains the backlog.",
+        data_loss=VERIFY_NOTE + " Each event is in notifications' inbox exactly once (duplicates are absorbed).",
         compose=("docker compose stop notifications", "docker compose start notifications"),
         detect_budget_s=120,
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
-        "outbox-stuck",
-        "Outbox relay stuck",
-        "SEV3",
-        "The relay in orders hangs while notifications is healthy: events pile up and none fail. "
-        "Only a restart of orders brings delivery back.",
-        "OutboxStuck",
-        (
+        id="outbox-stuck",
+        title="Outbox relay stuck",
+        severity="SEV3",
+        what_happens=(
+            "The relay in orders hangs while notifications is healthy: events pile up and none fail. "
+            "Only a restart of orders brings delivery back."
+        ),
+        alert="OutboxStuck",
+        symptoms=(
             '`outbox_pending{destination="notifications"}` growing while `up{job="notifications"}` = 1',
             "no `outbox_delivered_total` increase and no delivery failures",
             "the log line `outbox.relay_stuck` in `chaoslab logs orders`",
         ),
-        (STATUS, sh("chaoslab logs orders --lines 30")),
-        (sh("chaos/scripts/outbox_pause.sh enable --ttl 5"),),
-        (sh("chaoslab restart orders"),),
-        "`outbox_pending` drains to 0 after the restart.",
-        VERIFY_NOTE,
+        diagnose=(STATUS, sh("chaoslab logs orders --lines 30")),
+        inject=(sh("chaos/scripts/outbox_pause.sh enable --ttl 5"),),
+        remediate=(sh("chaoslab restart orders"),),
+        recovered="`outbox_pending` drains to 0 after the restart.",
+        data_loss=VERIFY_NOTE,
         compose=("docker compose restart orders",),
         detect_budget_s=120,
         faults=(("orders", "outbox_paused", True),),
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
-        "duplicate-storm",
-        "Duplicate request storm",
-        "SEV3",
-        "Clients retry one order many times at once with the same idempotency key. Orders answers "
-        "them all with the one order: one reservation, one charge.",
-        "DuplicateStorm",
-        ('`idempotency_conflicts_total{kind=~"replayed|in_flight"}` rising',),
-        (sh("chaoslab query 'sum by (kind) (rate(idempotency_conflicts_total[1m]))'"),),
-        (_load("duplicates", "A buggy client retrying in bursts (locust's DuplicateStorm users)."),),
-        (STOP_LOAD,),
-        "Nothing to fix in the stack: the conflicts stop with the storm.",
-        VERIFY_NOTE + " One order and at most one charge per key, whatever the storm.",
+        id="duplicate-storm",
+        title="Duplicate request storm",
+        severity="SEV3",
+        what_happens=(
+            "Clients retry one order many times at once with the same idempotency key. Orders answers "
+            "them all with the one order: one reservation, one charge."
+        ),
+        alert="DuplicateStorm",
+        symptoms=('`idempotency_conflicts_total{kind=~"replayed|in_flight"}` rising',),
+        diagnose=(sh("chaoslab query 'sum by (kind) (rate(idempotency_conflicts_total[1m]))'"),),
+        inject=(_load("duplicates", "A buggy client retrying in bursts (locust's DuplicateStorm users)."),),
+        remediate=(STOP_LOAD,),
+        recovered="Nothing to fix in the stack: the conflicts stop with the storm.",
+        data_loss=VERIFY_NOTE + " One order and at most one charge per key, whatever the storm.",
         extra={"users": "10"},
     ),
     Incident(
-        "retry-amplification",
-        "Retries amplify a partial failure",
-        "SEV2",
-        "Close to half of payments' answers fail: not enough to open the breaker, enough to make "
-        "every caller retry. Orders retries with the same key, but only inside its retry budget, so "
-        "a failing downstream never gets a multiple of its normal load.",
-        "RetryAmplification",
-        (
+        id="retry-amplification",
+        title="Retries amplify a partial failure",
+        severity="SEV2",
+        what_happens=(
+            "Close to half of payments' answers fail: not enough to open the breaker, enough to make "
+            "every caller retry. Orders retries with the same key, but only inside its retry budget, so "
+            "a failing downstream never gets a multiple of its normal load."
+        ),
+        alert="RetryAmplification",
+        symptoms=(
             '`downstream:retry_attempts:ratio_rate1m{downstream="payments"}` over 0.1',
             '`retry_budget_exhausted_total{downstream="payments"}` rising when the budget is spent',
         ),
-        (sh("chaoslab query 'downstream:retry_attempts:ratio_rate1m'"), BREAKERS),
-        (sh("chaos/scripts/payment_errors.sh enable 0.4"),),
-        (sh("chaos/scripts/payment_errors.sh disable"),),
-        "The retry ratio falls back near 0.",
-        VERIFY_NOTE + " Retries carried the order's key: no charge is doubled.",
+        diagnose=(sh("chaoslab query 'downstream:retry_attempts:ratio_rate1m'"), BREAKERS),
+        inject=(sh("chaos/scripts/payment_errors.sh enable 0.4"),),
+        remediate=(sh("chaos/scripts/payment_errors.sh disable"),),
+        recovered="The retry ratio falls back near 0.",
+        data_loss=VERIFY_NOTE + " Retries carried the order's key: no charge is doubled.",
         faults=(("payments", "error_rate", 0.4),),
     ),
     Incident(
-        "cascading-failure",
-        "Payments hangs and inventory slows",
-        "SEV1",
-        "payments stops answering and inventory slows down together. Timeouts, breakers and bulkheads "
-        "keep the gateway answering quickly instead of hanging with them.",
-        "CascadingFailure",
-        (
+        id="cascading-failure",
+        title="Payments hangs and inventory slows",
+        severity="SEV1",
+        what_happens=(
+            "payments stops answering and inventory slows down together. Timeouts, breakers and bulkheads "
+            "keep the gateway answering quickly instead of hanging with them."
+        ),
+        alert="CascadingFailure",
+        symptoms=(
             "`breaker_state` = 1 on more than one service",
             "timeouts to payments and inventory",
             "the gateway still answers in bounded time",
         ),
-        (BREAKERS, ALERTS),
-        (sh("chaos/scripts/payment_hang.sh enable 1.0"), sh("chaoslab chaos set inventory latency_ms 2000")),
-        (sh("chaos/scripts/payment_hang.sh disable"), sh("chaoslab chaos clear inventory")),
-        "Recover from the deepest service up: payments, then inventory; the breakers close one after the other.",
-        VERIFY_NOTE,
+        diagnose=(BREAKERS, ALERTS),
+        inject=(sh("chaos/scripts/payment_hang.sh enable 1.0"), sh("chaoslab chaos set inventory latency_ms 2000")),
+        remediate=(sh("chaos/scripts/payment_hang.sh disable"), sh("chaoslab chaos clear inventory")),
+        recovered=(
+            "Recover from the deepest service up: payments, then inventory; the breakers close one after the other."
+        ),
+        data_loss=VERIFY_NOTE,
         faults=(("payments", "hang_rate", 1.0), ("inventory", "latency_ms", 2000)),
     ),
     Incident(
-        "database-down",
-        "PostgreSQL unreachable",
-        "SEV1",
-        "PostgreSQL is down. Services answer 503 fast instead of hanging; no order is half-written.",
-        "DatabaseDown",
-        ("`db_up` = 0 on every service with a database", "503 `database_unavailable` answers"),
-        (STATUS,),
-        (sh("chaoslab stop postgres"),),
-        (sh("chaoslab start postgres"),),
-        "`db_up` is 1 everywhere; pending orders are finished by the sweeper.",
-        VERIFY_NOTE,
+        id="database-down",
+        title="PostgreSQL unreachable",
+        severity="SEV1",
+        what_happens="PostgreSQL is down. Services answer 503 fast instead of hanging; no order is half-written.",
+        alert="DatabaseDown",
+        symptoms=("`db_up` = 0 on every service with a database", "503 `database_unavailable` answers"),
+        diagnose=(STATUS,),
+        inject=(sh("chaoslab stop postgres"),),
+        remediate=(sh("chaoslab start postgres"),),
+        recovered="`db_up` is 1 everywhere; pending orders are finished by the sweeper.",
+        data_loss=VERIFY_NOTE,
         compose=("docker compose stop postgres", "docker compose start postgres"),
         steady_success=0.9,
     ),
     Incident(
-        "db-pool-exhaustion",
-        "Database pool exhausted",
-        "SEV2",
-        "Connections are held and not given back. Requests wait for the pool up to its acquire timeout, "
-        "then fail with 503: never for ever.",
-        "DbPoolExhaustion",
-        ("`db_pool_in_use` = `db_pool_size`", "`db_pool_waiting` > 0", "`db_pool_timeouts_total` rising"),
-        (sh("chaoslab query 'db_pool_in_use / db_pool_size'"),),
-        (sh("chaos/scripts/db_pool_hold.sh enable 10 --service payments"),),
-        (sh("chaos/scripts/db_pool_hold.sh disable --service payments"),),
-        "The pool has idle connections again and the timeouts stop.",
-        VERIFY_NOTE,
+        id="db-pool-exhaustion",
+        title="Database pool exhausted",
+        severity="SEV2",
+        what_happens=(
+            "Connections are held and not given back. Requests wait for the pool up to its acquire timeout, "
+            "then fail with 503: never for ever."
+        ),
+        alert="DbPoolExhaustion",
+        symptoms=("`db_pool_in_use` = `db_pool_size`", "`db_pool_waiting` > 0", "`db_pool_timeouts_total` rising"),
+        diagnose=(sh("chaoslab query 'db_pool_in_use / db_pool_size'"),),
+        inject=(sh("chaos/scripts/db_pool_hold.sh enable 10 --service payments"),),
+        remediate=(sh("chaos/scripts/db_pool_hold.sh disable --service payments"),),
+        recovered="The pool has idle connections again and the timeouts stop.",
+        data_loss=VERIFY_NOTE,
         faults=(("payments", "db_pool_hold", 10),),
     ),
     Incident(
-        "redis-down",
-        "Redis (the chaos store) down",
-        "SEV3",
-        "Redis is gone. Services keep serving, with no faults, and say so in `chaos_store_up`.",
-        "RedisDown",
-        ("`chaos_store_up` = 0 on every service", "orders keep succeeding"),
-        (STATUS,),
-        (sh("chaoslab stop redis"),),
-        (sh("chaoslab start redis"),),
-        "`chaos_store_up` is 1 everywhere.",
-        VERIFY_NOTE,
+        id="redis-down",
+        title="Redis (the chaos store) down",
+        severity="SEV3",
+        what_happens="Redis is gone. Services keep serving, with no faults, and say so in `chaos_store_up`.",
+        alert="RedisDown",
+        symptoms=("`chaos_store_up` = 0 on every service", "orders keep succeeding"),
+        diagnose=(STATUS,),
+        inject=(sh("chaoslab stop redis"),),
+        remediate=(sh("chaoslab start redis"),),
+        recovered="`chaos_store_up` is 1 everywhere.",
+        data_loss=VERIFY_NOTE,
         compose=("docker compose stop redis", "docker compose start redis"),
     ),
     Incident(
-        "worker-unhealthy",
-        "One payments replica fails every call",
-        "SEV2",
-        "Of three payments replicas, one fails every call. Orders ejects it from its pool and the two "
-        "healthy replicas take the traffic.",
-        "WorkerUnhealthy",
-        (
+        id="worker-unhealthy",
+        title="One payments replica fails every call",
+        severity="SEV2",
+        what_happens=(
+            "Of three payments replicas, one fails every call. Orders ejects it from its pool and the two "
+            "healthy replicas take the traffic."
+        ),
+        alert="WorkerUnhealthy",
+        symptoms=(
             '`instance:http_requests_5xx:ratio_rate1m{job="payments"}` high on one instance only',
             '`replica_ejections_total{downstream="payments"}` rising',
         ),
-        (BREAKERS, STATUS),
-        (sh("chaoslab scale payments 3"), sh("chaos/scripts/payment_errors.sh enable 1.0 --replica 2")),
-        (sh("chaoslab scale payments 2"), sh("chaos/scripts/payment_errors.sh disable --replica 2")),
-        "The faulty replica is gone; the 5xx ratio of every remaining replica is near 0.",
-        VERIFY_NOTE,
+        diagnose=(BREAKERS, STATUS),
+        inject=(sh("chaoslab scale payments 3"), sh("chaos/scripts/payment_errors.sh enable 1.0 --replica 2")),
+        remediate=(sh("chaoslab scale payments 2"), sh("chaos/scripts/payment_errors.sh disable --replica 2")),
+        recovered="The faulty replica is gone; the 5xx ratio of every remaining replica is near 0.",
+        data_loss=VERIFY_NOTE,
         compose=("docker compose up -d --scale payments=3",),
     ),
     Incident(
-        "monitoring-down",
-        "Prometheus down",
-        "SEV3",
-        "Prometheus dies. The stack keeps serving; nobody sees it until the gap is noticed. The drill's "
-        "watchdog (and Alertmanager's, when present) notices it, not an alert of Prometheus itself.",
-        None,
-        ("Prometheus' /-/ready does not answer", "Grafana panels show a gap"),
-        (STATUS,),
-        (sh("chaoslab stop prometheus"),),
-        (sh("chaoslab start prometheus"),),
-        "Prometheus answers and `order_success_rate` has data again.",
-        VERIFY_NOTE + " Monitoring was blind, not the stack: orders placed during the gap are all there.",
+        id="monitoring-down",
+        title="Prometheus down",
+        severity="SEV3",
+        what_happens=(
+            "Prometheus dies. The stack keeps serving; nobody sees it until the gap is noticed. The drill's "
+            "watchdog (and Alertmanager's, when present) notices it, not an alert of Prometheus itself."
+        ),
+        alert=None,
+        symptoms=("Prometheus' /-/ready does not answer", "Grafana panels show a gap"),
+        diagnose=(STATUS,),
+        inject=(sh("chaoslab stop prometheus"),),
+        remediate=(sh("chaoslab start prometheus"),),
+        recovered="Prometheus answers and `order_success_rate` has data again.",
+        data_loss=VERIFY_NOTE + " Monitoring was blind, not the stack: orders placed during the gap are all there.",
         compose=("docker compose stop prometheus", "docker compose start prometheus"),
     ),
     Incident(
-        "memory-leak",
-        "A service leaks memory",
-        "SEV2",
-        "inventory leaks memory until it is restarted.",
-        "MemoryLeak",
-        ('`process_resident_memory_bytes{job="inventory"}` climbing', "`deriv(...)` steadily positive"),
-        (sh("chaoslab query 'process_resident_memory_bytes{job=\"inventory\"}'"),),
-        (sh("chaos/scripts/memory_leak.sh enable 20 --service inventory"),),
-        (sh("chaos/scripts/memory_leak.sh disable --service inventory"), sh("chaoslab restart inventory")),
-        "Resident memory is back to its usual level after the restart.",
-        VERIFY_NOTE,
+        id="memory-leak",
+        title="A service leaks memory",
+        severity="SEV2",
+        what_happens="inventory leaks memory until it is restarted.",
+        alert="MemoryLeak",
+        symptoms=('`process_resident_memory_bytes{job="inventory"}` climbing', "`deriv(...)` steadily positive"),
+        diagnose=(sh("chaoslab query 'process_resident_memory_bytes{job=\"inventory\"}'"),),
+        inject=(sh("chaos/scripts/memory_leak.sh enable 20 --service inventory"),),
+        remediate=(sh("chaos/scripts/memory_leak.sh disable --service inventory"), sh("chaoslab restart inventory")),
+        recovered="Resident memory is back to its usual level after the restart.",
+        data_loss=VERIFY_NOTE,
         faults=(("inventory", "memory_leak_mb_s", 20),),
     ),
     Incident(
-        "rate-limit-misconfig",
-        "Per-client rate limit set far too low",
-        "SEV1",
-        "The gateway's per-client limit is set far too low: good users get 429.",
-        "RateLimitMisconfig",
-        ("`rate_limited_total` rising for known clients", '`job:http_requests_429:ratio_rate1m{job="gateway"}` high'),
-        (FAULTS, sh("chaoslab query 'topk(5, sum by (client) (rate(rate_limited_total[1m])))'")),
-        (sh("chaos/scripts/rate_limit.sh enable 0.2"),),
-        (sh("chaos/scripts/rate_limit.sh disable"),),
-        "429s stop; each client is back under the configured limit (RATE_LIMIT_RPS).",
-        VERIFY_NOTE,
+        id="rate-limit-misconfig",
+        title="Per-client rate limit set far too low",
+        severity="SEV1",
+        what_happens="The gateway's per-client limit is set far too low: good users get 429.",
+        alert="RateLimitMisconfig",
+        symptoms=(
+            "`rate_limited_total` rising for known clients",
+            '`job:http_requests_429:ratio_rate1m{job="gateway"}` high',
+        ),
+        diagnose=(FAULTS, sh("chaoslab query 'topk(5, sum by (client) (rate(rate_limited_total[1m])))'")),
+        inject=(sh("chaos/scripts/rate_limit.sh enable 0.2"),),
+        remediate=(sh("chaos/scripts/rate_limit.sh disable"),),
+        recovered="429s stop; each client is back under the configured limit (RATE_LIMIT_RPS).",
+        data_loss=VERIFY_NOTE,
         faults=(("gateway", "rate_limit_rps", 0.2),),
     ),
     Incident(
-        "crashloop",
-        "A service crashes at every start",
-        "SEV2",
-        "A bad deploy: notifications exits shortly after every start. Supervision restarts it again "
-        "and again; events wait in the outbox. Roll back.",
-        "Crashloop",
-        (
+        id="crashloop",
+        title="A service crashes at every start",
+        severity="SEV2",
+        what_happens=(
+            "A bad deploy: notifications exits shortly after every start. Supervision restarts it again "
+            "and again; events wait in the outbox. Roll back."
+        ),
+        alert="Crashloop",
+        symptoms=(
             '`changes(process_start_time_seconds{job="notifications"}[5m])` climbing',
             '`up{job="notifications"}` flapping',
         ),
-        (STATUS, sh("chaoslab logs notifications --lines 20")),
-        (sh("chaos/scripts/crash.sh enable --loop --service notifications"),),
-        (sh("chaos/scripts/crash.sh disable --service notifications"),),
-        "notifications stays up; the outbox drains.",
-        VERIFY_NOTE,
+        diagnose=(STATUS, sh("chaoslab logs notifications --lines 20")),
+        inject=(sh("chaos/scripts/crash.sh enable --loop --service notifications"),),
+        remediate=(sh("chaos/scripts/crash.sh disable --service notifications"),),
+        recovered="notifications stays up; the outbox drains.",
+        data_loss=VERIFY_NOTE,
         recover_budget_s=120,
         faults=(("notifications", "crashloop", True),),
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
-        "multi-failure",
-        "Redis, Prometheus and payments fail together",
-        "SEV1",
-        "Three things break at once. Recover in order: visibility first (Prometheus), then stability "
-        "(Redis, so the chaos store is known), then the broken part (payments).",
-        None,
-        ("Prometheus does not answer", "`chaos_store_up` = 0", '`up{job="payments"}` = 0'),
-        (STATUS,),
-        (sh("chaoslab stop redis"), sh("chaoslab stop prometheus"), sh("chaoslab stop payments")),
-        (sh("chaoslab start prometheus"), sh("chaoslab start redis"), sh("chaoslab start payments")),
-        "Every process is RUNNING and healthy in `chaoslab status`; `order_success_rate` above 0.9.",
-        VERIFY_NOTE,
+        id="multi-failure",
+        title="Redis, Prometheus and payments fail together",
+        severity="SEV1",
+        what_happens=(
+            "Three things break at once. Recover in order: visibility first (Prometheus), then stability "
+            "(Redis, so the chaos store is known), then the broken part (payments)."
+        ),
+        alert=None,
+        symptoms=("Prometheus does not answer", "`chaos_store_up` = 0", '`up{job="payments"}` = 0'),
+        diagnose=(STATUS,),
+        inject=(sh("chaoslab stop redis"), sh("chaoslab stop prometheus"), sh("chaoslab stop payments")),
+        remediate=(sh("chaoslab start prometheus"), sh("chaoslab start redis"), sh("chaoslab start payments")),
+        recovered="Every process is RUNNING and healthy in `chaoslab status`; `order_success_rate` above 0.9.",
+        data_loss=VERIFY_NOTE,
         recover_budget_s=120,
     ),
 )

@@ -24,7 +24,7 @@ def sh(command: str) -> Step:
     return Step(run=command)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Incident:
     id: str
     title: str
