@@ -17,8 +17,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -160,7 +162,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> str:
+def redis_url(tmp_path_factory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("redis")
     port = free_port()
     proc = subprocess.Popen(
@@ -205,7 +207,7 @@ def redis_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture()
-def r(redis_url) -> redis.Redis:
+def r(redis_url) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
     yield client
@@ -237,7 +239,8 @@ def run(
 
 
 def audit(r: redis.Redis) -> list[dict[str, str]]:
-    return [fields for _, fields in r.xrange("chaos:audit")]
+    entries = cast(list[tuple[str, dict[str, str]]], r.xrange("chaos:audit"))  # decode_responses=True
+    return [fields for _, fields in entries]
 
 
 def status_lines(out: str) -> dict[str, tuple[str, float]]:
@@ -402,6 +405,7 @@ def test_crash_loop_option_and_disable_clears_both(redis_url, r):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.other_service], ids=lambda c: c.script)
 def test_service_option_scopes_enable_disable_and_status(case: Case, redis_url, r):
+    assert case.other_service is not None  # the parametrisation keeps only those
     other = f"chaos:{case.other_service}:{case.fault}"
     default = f"chaos:{case.service}:{case.fault}"
     value = "orders" if case.fault == "block" else case.value  # gateway's only downstream
@@ -513,24 +517,42 @@ def test_help_names_the_key_and_the_catalogue_bounds(case: Case, flag: str):
 @pytest.mark.parametrize("action", [["enable"], ["status"], ["disable"]])
 def test_unreachable_redis_fails_fast_with_a_clear_message(action):
     url = f"redis://:secret@127.0.0.1:{free_port()}/0"
-    started = time.monotonic()
     res = run(url, "payment_errors", *action, timeout=10)
-    assert time.monotonic() - started < 5
     assert res.returncode == 3
     assert "unreachable" in res.stderr and "127.0.0.1" in res.stderr
+    # Fast: it gave up on the refused connection, not by waiting out its Redis timeout
+    # (how long it takes: bench/chaos_timings.py).
+    assert "did not answer" not in res.stderr
     assert "secret" not in res.stderr
 
 
-def test_redis_that_never_answers_times_out_within_5_s():
+def test_redis_that_never_answers_times_out_by_itself():
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
-        silent.listen(8)  # connections complete in the backlog; nothing ever answers
+        silent.listen(8)
         url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
-        started = time.monotonic()
-        res = run(url, "payment_slow", "status", timeout=10)
-        assert time.monotonic() - started < 5
-    assert res.returncode == 3
-    assert "did not answer" in res.stderr
+        script = subprocess.Popen(
+            [str(SCRIPTS / "payment_slow.sh"), "status"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=script_env(url),
+        )
+        try:
+            silent.settimeout(30)
+            conn, _ = silent.accept()  # the script reached the server, which never answers
+            with conn:
+                conn.settimeout(30)
+                # The script hangs up first: the server still holds the connection open.
+                while conn.recv(4096):
+                    pass
+                _, stderr = script.communicate(timeout=30)
+        finally:
+            if script.poll() is None:
+                script.kill()
+                script.wait()
+    assert script.returncode == 3
+    assert "did not answer" in stderr  # its own timeout, as the message says (bench/chaos_timings.py)
 
 
 def test_missing_redis_cli_is_reported(tmp_path):
