@@ -1,7 +1,15 @@
 # One image for every chaoslab service; the command picks which:
 #   docker run chaoslab python -m services orders
 # Each service reads its settings from the environment (services/*/settings.py).
-FROM python:3.11-slim AS app
+#
+# The base image by digest beside its tag: the official python:3.11-slim multi-arch index
+# (linux/amd64 and linux/arm64; Python 3.11.16 on Debian trixie, pushed 2026-08-16), so a
+# rebuild gets the same base until this line changes. To move it, resolve the tag's index
+# digest again (`docker buildx imagetools inspect python:3.11-slim`) and change it here.
+# Where no registry answers, build from a local image by tag instead:
+#   docker build --build-arg PYTHON_BASE=python:3.11-slim .
+ARG PYTHON_BASE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
+FROM ${PYTHON_BASE} AS app
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,13 +19,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone, so a code change does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+# Dependencies first, from the lock files alone (exact versions, every file checked against
+# its hash; `make lock` writes them), so a code change does not reinstall them.
+COPY requirements/runtime.lock requirements/load.lock requirements/
+RUN pip install --require-hashes -r requirements/runtime.lock
 
+COPY pyproject.toml ./
 COPY services/ services/
 COPY chaos/ chaos/
 COPY loadtests/ loadtests/
@@ -36,14 +43,11 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 
 CMD ["python", "-m", "services", "gateway"]
 
-# The load generator (compose profile "load"): the same image plus locust, at the version
-# pyproject.toml's dev extra asks for.
+# The load generator (compose profile "load"): the same image plus locust and what it
+# needs, at the versions the tests ran (requirements/load.lock).
 FROM app AS load
 USER root
-RUN python -c "import tomllib; print('\n'.join(r for r in tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['dev'] if r.startswith('locust')))" \
-        > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+RUN pip install --require-hashes -r requirements/load.lock
 USER chaoslab
 EXPOSE 8089
 HEALTHCHECK NONE

@@ -15,6 +15,7 @@ official names our compose file uses; an official image already present is used 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -147,6 +148,24 @@ def provide_infra_images(engine: Engine) -> None:
             engine.run("build", "-q", "-t", image, str(STANDINS / name), timeout_s=300)
 
 
+def python_base_build_args(engine: Engine) -> list[str]:
+    """`--build-arg PYTHON_BASE=python:3.11-slim` where the build must use the local image.
+
+    The Dockerfile names its base by digest (ARG PYTHON_BASE=python:3.11-slim@sha256:...),
+    and a digest reference is resolved by the registry unless that very image is on the
+    machine. Machines without a registry have only a local stand-in tagged python:3.11-slim:
+    there the build names the base by tag. Elsewhere (the pinned image present, or none and
+    a registry to pull from, as on CI's Docker) the Dockerfile's pin is what gets built."""
+    pinned = re.search(r"^ARG PYTHON_BASE=(\S+)", (REPO / "Dockerfile").read_text(), re.M)
+    assert pinned, "Dockerfile: no `ARG PYTHON_BASE=<image>@sha256:<digest>`"
+    tag = pinned.group(1).partition("@")[0]
+    if engine.run("image", "inspect", pinned.group(1), timeout_s=30, check=False).returncode == 0:
+        return []
+    if engine.run("image", "inspect", tag, timeout_s=30, check=False).returncode == 0:
+        return ["--build-arg", f"PYTHON_BASE={tag}"]
+    return []
+
+
 @pytest.fixture(scope="package")
 def engine() -> Iterator[Engine]:
     env = _engine_env()
@@ -162,7 +181,9 @@ def engine() -> Iterator[Engine]:
     started = time.monotonic()
     try:
         engine.timed("infra images", provide_infra_images, engine)
-        engine.timed("build", engine.compose, "build", "gateway", timeout_s=300)  # the five share one image
+        # The five services share one image. With no registry here, the digest-pinned base
+        # cannot resolve: build from the local python:3.11-slim by tag (python_base_build_args).
+        engine.timed("build", engine.compose, "build", *python_base_build_args(engine), "gateway", timeout_s=300)
         size = engine.run("image", "inspect", "--format", "{{.Size}}", "chaoslab:local", timeout_s=30).stdout
         engine.timings["image MB"] = round(int(size.strip()) / 1e6)
         try:
