@@ -81,5 +81,6 @@ lock: $(STAMP)
 lock-upgrade:
 	$(MAKE) lock LOCK_FLAGS=--upgrade
 
-clean:
+clean:  ## stop the stack and delete its data (PostgreSQL's too, wherever it lives), the venv and caches
+	if [ -x $(VENV)/bin/chaoslab ]; then $(VENV)/bin/chaoslab clean; fi
 	rm -rf $(VENV) .chaoslab .pytest_cache
