@@ -169,7 +169,9 @@ class OutboxRelay:
         outbox_oldest_age_seconds.labels(self.destination).set(max(age, 0.0))
 
     async def purge(self) -> None:
-        """Published events are kept for the retention window, then deleted."""
+        """Published events are kept for the retention window, then deleted. Nothing is
+        kept for `chaoslab verify`: it judges purged events from the receiving side
+        (notifications' inbox, payments' charges), which keeps everything."""
         async with self.db.connection() as conn:
             await conn.execute(
                 "DELETE FROM outbox_events WHERE published_at < now() - make_interval(secs => $1)", self.retention_s
