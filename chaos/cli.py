@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -213,38 +214,48 @@ def verify(
     database_url: Annotated[
         str | None, typer.Option(help="Check this database instead of the run directory's.")
     ] = None,
+    ledger: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A client ledger (JSON Lines, written by the load generator with CHAOSLAB_LEDGER): also check "
+            "that every answer clients got is what the database holds. Repeat for several files.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
 ) -> None:
-    """Check the invariants: nothing lost, doubled or stuck; stock conserved; events delivered once."""
+    """Check the invariants: nothing lost, doubled or stuck; stock conserved; events delivered once;
+    with `--ledger`, every answer clients got kept."""
     if database_url is None or grace is None:
         stack = stack_of(run_dir, target)
         database_url = database_url or stack.database_url
         grace = verifier.default_grace_s(stack.profile) if grace is None else grace
     try:
-        checks, counts = verifier.verify(database_url, grace)
+        report = verifier.verify_report(database_url, grace, ledger or ())
     except Exception as exc:
         raise fail(f"cannot read the database at {database_url}: {exc}") from exc
-    failed = [c for c in checks if not c.ok]
+    checks, counts = report.checks, report.counts
+    failed = report.failed
     if as_json:
-        print(
-            json.dumps(
+        out = {
+            "ok": not failed,
+            "orders": counts,
+            "grace_s": grace,
+            "checks": [
                 {
-                    "ok": not failed,
-                    "orders": counts,
-                    "grace_s": grace,
-                    "checks": [
-                        {
-                            "name": c.name,
-                            "description": c.description,
-                            "ok": c.ok,
-                            "violations": c.count,
-                            "examples": c.examples,
-                        }
-                        for c in checks
-                    ],
-                },
-                indent=2,
-            )
-        )
+                    "name": c.name,
+                    "description": c.description,
+                    "ok": c.ok,
+                    "violations": c.count,
+                    "examples": c.examples,
+                }
+                for c in checks
+            ],
+        }
+        if report.ledger is not None:
+            out["ledger"] = {"files": [str(p) for p in ledger or ()], **report.ledger.as_dict()}
+        print(json.dumps(out, indent=2))
     else:
         table = Table(title=f"chaoslab verify (orders: {counts or 'none'})")
         for column in ("check", "result", "examples"):
@@ -253,6 +264,13 @@ def verify(
             result = "[green]ok[/]" if c.ok else f"[red]{c.count} violation(s)[/]"
             table.add_row(c.description, result, "\n".join(c.examples))
         console.print(table)
+        if report.ledger is not None:
+            s = report.ledger
+            console.print(
+                f"ledger: {s.answers} answer(s) for {s.keys} key(s); {s.final_answers} final, {s.replayed} replayed; "
+                f"by class {s.by_class or 'none'}; 5xx {s.status_5xx}; no answer {s.no_answer}"
+                + (f"; {s.skipped_lines} unreadable line(s) skipped" if s.skipped_lines else "")
+            )
     if failed:
         raise typer.Exit(1)
 
