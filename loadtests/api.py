@@ -8,21 +8,33 @@ Every call judges its own answer (`loadtests.checks`) and reports it to locust's
   its own name (`POST /orders [retry after 429]`), so the stats show the shed and
   unavailable rates; a retry that is turned away again is a failure (the shopper gave up);
 - no answer within the user's timeout is a failure.
+
+With `CHAOSLAB_LEDGER` set, every answer to `POST /orders` (retries and no-answers too)
+is also appended to that client ledger (`chaos/ledger.py`), for `chaoslab verify --ledger`.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import gevent
 from locust.contrib.fasthttp import FastHttpSession, FastResponse
 
+from chaos import ledger
 from loadtests.checks import Check, describe, order_answer, order_list, order_read, retry_after_s
+from loadtests.settings import UserSettings
 
 # SKU-LIMITED (5 units) is left out on purpose: load would sell it out at once.
 SKUS = tuple(f"SKU-{n:03d}" for n in range(1, 11))
+
+# The client ledger of this process, or None (CHAOSLAB_LEDGER unset): nothing is written.
+_ledger_path = UserSettings.from_env().ledger_path
+LEDGER = ledger.Writer(_ledger_path) if _ledger_path else None
+
+Answered = Callable[[FastResponse], None]
 
 
 def new_key() -> str:
@@ -36,13 +48,23 @@ def random_order(customer_id: str) -> dict[str, Any]:
 
 
 def send(
-    client: FastHttpSession, method: str, path: str, *, name: str, check: Check, **kwargs: Any
+    client: FastHttpSession,
+    method: str,
+    path: str,
+    *,
+    name: str,
+    check: Check,
+    answered: Answered | None = None,
+    **kwargs: Any,
 ) -> FastResponse | None:
     """One request, judged by `check`, and at most one retry when told to come back later.
+    `answered` sees every answer (the retry's too), before it is judged.
 
     Returns the final answer when it kept the contract, else None (already reported).
     """
     with client.request(method, path, name=name, catch_response=True, **kwargs) as resp:
+        if answered:
+            answered(resp)
         wait = retry_after_s(resp)
         problem = None if wait is not None else check(resp)
         _judge(resp, problem)
@@ -52,6 +74,8 @@ def send(
     with client.request(
         method, path, name=f"{name} [retry after {resp.status_code}]", catch_response=True, **kwargs
     ) as retry:
+        if answered:
+            answered(retry)
         if retry_after_s(retry) is not None:
             problem = f"gave up: {describe(retry)} again after waiting as Retry-After said"
         else:
@@ -73,7 +97,30 @@ def _judge(resp, problem: str | None) -> None:
 def place_order(
     client: FastHttpSession, key: str, body: dict[str, Any], *, name: str = "POST /orders", check: Check = order_answer
 ) -> FastResponse | None:
-    return send(client, "POST", "/orders", name=name, check=check, json=body, headers={"Idempotency-Key": key})
+    return send(
+        client,
+        "POST",
+        "/orders",
+        name=name,
+        check=check,
+        answered=_recorder(key),
+        json=body,
+        headers={"Idempotency-Key": key},
+    )
+
+
+def _recorder(key: str) -> Answered | None:
+    """Appends each answer for `key` to the client ledger, when there is one."""
+    writer = LEDGER
+    if writer is None:
+        return None
+
+    def record(resp: FastResponse) -> None:
+        headers = resp.headers
+        replayed = headers is not None and headers.get("Idempotency-Replayed") == "true"
+        writer.record(ledger.Entry.from_answer(key, resp.status_code or 0, resp.content, replayed))
+
+    return record
 
 
 def get_order(client: FastHttpSession, order_id: str, *, status: str | None = None) -> FastResponse | None:

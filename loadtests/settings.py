@@ -20,6 +20,10 @@ a shape):
 | `CHAOSLAB_REPLAY_RATIO` | 0.05 | share of orders a shopper sends twice with the same key |
 | `CHAOSLAB_STORM_SIZE` | 20 | concurrent requests with one key in a duplicate storm |
 | `CHAOSLAB_REQUEST_TIMEOUT_S` | 30 | a request with no answer by then is a failure |
+| `CHAOSLAB_LEDGER` | (none) | append every answer to `POST /orders` to this file (`{pid}`: the process id) |
+
+The client ledger (`chaos/ledger.py`) is one file per locust process; `chaoslab verify
+--ledger FILE` holds its answers against the database.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
+
+from chaos import ledger
 
 T = TypeVar("T", int, float)
 
@@ -102,6 +108,7 @@ class UserSettings:
     replay_ratio: float = 0.05
     storm_size: int = 20
     request_timeout_s: float = 30.0
+    ledger_path: str | None = None  # None: no client ledger is written
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> UserSettings:
@@ -116,6 +123,7 @@ class UserSettings:
             replay_ratio=ratio,
             storm_size=_number(env, "CHAOSLAB_STORM_SIZE", cls.storm_size, int, minimum=1),
             request_timeout_s=_number(env, "CHAOSLAB_REQUEST_TIMEOUT_S", cls.request_timeout_s, float, minimum=0.1),
+            ledger_path=ledger.path_from_env(env),
         )
 
 
