@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-import time
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -189,6 +188,20 @@ def test_timeout_is_enforced_on_a_send_that_never_answers():
     assert metric("downstream_requests_total", to_service=policy.downstream, outcome="timeout") == 1
 
 
+def test_a_timeout_cut_short_by_the_callers_deadline_is_not_the_callees_failure():
+    async def hang(base_url: str, timeout_s: float) -> FakeReply:
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    world = World(200)
+    policy = make(world, timeout_s=2.0, max_attempts=1)
+    with pytest.raises(errors.DownstreamTimeout):
+        run(policy.call(hang, retryable=True, deadline=world.now + 0.005))
+    snap = policy.snapshot()[0]
+    assert snap["calls"] == 0 and snap["state"] == "closed"  # given 5 ms of its 2 s: nothing learnt
+    assert metric("downstream_requests_total", to_service=policy.downstream, outcome="timeout") == 1
+
+
 def test_connection_errors_become_unreachable_and_raise_after_the_last_attempt():
     world = World(ConnectionRefusedError(111, "refused"))
     policy = make(world, retry_min_per_s=10.0)
@@ -212,17 +225,14 @@ def test_open_breaker_fails_fast_without_calling_send():
     assert policy.snapshot()[0]["state"] == "open"
     sent = len(world.calls)
 
-    async def many() -> float:
-        started = time.perf_counter()
+    async def many() -> None:
         for _ in range(1000):
             with pytest.raises(errors.BreakerOpen) as caught:
                 await policy.call(world.send, retryable=True)
         assert caught.value.retry_after_s == pytest.approx(30.0 - 0.0, abs=0.2)
-        return (time.perf_counter() - started) / 1000
 
-    per_call = run(many())
-    assert len(world.calls) == sent
-    assert per_call < 200e-6, f"{per_call * 1e6:.0f} µs per rejected call"
+    run(many())
+    assert len(world.calls) == sent  # how fast a refusal is: bench/resilience_micro.py
     assert metric("downstream_requests_total", to_service=policy.downstream, outcome="breaker_open") == 1000
 
 

@@ -235,7 +235,16 @@ class Policy:
         started = self._clock()
         try:
             reply = await self._send(send, url, timeout_s)
-        except (errors.DownstreamTimeout, errors.DownstreamUnreachable):
+        except errors.DownstreamTimeout:
+            if timeout_s < self.config.timeout_s:
+                # Cut short by the caller's own deadline: the callee was not given its
+                # time, so its breaker and its replica record learn nothing from it.
+                breaker.release(permit)
+            else:
+                breaker.record(self._clock() - started, True, permit)
+                self.replicas.record(url, False)
+            raise
+        except errors.DownstreamUnreachable:
             breaker.record(self._clock() - started, True, permit)
             self.replicas.record(url, False)
             raise
