@@ -9,6 +9,14 @@ the request and any duplicate waiting on it get 503 with `Retry-After`. A charge
 outcome is unknown is declared failed together with its compensation: a void, delivered
 to payments through the outbox until acknowledged, so a charge that did go through is
 refunded and one that arrives late is refused.
+
+A saga may legitimately outlive its order's lease (slow steps, retries): while it runs,
+a heartbeat in the saga's own task group renews the lease every third of it, so the
+sweeper does not take over an order whose owner is alive. The heartbeat ends with the
+saga, whichever way it ends (an answer, an error, a cancelled or dead process); then the
+lease runs out and the sweeper resumes the order. A renewal that comes too late changes
+nothing: every write that renews or finishes an order is fenced by its lease token
+(store.py), and a takeover hands out a new one.
 """
 
 from __future__ import annotations
@@ -139,12 +147,45 @@ def _withdrawn(order: OrderRow) -> DependencyUnavailable:
     )
 
 
+# The heartbeat renews the lease this often, as a share of the lease: two beats may be
+# missed (a slow database) before the lease runs out.
+HEARTBEAT_SHARE = 1 / 3
+
+
 async def run(deps: SagaDeps, order: OrderRow, *, resumed: bool) -> Answer:
-    """Run (or resume) the saga for an order whose lease this caller holds."""
+    """Run (or resume) the saga for an order whose lease this caller holds, keeping the
+    lease for as long as the saga runs."""
     try:
-        return await _run(deps, order, resumed)
+        failure: Exception | None = None
+        async with asyncio.TaskGroup() as saga_tasks:
+            heartbeat = saga_tasks.create_task(_keep_lease(deps, order))
+            try:
+                answer = await _run(deps, order, resumed)
+            except Exception as exc:  # noqa: BLE001 - raised as itself below, not in an ExceptionGroup
+                failure = exc
+            finally:
+                heartbeat.cancel()
+        if failure is not None:
+            raise failure
+        return answer
     finally:
         finished.set(order.order_id)
+
+
+async def _keep_lease(deps: SagaDeps, order: OrderRow) -> None:
+    """Renew the order's lease until cancelled (by the saga's end) or until the lease is
+    found lost. Never raises: a failed beat is only tried again at the next."""
+    while True:
+        await asyncio.sleep(deps.lease_s * HEARTBEAT_SHARE)
+        try:
+            async with deps.db.connection() as conn:
+                held = await store.renew_lease(conn, order, deps.lease_s)
+        except Exception as exc:  # noqa: BLE001 - a heartbeat never takes its saga down
+            _logger.warning("order.lease_renewal_failed", order_id=order.order_id, error=str(exc))
+            continue
+        if not held:  # finished, withdrawn or given up just now, or taken over after a long stall
+            _logger.info("order.lease_not_renewed", order_id=order.order_id)
+            return
 
 
 async def _run(deps: SagaDeps, order: OrderRow, resumed: bool) -> Answer:

@@ -1,7 +1,9 @@
 """The orders table and its unit of work: final status and outbox event, one transaction.
 
 A `pending` order belongs to whoever holds its lease; every write that moves it on
-checks the lease token, so a request and the sweeper can never both finish it.
+(renew, give up, withdraw, finish) checks the lease token, so a request and the sweeper
+can never both finish it. A claim hands out a new token, so an owner whose lease ran
+out and was taken over can neither renew it nor finish the order, however late it tries.
 """
 
 from __future__ import annotations
@@ -106,6 +108,19 @@ async def claim(conn: Connection, order_id: str, lease_s: float) -> OrderRow | N
     )
 
 
+async def renew_lease(conn: Connection, order: OrderRow, lease_s: float) -> bool:
+    """Extend the lease of a saga still running (its heartbeat). False when this caller
+    no longer holds it: the order was finished, withdrawn, or claimed by someone else."""
+    renewed = await conn.fetchval(
+        """UPDATE orders SET lease_until = now() + make_interval(secs => $3), updated_at = now()
+           WHERE order_id = $1 AND status = 'pending' AND lease_token = $2 RETURNING true""",
+        order.order_id,
+        order.lease_token,
+        lease_s,
+    )
+    return bool(renewed)
+
+
 async def expired_pending(conn: Connection, limit: int) -> list[str]:
     rows = await conn.fetch(
         """SELECT order_id::text FROM orders WHERE status = 'pending' AND lease_until < now()
@@ -116,9 +131,11 @@ async def expired_pending(conn: Connection, limit: int) -> list[str]:
 
 
 async def give_up_lease(conn: Connection, order: OrderRow) -> None:
-    """Stop owning the order now, so a client retry or the sweeper resumes it at once."""
+    """Stop owning the order now, so a client retry or the sweeper resumes it at once.
+    The token goes with the lease: a heartbeat that beats after this cannot renew it."""
     await conn.execute(
-        "UPDATE orders SET lease_until = now(), updated_at = now() WHERE order_id = $1 AND lease_token = $2",
+        """UPDATE orders SET lease_until = now(), lease_token = NULL, updated_at = now()
+           WHERE order_id = $1 AND lease_token = $2""",
         order.order_id,
         order.lease_token,
     )

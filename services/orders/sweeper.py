@@ -1,7 +1,10 @@
 """The sweeper resumes orders left `pending` by a crash or an unanswered step.
 
 Every `sweeper_interval_s` it claims the pending orders whose lease has expired and runs
-their saga again from the top: each step is idempotent, so resuming is safe.
+their saga again from the top: each step is idempotent, so resuming is safe. A saga that
+is alive renews its lease (the heartbeat in saga.run), so an expired lease means its
+owner died or gave up; the claim hands out a new lease token, which fences the old owner
+out of every later write.
 """
 
 from __future__ import annotations
