@@ -20,7 +20,7 @@ from services.gateway.settings import Settings
 
 def build_router(orders: Downstream, settings: Settings, limiter: RateLimiter) -> APIRouter:
     def rate_limit(request: Request, x_client_id: str | None = Header(None)) -> None:
-        limiter.check(x_client_id or (request.client.host if request.client else "unknown"))
+        limiter.check(request.client.host if request.client else "unknown", x_client_id)
 
     router = APIRouter(tags=["orders"], dependencies=[Depends(rate_limit)])
     budget = settings.request_timeout_s
