@@ -1,4 +1,7 @@
-"""payments: charges, idempotent by key, and voids."""
+"""payments: charges, idempotent by key, and voids.
+
+A charge looks its key up before anything else: a replay is answered from the stored
+charge and never spends the card processor's capacity; only a new key is authorised."""
 
 from __future__ import annotations
 
@@ -29,6 +32,10 @@ class VoidRequest(BaseModel):
     idempotency_key: str = Field(min_length=1, max_length=128)
 
 
+class VoidBatch(BaseModel):
+    voids: list[VoidRequest] = Field(min_length=1, max_length=500)
+
+
 def _still_wanted() -> bool:
     deadline = request_deadline.get()
     return deadline is None or time.time() < deadline
@@ -36,21 +43,26 @@ def _still_wanted() -> bool:
 
 def build_router(db: Database, settings: Settings, processor: Processor) -> APIRouter:
     router = APIRouter(tags=["payments"])
+    one_per_key = charges.OnePerKey()
 
     @router.post("/charges", status_code=201, responses=error_responses(402, 409, 422, 503, 504))
     async def create_charge(body: ChargeRequest, idempotency_key: str | None = Header(None)):
         key = require_key(idempotency_key)
-        await processor.authorise(_still_wanted)  # before a database connection is held
-        async with db.connection() as conn:
-            charge = await charges.charge(
-                conn,
-                key=key,
-                order_id=body.order_id,
-                customer_id=body.customer_id,
-                amount_cents=body.amount_cents,
-                limit_cents=settings.charge_limit_cents,
-                still_wanted=_still_wanted,
-            )
+        async with one_per_key.turn(key):
+            async with db.connection() as conn:
+                charge = await charges.stored(conn, key=key, order_id=body.order_id, amount_cents=body.amount_cents)
+            if charge is None:  # a new key: only now is the processor asked
+                await processor.authorise(_still_wanted)  # while no database connection is held
+                async with db.connection() as conn:
+                    charge = await charges.charge(
+                        conn,
+                        key=key,
+                        order_id=body.order_id,
+                        customer_id=body.customer_id,
+                        amount_cents=body.amount_cents,
+                        limit_cents=settings.charge_limit_cents,
+                        still_wanted=_still_wanted,
+                    )
         status = {"succeeded": 201, "declined": 402, "voided": 409}[charge["status"]]
         return json_response(charge, status)
 
@@ -58,6 +70,17 @@ def build_router(db: Database, settings: Settings, processor: Processor) -> APIR
     async def void_charge(body: VoidRequest):
         async with db.connection() as conn:
             return json_response(await charges.void(conn, key=body.idempotency_key, order_id=body.order_id))
+
+    @router.post("/charges/voids", responses=error_responses(409, 422, 503))
+    async def void_charges(body: VoidBatch):
+        """Several voids (the outbox relay's batch) in one transaction: all of them or none."""
+        async with db.connection() as conn, conn.transaction():
+            # In key order, so two batches sharing keys lock them in the same order.
+            voided = {
+                (v.idempotency_key, v.order_id): await charges.void(conn, key=v.idempotency_key, order_id=v.order_id)
+                for v in sorted(body.voids, key=lambda v: (v.idempotency_key, v.order_id))
+            }
+        return json_response({"charges": [voided[(v.idempotency_key, v.order_id)] for v in body.voids]})
 
     @router.get("/charges", responses=error_responses(422, 503))
     async def list_charges(order_id: str):

@@ -3,10 +3,18 @@
 A charge over the customer's limit is declined (a business answer, not an error). A
 void refunds a charge, or, when the charge never arrived, leaves a tombstone so that a
 late retry of it is refused: the caller that gave up can be sure nothing was taken.
+
+A request looks its key up first (`stored`): a key already charged, declined or voided
+is answered from its row and never reaches the card processor. Only a new key is
+authorised, then written by `charge`, whose insert still settles a race between two
+first requests with one key (two replicas, say): one row, and the loser answers from it.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -61,15 +69,51 @@ async def charge(
             existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1", key)
             # The insert lost to one that committed, and charges are never deleted: the row is there.
             assert existing is not None, f"charge {key!r} conflicted on insert but cannot be read"
-        if existing["order_id"] != order_id or (
-            existing["status"] != "voided" and existing["amount_cents"] != amount_cents
-        ):
-            raise Conflict(
-                "idempotency_key_reused",
-                f"idempotency key {key!r} was used for order {existing['order_id']} "
-                f"with amount {existing['amount_cents']}",
-            )
-        return _charge(existing)
+        return _answer(existing, key=key, order_id=order_id, amount_cents=amount_cents)
+
+
+async def stored(conn: Connection, *, key: str, order_id: str, amount_cents: int) -> dict[str, Any] | None:
+    """The answer already given for `key` (a replay), or None when the key is new."""
+    existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1", key)
+    if existing is None:
+        return None
+    return _answer(existing, key=key, order_id=order_id, amount_cents=amount_cents)
+
+
+def _answer(existing: asyncpg.Record, *, key: str, order_id: str, amount_cents: int) -> dict[str, Any]:
+    """The stored charge for a repeat of its request; 409 for the key reused by another."""
+    if existing["order_id"] != order_id or (
+        existing["status"] != "voided" and existing["amount_cents"] != amount_cents
+    ):
+        raise Conflict(
+            "idempotency_key_reused",
+            f"idempotency key {key!r} was used for order {existing['order_id']} with amount {existing['amount_cents']}",
+        )
+    return _charge(existing)
+
+
+class OnePerKey:
+    """Requests for one key take turns in this replica: a duplicate that arrives while
+    the first is still being authorised waits for it, then finds its row and replays it,
+    instead of queueing for the processor too. (Replicas do not share this; the insert's
+    conflict handling keeps them to one charge.)"""
+
+    def __init__(self) -> None:
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._turns.get(key, (asyncio.Lock(), 0))
+        self._turns[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[key]
+            if users == 1:
+                del self._turns[key]
+            else:
+                self._turns[key] = (lock, users - 1)
 
 
 async def void(conn: Connection, *, key: str, order_id: str) -> dict[str, Any]:
