@@ -231,6 +231,16 @@ CHECKS: list[tuple[str, str, str]] = [
           AND e.created_at < now() - {_GRACE}""",
     ),
     (
+        "no_dead_letters",
+        "no outbox event was given up on: each one the relay moved to the dead letters (its destination "
+        "refused it) was never delivered",
+        """
+        SELECT d.event_id::text || ' (' || d.type || ' to ' || d.destination || ', order ' || d.order_id || ') '
+               || 'dead-lettered after ' || d.attempts || ' attempt(s): ' || coalesce(d.last_error, 'no error kept')
+        FROM orders.outbox_dead_letters d
+        ORDER BY d.dead_lettered_at""",
+    ),
+    (
         "final_orders_announced",
         "every finished order's event reached notifications exactly once",
         f"""

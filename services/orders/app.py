@@ -10,11 +10,11 @@ from fastapi import APIRouter, Header, Query
 from services.common.data.contracts import Order, OrderRequest
 from services.common.data.db import Database
 from services.common.data.idempotency import require_key
-from services.common.data.outbox import OUTBOX_SQL, OutboxRelay
+from services.common.data.outbox import OUTBOX_SQL, OutboxRelay, Refused
 from services.common.faults.runtime import ChaosRuntime
 from services.common.web import logging as log
 from services.common.web.app import background, create_app, json_response
-from services.common.web.errors import DownstreamError, NotFound
+from services.common.web.errors import NotFound
 from services.common.web.http import downstream, make_transport
 from services.common.web.openapi import error_responses
 from services.orders import saga, store, sweeper
@@ -68,15 +68,16 @@ def build_app(settings: Settings | None = None):
             "POST", "/events", json={"events": events}, retryable=False, budget_s=settings.downstream_timeout_s
         )
         if not reply.ok:
-            raise DownstreamError("notifications", f"notifications answered {reply.status}")
+            raise Refused("notifications", reply.status, reply.body.decode(errors="replace"))
 
     async def void_charges(events: list[dict]) -> None:
-        for event in events:
-            reply = await deps.payments.request(
-                "POST", "/charges/void", json=event["payload"], retryable=False, budget_s=settings.downstream_timeout_s
-            )
-            if not reply.ok:
-                raise DownstreamError("payments", f"payments answered {reply.status} to a void")
+        """One call for the batch: payments voids all of it or none."""
+        voids = [e["payload"] for e in events]  # {"order_id", "idempotency_key"}; payments checks them
+        reply = await deps.payments.request(
+            "POST", "/charges/voids", json={"voids": voids}, retryable=False, budget_s=settings.downstream_timeout_s
+        )
+        if not reply.ok:
+            raise Refused("payments", reply.status, reply.body.decode(errors="replace"))
 
     relays = [
         OutboxRelay(
@@ -86,6 +87,9 @@ def build_app(settings: Settings | None = None):
             interval_s=settings.relay_interval_s,
             retention_s=settings.outbox_retention_s,
             max_backoff_s=max(1.0, settings.relay_interval_s * 20),
+            max_attempts=settings.outbox_max_attempts,
+            # Covers one delivery (a single call, bounded by its budget) with room to mark it.
+            lease_s=2 * settings.downstream_timeout_s + 5,
             stuck=lambda: bool(chaos.value("outbox_paused")),
         )
         for destination, deliver in (("notifications", notify), ("payments", void_charges))

@@ -12,3 +12,4 @@ class Settings(ServiceSettings):
     order_lease_s: float
     relay_interval_s: float
     outbox_retention_s: float
+    outbox_max_attempts: int

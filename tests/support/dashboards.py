@@ -150,6 +150,8 @@ EXPORTED_METRICS = frozenset(
         "outbox_oldest_age_seconds",
         "outbox_delivered_total",
         "outbox_delivery_failures_total",
+        "outbox_dead_letters",
+        "outbox_dead_lettered_total",
         "orders_resumed_total",
         "db_up",
         "db_pool_size",

@@ -38,6 +38,12 @@ outbox_delivered_total = Counter(
 outbox_failed_total = Counter(
     "outbox_delivery_failures_total", "Outbox delivery attempts that failed.", ["destination"]
 )
+outbox_dead_letters = Gauge(
+    "outbox_dead_letters", "Outbox events moved to the dead letters: their destination refused them.", ["destination"]
+)
+outbox_dead_lettered_total = Counter(
+    "outbox_dead_lettered_total", "Outbox events moved to the dead letters by this process.", ["destination"]
+)
 orders_resumed_total = Counter("orders_resumed_total", "Pending orders picked up again by the sweeper or a retry.")
 # Labelled by schema so that a service without a database (the gateway) exports none:
 # an unlabelled gauge would read 0, "database down", for ever.

@@ -34,6 +34,10 @@ _TRAINING: dict[str, Any] = {
     "order_lease_s": 15.0,
     "relay_interval_s": 0.5,
     "outbox_retention_s": 3600.0,
+    # Refusals of one outbox event (5xx, 408/409/429 answers to it alone) before it goes to
+    # the dead letters; a permanent 4xx sends it there at once, an outage never counts.
+    # Refused events back off up to 20 relay intervals: 50 is minutes of refusals.
+    "outbox_max_attempts": 50,
     "chaos_refresh_s": 1.0,
     # Under the crashloop fault a process lives this long: past supervision's start
     # check, and long enough for a scrape to see each life.
