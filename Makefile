@@ -36,6 +36,20 @@ test-unit: venv actionlint
 test-integration: venv test-deps
 	$(PY) -m pytest -q tests/integration
 
+# Every drill of the runbook, one after the other, against a fresh stack of PROFILE
+# (training, the default, or ci), removed afterwards; report in reports/drills-<profile>/.
+# A small machine cannot push one payments replica past training's 320 charges/s
+# (cannot-scale): the training stack runs 2 processor connections (40 charges/s).
+.PHONY: drills
+PROFILE ?= training
+DRILLS_RUN := .chaoslab/drills-$(PROFILE)
+DRILLS_SET_training := --set payments:PROCESSOR_CONNECTIONS=2
+drills: venv  ## every drill against a fresh stack: make drills PROFILE=training|ci
+	$(VENV)/bin/chaoslab clean --run-dir $(DRILLS_RUN)
+	$(VENV)/bin/chaoslab up --detach --free-ports --profile $(PROFILE) --run-dir $(DRILLS_RUN) $(DRILLS_SET_$(PROFILE))
+	$(VENV)/bin/chaoslab drill --all --run-dir $(DRILLS_RUN) --report reports/drills-$(PROFILE); \
+		status=$$?; $(VENV)/bin/chaoslab clean --run-dir $(DRILLS_RUN); exit $$status
+
 lint: venv actionlint  ## ruff (lint and format), mypy (its files = in pyproject.toml), actionlint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -15,6 +15,7 @@ import urllib.request
 from typing import Any
 
 from chaos.drills.prom import Prometheus, PrometheusUnavailable
+from chaos.drills.watchdog import DeadMansSwitch
 
 
 def _prometheus(configuration: dict[str, Any]) -> Prometheus:
@@ -64,10 +65,16 @@ def alert_fires(alert: str, timeout_s: float = 90, configuration: dict[str, Any]
     return _poll(lambda: alert in prom.firing(), timeout_s)
 
 
-def prometheus_down(timeout_s: float = 30, configuration: dict[str, Any] | None = None) -> bool:
-    """The watchdog: Prometheus stops answering within `timeout_s`."""
-    prom = _prometheus(configuration or {})
-    return _poll(lambda: not prom.up(), timeout_s)
+def watchdog_missing(alert: str, timeout_s: float = 90, configuration: dict[str, Any] | None = None) -> bool:
+    """The dead man's switch: Alertmanager stops listing `alert` (Watchdog) within `timeout_s`."""
+    switch = DeadMansSwitch((configuration or {})["alertmanager_url"], alert)
+    return _poll(lambda: switch.armed() is False, timeout_s)
+
+
+def watchdog_armed(alert: str, timeout_s: float = 90, configuration: dict[str, Any] | None = None) -> bool:
+    """Alertmanager lists `alert` (Watchdog) again within `timeout_s`: Prometheus sends alerts."""
+    switch = DeadMansSwitch((configuration or {})["alertmanager_url"], alert)
+    return _poll(lambda: switch.armed() is True, timeout_s)
 
 
 def recovered(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 
+from chaos import prometheus_config
 from chaos.layout import StackLayout
 
 
@@ -186,14 +187,18 @@ def prometheus(layout: StackLayout, config: Path) -> Program | None:
             f"--web.listen-address=127.0.0.1:{layout.ports['prometheus']}",
             "--storage.tsdb.retention.time=2d",
             "--web.enable-lifecycle",
+            # The resend delay that sets how long a dead Prometheus goes unnoticed (Watchdog).
+            *prometheus_config.prometheus_flags(layout.profile),
         ],
         priority=20,
     )
 
 
 def alertmanager(layout: StackLayout) -> Program | None:
-    """None when Alertmanager is not installed. Every alert goes to notifications'
-    webhook, so alerts can be seen arriving without Grafana (`GET /alerts`)."""
+    """None when Alertmanager is not installed. Every incident's alert goes to
+    notifications' webhook, so alerts can be seen arriving without Grafana (`GET /alerts`).
+    Watchdog, the dead man's switch, goes to a receiver that notifies nobody: it is read
+    from Alertmanager's API (prometheus/alertmanager.yml, the compose stack's, does the same)."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if not binary:
         return None
@@ -204,8 +209,11 @@ def alertmanager(layout: StackLayout) -> Program | None:
     config.write_text(
         "route:\n  receiver: notifications\n  group_by: [alertname]\n"
         f"  group_wait: {wait}\n  group_interval: {wait}\n  repeat_interval: 4h\n"
+        "  routes:\n    - matchers: ['alertname=\"Watchdog\"']\n      receiver: watchdog\n"
+        "      repeat_interval: 24h\n"
         "receivers:\n  - name: notifications\n    webhook_configs:\n"
         f"      - url: {layout.url('notifications')}/alerts\n        send_resolved: true\n"
+        "  - name: watchdog\n"
     )
     return Program(
         "alertmanager",

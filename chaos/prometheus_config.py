@@ -23,7 +23,16 @@ REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "prometheus" / "rules"
 COMPOSE_DIR = REPO / "prometheus" / "compose"
 COMPOSE_MOUNT = "/etc/prometheus"  # where compose mounts ./prometheus
-SCRAPE_INTERVAL = {"training": "15s", "ci": "1s"}
+SCRAPE_INTERVAL = {"training": "15s", "ci": "1s"}  # the evaluation interval too
+# `--rules.alert.resend-delay`: Prometheus resends a firing alert to Alertmanager at most
+# this often and stamps it endsAt = now + 4 x max(evaluation interval, resend delay).
+# Once that passes without a resend, Alertmanager no longer lists the alert as active:
+# that lifetime is how long a dead Prometheus goes unnoticed (the Watchdog alert, the dead
+# man's switch). Training: a minute, like its alerts' `for: 1m`; ci: 8 s. The compose
+# file has one command line for both profiles: it passes the smallest, which gives the
+# same lifetime in training, where the 15 s evaluation interval is the larger term.
+RESEND_DELAY = {"training": "15s", "ci": "2s"}
+COMPOSE_RESEND_DELAY = "2s"
 # In the ci profile `for:` durations are divided by 12 (1m becomes 5s) and range
 # windows by 6 (rate(x[1m]) becomes rate(x[10s])).
 CI_FOR_DIVISOR = 12
@@ -127,7 +136,40 @@ def shrink(duration: str, divisor: int) -> str:
     if not match:
         return duration
     seconds = int(match.group(1)) * _SECONDS[match.group(2)] / divisor
-    return f"{max(1, round(seconds))}s"
+    return f"{max(1, round(seconds)) if seconds else 0}s"  # `for: 0s` stays 0s
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration of one unit ("15s", "1m", "500ms") in seconds."""
+    match = _DURATION.match(str(duration))
+    if not match:
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def range_windows_s(expr: str) -> list[float]:
+    """The range windows of an expression (`rate(x[1m])` -> 60.0), as written."""
+    return [seconds(m.group(1) + m.group(2)) for m in _WINDOW.finditer(expr)]
+
+
+def profile_rules(profile: str) -> list[dict]:
+    """Every rule (alerting and recording) as the native stack of `profile` loads it:
+    the repository's in training, shrunk by ci_rules() in ci."""
+    out = []
+    for source in sorted(RULES.glob("*.yml")):
+        text = ci_rules(source) if profile == "ci" else source.read_text()
+        out += [rule for group in yaml.safe_load(text).get("groups", []) for rule in group.get("rules", [])]
+    return out
+
+
+def alert_lifetime_s(profile: str) -> float:
+    """How long Alertmanager keeps an alert active after Prometheus last sent it."""
+    return 4 * max(seconds(SCRAPE_INTERVAL[profile]), seconds(RESEND_DELAY[profile]))
+
+
+def prometheus_flags(profile: str) -> list[str]:
+    """The command-line flags of the profile that no configuration file can set."""
+    return [f"--rules.alert.resend-delay={RESEND_DELAY[profile]}"]
 
 
 def _shrink_window(match: re.Match[str]) -> str:

@@ -138,3 +138,41 @@ def order_list(resp: Answer) -> str | None:
     if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
         return "list without orders"
     return None
+
+
+# --- what a failure means for a drill ---------------------------------------------------
+#
+# Every message above, and api.send's "gave up: ..." (turned away with Retry-After twice),
+# falls in one of two classes; chaos/drills/load.py reads locust's failure table with
+# `classify`. A contract violation fails a drill. The stack turning a client away while a
+# fault is on (no answer in time, a 502/503/504, or come-back-later twice) is the
+# incident's expected effect: counted and reported. A message not recognised here is a
+# violation, so a new check fails drills until it is given a class here on purpose.
+
+EXPECTED = "expected"
+VIOLATION = "violation"
+
+GAVE_UP = "gave up: "  # loadtests/api.py: a 429/503 with Retry-After, again after waiting
+UNEXPECTED = "unexpected "  # f"unexpected {describe(resp)}"
+NO_ANSWER = "no answer ("  # describe() of status 0: a timeout, a refused or dropped connection
+# Final answers that say "cannot answer now": a fault's effect, not a broken promise.
+UNAVAILABLE_STATUSES = (502, 503, 504)
+
+
+def classify(message: str) -> str:
+    """EXPECTED or VIOLATION for one failure message of these checks.
+
+    Violations: a 500 (or any 4xx, or a 429/503 contract broken), one key with two orders
+    (SameAnswer), a repeat answered differently or not marked replayed (replay_of), an
+    order read back with another status (order_read), a final answer without its order.
+    """
+    if message.startswith(GAVE_UP):
+        return EXPECTED
+    if message.startswith(UNEXPECTED):
+        what = message[len(UNEXPECTED) :]
+        if what.startswith(NO_ANSWER):
+            return EXPECTED
+        status = what.split(" ", 1)[0]
+        if status.isdigit() and int(status) in UNAVAILABLE_STATUSES:
+            return EXPECTED
+    return VIOLATION

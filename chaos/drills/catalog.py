@@ -59,6 +59,7 @@ INCIDENTS: tuple[Incident, ...] = (
             "docker compose exec redis redis-cli DEL chaos:payments:error_rate",
         ),
         faults=(("payments", "error_rate", 0.9),),
+        recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
     Incident(
         id="payments-latency",
@@ -81,6 +82,7 @@ INCIDENTS: tuple[Incident, ...] = (
         data_loss=VERIFY_NOTE + " A charge that finished after orders gave up is voided through the outbox.",
         compose=("docker compose exec redis redis-cli SET chaos:payments:latency_ms 2500 EX 600",),
         faults=(("payments", "latency_ms", 2500),),
+        recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
     Incident(
         id="payments-down",
@@ -101,6 +103,7 @@ INCIDENTS: tuple[Incident, ...] = (
         recovered='`up{job="payments"}` is 1 and the breaker closes.',
         data_loss=VERIFY_NOTE,
         compose=("docker compose stop payments", "docker compose start payments"),
+        recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
     Incident(
         id="inventory-lock",
@@ -129,6 +132,7 @@ INCIDENTS: tuple[Incident, ...] = (
         compose=("docker compose exec redis redis-cli SET chaos:inventory:lock_contention_ms 1500 EX 600",),
         extra={"users": "40"},
         faults=(("inventory", "lock_contention_ms", 1500),),
+        recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
     Incident(
         id="gateway-overload",
@@ -169,7 +173,7 @@ INCIDENTS: tuple[Incident, ...] = (
             "More charges arrive than one payments replica can authorise. Each replica has a few card-processor "
             "connections (capacity: connections / service time: 30 charges/s in ci, 320 in training, which a "
             "small machine cannot reach: there, drill it in ci or start with "
-            "`--set payments:PROCESSOR_CONNECTIONS=3`); "
+            "`--set payments:PROCESSOR_CONNECTIONS=2`, 40 charges/s, as `make drills` does); "
             "all of them stay busy, charges queue for one, and latency climbs while throughput stays flat. Each new "
             "replica brings its own connections."
         ),
@@ -230,7 +234,7 @@ INCIDENTS: tuple[Incident, ...] = (
         recovered="`outbox_pending` falls back to 0 on its own: the relay drains the backlog.",
         data_loss=VERIFY_NOTE + " Each event is in notifications' inbox exactly once (duplicates are absorbed).",
         compose=("docker compose stop notifications", "docker compose start notifications"),
-        detect_budget_s=120,
+        detect_extra_s=30,  # the oldest event must first age past OutboxBacklog's 30 s
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
     Incident(
@@ -253,7 +257,7 @@ INCIDENTS: tuple[Incident, ...] = (
         recovered="`outbox_pending` drains to 0 after the restart.",
         data_loss=VERIFY_NOTE,
         compose=("docker compose restart orders",),
-        detect_budget_s=120,
+        detect_extra_s=30,  # the oldest event must first age past OutboxStuck's 30 s
         faults=(("orders", "outbox_paused", True),),
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
@@ -279,9 +283,11 @@ INCIDENTS: tuple[Incident, ...] = (
         title="Retries amplify a partial failure",
         severity="SEV2",
         what_happens=(
-            "Close to half of payments' answers fail: not enough to open the breaker, enough to make "
-            "every caller retry. Orders retries with the same key, but only inside its retry budget, so "
-            "a failing downstream never gets a multiple of its normal load."
+            "About one in seven of payments' answers fails: far under the breaker's 50 % over 20 calls, so it "
+            "stays closed (at 40 % a window of 20 calls passes 50 % within seconds, and in training the breaker "
+            "then stays open 30 s and hides the retries), enough to make orders retry one call in six. Orders "
+            "retries with the same key, but only inside its retry budget, so a failing downstream never gets a "
+            "multiple of its normal load."
         ),
         alert="RetryAmplification",
         symptoms=(
@@ -289,11 +295,11 @@ INCIDENTS: tuple[Incident, ...] = (
             '`retry_budget_exhausted_total{downstream="payments"}` rising when the budget is spent',
         ),
         diagnose=(sh("chaoslab query 'downstream:retry_attempts:ratio_rate1m'"), BREAKERS),
-        inject=(sh("chaos/scripts/payment_errors.sh enable 0.4"),),
+        inject=(sh("chaos/scripts/payment_errors.sh enable 0.15"),),
         remediate=(sh("chaos/scripts/payment_errors.sh disable"),),
         recovered="The retry ratio falls back near 0.",
         data_loss=VERIFY_NOTE + " Retries carried the order's key: no charge is doubled.",
-        faults=(("payments", "error_rate", 0.4),),
+        faults=(("payments", "error_rate", 0.15),),
     ),
     Incident(
         id="cascading-failure",
@@ -317,6 +323,7 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         data_loss=VERIFY_NOTE,
         faults=(("payments", "hang_rate", 1.0), ("inventory", "latency_ms", 2000)),
+        recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
     Incident(
         id="database-down",
@@ -332,6 +339,8 @@ INCIDENTS: tuple[Incident, ...] = (
         data_loss=VERIFY_NOTE,
         compose=("docker compose stop postgres", "docker compose start postgres"),
         steady_success=0.9,
+        recover_gates=("breaker_wait_open_s",),  # 503s from the database open orders' breakers
+        max_5xx_share=1.0,  # every order is answered 503 while the database is down: that is the incident
     ),
     Incident(
         id="db-pool-exhaustion",
@@ -349,6 +358,7 @@ INCIDENTS: tuple[Incident, ...] = (
         recovered="The pool has idle connections again and the timeouts stop.",
         data_loss=VERIFY_NOTE,
         faults=(("payments", "db_pool_hold", 10),),
+        recover_gates=("breaker_wait_open_s",),  # payments' 503s open orders' breaker
     ),
     Incident(
         id="redis-down",
@@ -389,15 +399,22 @@ INCIDENTS: tuple[Incident, ...] = (
         title="Prometheus down",
         severity="SEV3",
         what_happens=(
-            "Prometheus dies. The stack keeps serving; nobody sees it until the gap is noticed. The drill's "
-            "watchdog (and Alertmanager's, when present) notices it, not an alert of Prometheus itself."
+            "Prometheus dies. The stack keeps serving, but no alert can fire. Alertmanager notices: the "
+            "Watchdog alert, the dead man's switch that Prometheus always fires, stops being resent and drops "
+            "out of Alertmanager's active alerts within a minute (8 s in ci)."
         ),
-        alert=None,
-        symptoms=("Prometheus' /-/ready does not answer", "Grafana panels show a gap"),
+        alert="Watchdog",
+        detection="dead-mans-switch",
+        symptoms=(
+            "`Watchdog` missing from Alertmanager's active alerts "
+            "(`amtool alert query alertname=Watchdog --alertmanager.url=http://127.0.0.1:9093` prints nothing)",
+            "Prometheus' /-/ready does not answer",
+            "Grafana panels show a gap",
+        ),
         diagnose=(STATUS,),
         inject=(sh("chaoslab stop prometheus"),),
         remediate=(sh("chaoslab start prometheus"),),
-        recovered="Prometheus answers and `order_success_rate` has data again.",
+        recovered="Prometheus answers, `Watchdog` is active in Alertmanager again and `order_success_rate` has data.",
         data_loss=VERIFY_NOTE + " Monitoring was blind, not the stack: orders placed during the gap are all there.",
         compose=("docker compose stop prometheus", "docker compose start prometheus"),
     ),
@@ -450,7 +467,6 @@ INCIDENTS: tuple[Incident, ...] = (
         remediate=(sh("chaos/scripts/crash.sh disable --service notifications"),),
         recovered="notifications stays up; the outbox drains.",
         data_loss=VERIFY_NOTE,
-        recover_budget_s=120,
         faults=(("notifications", "crashloop", True),),
         recovered_when='max(outbox_oldest_age_seconds{destination="notifications"}) < 5',
     ),
@@ -462,14 +478,23 @@ INCIDENTS: tuple[Incident, ...] = (
             "Three things break at once. Recover in order: visibility first (Prometheus), then stability "
             "(Redis, so the chaos store is known), then the broken part (payments)."
         ),
-        alert=None,
-        symptoms=("Prometheus does not answer", "`chaos_store_up` = 0", '`up{job="payments"}` = 0'),
+        alert="Watchdog",
+        detection="dead-mans-switch",
+        symptoms=(
+            "`Watchdog` missing from Alertmanager's active alerts: Prometheus is down, so no other alert can "
+            "fire; `chaoslab status` shows the rest",
+            '`chaos_store_up` = 0 and `up{job="payments"}` = 0 once Prometheus is back, with `MultiFailure` '
+            "firing if Redis and payments stay down",
+        ),
         diagnose=(STATUS,),
         inject=(sh("chaoslab stop redis"), sh("chaoslab stop prometheus"), sh("chaoslab stop payments")),
         remediate=(sh("chaoslab start prometheus"), sh("chaoslab start redis"), sh("chaoslab start payments")),
-        recovered="Every process is RUNNING and healthy in `chaoslab status`; `order_success_rate` above 0.9.",
+        recovered=(
+            "Every process is RUNNING and healthy in `chaoslab status`; `Watchdog` is active in Alertmanager "
+            "again, `MultiFailure` is silent and `order_success_rate` is above 0.9."
+        ),
         data_loss=VERIFY_NOTE,
-        recover_budget_s=120,
+        recover_gates=("breaker_wait_open_s",),  # orders' breaker on payments
     ),
 )
 

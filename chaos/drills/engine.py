@@ -10,21 +10,29 @@ load stopped.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import redis
+
+from chaos import ledger as client_ledger
 from chaos import runner, supervision
 from chaos import verify as verifier
-from chaos.compose import ComposeStack
-from chaos.drills.load import Load
+from chaos.compose import ComposeError, ComposeStack
+from chaos.drills import budgets
+from chaos.drills.load import Failures, Load
 from chaos.drills.model import Incident, Step
 from chaos.drills.prom import Prometheus, PrometheusUnavailable
+from chaos.drills.watchdog import DeadMansSwitch
 from chaos.layout import SERVICES, StackLayout
+from services.common.faults.catalogue import parse_key
 
 REPO = Path(__file__).resolve().parents[2]
 Progress = Callable[[str, str, str], None]  # (incident id, step, status text)
@@ -46,6 +54,12 @@ class StepFailed(Exception):
     pass
 
 
+def rate_holds(rate: float | None, threshold: float) -> bool:
+    """A success rate at or over its threshold. No sample, or NaN (no order finished in
+    the window, as when the database is down), is not holding."""
+    return rate is not None and not math.isnan(rate) and rate >= threshold
+
+
 @dataclass
 class StepResult:
     name: str
@@ -63,12 +77,20 @@ class DrillResult:
     steps: list[StepResult] = field(default_factory=list)
     time_to_detect_s: float | None = None
     time_to_recover_s: float | None = None
+    # The budgets those times are held to (chaos/drills/budgets.py, for the stack's profile).
+    detect_budget_s: float | None = None
+    recover_budget_s: float | None = None
     orders_attempted: float | None = None
     orders_succeeded: float | None = None
     verify: dict = field(default_factory=dict)
     started_at: float = 0.0
     ended_at: float = 0.0
     marks: dict[str, float] = field(default_factory=dict)
+    # locust's own checks, by class (loadtests/checks.py `classify`): contract violations
+    # fail the drill; failures expected of the incident are counted here.
+    load_failures: dict = field(default_factory=dict)
+    # The client ledger's counts (chaos/ledger.py Summary) and its 5xx in the incident's window.
+    ledger: dict = field(default_factory=dict)
     timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -91,7 +113,22 @@ class Drill:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log = self.log_dir / f"{incident.id}.log"
         self.extra_loads: list[Load] = []
+        self.loads: list[Load] = []  # every locust run of this drill, judged after it stops
+        # When each timed step began (time.monotonic()): a budget's deadline and the time
+        # the report gives are both measured from here.
+        self.clock: dict[str, float] = {}
         self.result = DrillResult(incident.id, incident.title, incident.alert)
+        self.budgets = budgets.of(incident, layout.profile)
+        self.result.detect_budget_s, self.result.recover_budget_s = self.budgets.detect_s, self.budgets.recover_s
+        # Detected by the dead man's switch: Watchdog, as Alertmanager lists it.
+        self.switch = DeadMansSwitch(layout.url("alertmanager")) if incident.detection == "dead-mans-switch" else None
+        # The replicas each service runs before the drill: the rollback brings them back.
+        self.replicas = (
+            {}
+            if isinstance(layout, ComposeStack)
+            else {s: len(StackLayout.load(layout.run_dir).replica_ports(s)) for s in SERVICES}
+        )
+        self.rollback_confirm_s = 10.0
         scale = 1.0 if layout.profile == "ci" else 4.0
         self.steady_budget_s = 60 * scale
         self.verify_budget_s = 60 * scale
@@ -101,15 +138,16 @@ class Drill:
     def run(self) -> DrillResult:
         inc = self.incident
         self.result.started_at = time.time()
-        load = Load(self.layout.url("gateway"), users=self.users, tags="shop", log=self.log, env=STEADY_LOAD).start()
+        load = self._load(users=self.users, tags="shop", env=STEADY_LOAD)
         try:
             self._step("steady state", self._steady)
-            self.result.marks["inject"] = time.time()
+            self._mark("inject")
             self._step("inject", lambda: self._run_steps(inc.inject))
             self._step("detect", self._detect)
-            self.result.marks["remediate"] = time.time()
+            self._mark("remediate")
             self._step("remediate", lambda: self._run_steps(inc.remediate))
             self._step("recover", self._recover)
+            self.result.marks["recovered"] = time.time()
             self._count_orders()
         except StepFailed:
             pass
@@ -120,6 +158,7 @@ class Drill:
             for extra in self.extra_loads:
                 extra.stop()
             load.stop()
+            self._judge_loads()
             self._step_quietly("roll back", self.rollback)
         if all(s.ok for s in self.result.steps):
             self._step_quietly("verify", self._verify)
@@ -129,68 +168,137 @@ class Drill:
         return self.result
 
     def _steady(self) -> str:
-        alert = self.incident.alert
+        alert = self.incident.prometheus_alert
+        quiet = f"{alert} silent" if alert else f"{self.incident.alert} in Alertmanager"
 
         def holds() -> str | None:
             if not self.prom.up():
                 return None
             rate = self.prom.value(SUCCESS_RATE)
             firing = self.prom.firing()
-            if rate is not None and rate >= self.incident.steady_success and alert not in firing:
-                return f"success rate {rate:.2f}, {alert or 'no alert'} silent"
+            if rate_holds(rate, self.incident.steady_success) and alert not in firing and self._switch_armed():
+                return f"success rate {rate:.2f}, {quiet}"
             return None
 
-        return self._poll(holds, self.steady_budget_s, "the steady state never held")
+        return self._poll(holds, self.steady_budget_s, "the steady state never held")[0]
 
     def _detect(self) -> str:
         alert = self.incident.alert
-        started = self.result.marks["inject"]
 
         def detected() -> str | None:
-            if alert is None:  # the watchdog: Prometheus itself is what broke
-                return None if self.prom.up() else "watchdog: Prometheus does not answer"
+            if self.switch is not None:  # the dead man's switch: Prometheus itself is what broke
+                return f"{alert} gone from Alertmanager" if self.switch.armed() is False else None
             try:
                 return f"{alert} firing" if alert in self.prom.firing() else None
             except PrometheusUnavailable:
                 return None
 
-        detail = self._poll(detected, self.incident.detect_budget_s, f"{alert or 'the watchdog'} never fired")
-        self.result.time_to_detect_s = round(time.time() - started, 1)
+        budget_s = self.budgets.detect_s
+        detail, took_s = self._poll(
+            detected,
+            budget_s,
+            f"{alert} never {'fired' if self.switch is None else 'left Alertmanager'}",
+            since=self.clock["inject"],
+        )
+        self.result.time_to_detect_s = round(took_s, 1)
+        self._within_budget("detected", self.result.time_to_detect_s, budget_s)
         outputs = self._run_steps(self.incident.diagnose, diagnose=True)
         return f"{detail} after {self.result.time_to_detect_s}s; {outputs}"
 
     def _recover(self) -> str:
-        alert = self.incident.alert
-        started = self.result.marks["remediate"]
+        alert = self.incident.prometheus_alert
+        over = f"{alert} resolved" if alert else f"{self.incident.alert} back in Alertmanager"
 
         def recovered() -> str | None:
             try:
                 if alert is not None and alert in self.prom.firing():
                     return None
+                if not self._switch_armed():
+                    return None
                 rate = self.prom.value(SUCCESS_RATE)
             except PrometheusUnavailable:
                 return None
-            if rate is None or rate < self.incident.steady_success:
+            if not rate_holds(rate, self.incident.steady_success):
                 return None
-            if self.incident.recovered_when and self.prom.value(self.incident.recovered_when) is None:
-                return None
-            return f"{alert or 'Prometheus'} resolved, success rate {rate:.2f}"
+            if self.incident.recovered_when:
+                extra = self.prom.value(self.incident.recovered_when)
+                if extra is None or math.isnan(extra):
+                    return None
+            return f"{over}, success rate {rate:.2f}"
 
-        detail = self._poll(recovered, self.incident.recover_budget_s, "did not recover within budget")
-        self.result.time_to_recover_s = round(time.time() - started, 1)
+        budget_s = self.budgets.recover_s
+        detail, took_s = self._poll(recovered, budget_s, "did not recover within budget", since=self.clock["remediate"])
+        self.result.time_to_recover_s = round(took_s, 1)
+        self._within_budget("recovered", self.result.time_to_recover_s, budget_s)
         return f"{detail} after {self.result.time_to_recover_s}s"
 
+    def _switch_armed(self) -> bool:
+        """The dead man's switch is armed (Watchdog listed by Alertmanager); always true
+        for an incident that Prometheus detects."""
+        return self.switch is None or self.switch.armed() is True
+
     def _verify(self) -> str:
+        """`chaoslab verify` clean, and nothing the clients were told contradicts the
+        contract (locust's checks)."""
+        problems = self._client_problems() + self._storm_of_5xx()
+        ledger_files = self._ledger_files()
         deadline = time.monotonic() + self.verify_budget_s
         while True:
-            checks, counts = verifier.verify(self.layout.database_url, grace_s=0)
-            failed = {c.name: c.examples for c in checks if not c.ok}
+            report = verifier.verify_report(self.layout.database_url, grace_s=0, ledger_files=ledger_files)
+            counts = report.counts
+            failed = {c.name: c.examples for c in report.failed}
             self.result.verify = {"ok": not failed, "orders": counts, "failed": failed}
+            if report.ledger is not None:
+                self.result.ledger.update(report.ledger.as_dict())
             if not failed:
-                return f"clean: {counts}"
+                break
             if time.monotonic() > deadline:
-                raise StepFailed(f"verify still fails: {failed}")
+                ledger = {k: v for k, v in failed.items() if k in client_ledger.LEDGER_CHECKS}
+                stack = {k: v for k, v in failed.items() if k not in ledger}
+                if stack:
+                    problems.insert(0, f"verify still fails: {stack}")
+                if ledger:
+                    problems.insert(0, f"the client ledger contradicts the database: {ledger}")
+                break
             time.sleep(1)
+        if problems:
+            raise StepFailed("; ".join(problems))
+        expected = sum(self.result.load_failures.get("expected", {}).values())
+        return (
+            f"clean: {counts}; ledger of {len(ledger_files)} file(s) kept; "
+            f"locust: no contract violation, {expected} expected failure(s)"
+        )
+
+    def _ledger_files(self) -> list[Path]:
+        prefixes = [load.stats for load in self.loads if load.stats is not None]
+        return sorted(f for prefix in prefixes for f in prefix.parent.glob(prefix.name + "-ledger-*.jsonl"))
+
+    def _storm_of_5xx(self) -> list[str]:
+        """5xx answers to POST /orders, from the inject to the recovery, within the
+        incident's share (the client ledger's own record of what clients were told)."""
+        start, end = self.result.marks.get("inject"), self.result.marks.get("recovered")
+        files = self._ledger_files()
+        if start is None or end is None or not files:
+            return [] if files else ["no client ledger was written: the load's answers cannot be checked"]
+        window = [e for e in client_ledger.read(files).entries if start <= e.t <= end]
+        errors = sum(1 for e in window if 500 <= e.status < 600)
+        share = errors / len(window) if window else 0.0
+        limit = self.incident.max_5xx_share
+        self.result.ledger.update(window_answers=len(window), window_5xx=errors, max_5xx_share=limit)
+        if share > limit:
+            return [
+                f"5xx storm: {errors} of {len(window)} answers to POST /orders were 5xx ({share:.0%}, over {limit:.0%})"
+            ]
+        return []
+
+    def _client_problems(self) -> list[str]:
+        found = self.result.load_failures
+        problems = []
+        if found.get("violations"):
+            problems.append(f"locust's checks found contract violations: {_counts(found['violations'])}")
+        if found.get("unread"):
+            problems.append(f"locust wrote no failure table: {', '.join(found['unread'])}")
+        return problems
 
     # -- rollback: no fault outlives a drill -------------------------------------------
 
@@ -204,23 +312,89 @@ class Drill:
             timeout=60,
             check=False,
         )
+        unhealthy = []
         if isinstance(self.layout, ComposeStack):
             started = self.layout.start_stopped()
             self.layout.wait_healthy(timeout_s=60)
-            return "faults cleared" + (f"; started {', '.join(started)}" if started else "")
-        # The runbook's commands may have scaled services: the layout on disk is current.
-        self.layout = StackLayout.load(self.layout.run_dir)
-        sup = supervision.Supervisor(self.layout)
-        for service in SERVICES:
-            if len(self.layout.replica_ports(service)) > 1:
-                runner.scale(self.layout, service, 1)
-        started = []
-        for info in sup.processes():
-            if info["statename"] != "RUNNING":
-                sup.start(info["name"])
-                started.append(info["name"])
-        runner.wait_healthy(self.layout, timeout_s=60, progress=lambda _m: None)
-        return "faults cleared" + (f"; started {', '.join(started)}" if started else "")
+        else:
+            # The runbook's commands may have scaled services: the layout on disk is current.
+            self.layout = StackLayout.load(self.layout.run_dir)
+            sup = supervision.Supervisor(self.layout)
+            for service, count in self.replicas.items():
+                if len(self.layout.replica_ports(service)) != count:
+                    runner.scale(self.layout, service, count)
+            started = []
+            for info in sup.processes():
+                if info["statename"] != "RUNNING":
+                    try:
+                        sup.start(info["name"])
+                    except xmlrpc.client.Fault:
+                        continue  # named below, with what else is left
+                    started.append(info["name"])
+            try:
+                runner.wait_healthy(self.layout, timeout_s=60, progress=lambda _m: None)
+            except runner.StackError as exc:  # named with what else is left
+                unhealthy.append(str(exc).splitlines()[0])
+        left = unhealthy + self._left_over()
+        if left:
+            raise StepFailed("the rollback left " + "; ".join(left))
+        return "faults cleared, every program running as before" + (
+            f"; started {', '.join(started)}" if started else ""
+        )
+
+    def _left_over(self) -> list[str]:
+        """What the rollback could not confirm gone: fault keys in Redis, programs not
+        running, replicas not as before. Polled briefly: a program just started, or Redis,
+        may need a moment."""
+        deadline = time.monotonic() + self.rollback_confirm_s
+        while True:
+            left = self._fault_keys_left() + self._programs_left()
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.5)
+
+    def _fault_keys_left(self) -> list[str]:
+        url = self.layout.redis_url
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+            try:
+                keys = sorted(k for k in client.scan_iter(match="chaos:*", count=500) if parse_key(k))
+            finally:
+                client.close()
+        except (redis.RedisError, OSError) as exc:
+            return [f"fault keys unknown: Redis at {url} does not answer ({exc})"]
+        return [f"fault keys in Redis: {', '.join(keys)}"] if keys else []
+
+    def _programs_left(self) -> list[str]:
+        if isinstance(self.layout, ComposeStack):
+            try:
+                rows = self.layout.status()
+            except ComposeError as exc:
+                return [f"containers unknown: {exc}"]
+            bad = [
+                f"{r.name} {r.state.lower()}" + (" (unhealthy)" if r.healthy is False else "")
+                for r in rows
+                if r.state != "RUNNING" or r.healthy is False
+            ]
+            return [f"containers not running: {', '.join(bad)}"] if bad else []
+        try:
+            layout = StackLayout.load(self.layout.run_dir)
+            states = {p["name"]: p["statename"] for p in supervision.Supervisor(layout).processes()}
+        except (OSError, xmlrpc.client.Fault) as exc:
+            return [f"programs unknown: supervisord does not answer ({exc})"]
+        left = []
+        stopped = [f"{name} {state.lower()}" for name, state in states.items() if state != "RUNNING"]
+        if stopped:
+            left.append(f"programs not running: {', '.join(stopped)}")
+        for service, before in self.replicas.items():
+            want = [layout.program_name(service, r) for r in range(len(layout.replica_ports(service)))]
+            have = sorted(n for n in states if n.partition("-")[0] == service)
+            if len(want) != before:
+                left.append(f"{service}: {len(want)} replica(s) in stack.json, {before} before the drill")
+            if sorted(want) != have:
+                runs = ", ".join(have) or "none"
+                left.append(f"{service}: supervisord runs {runs}, stack.json says {', '.join(want)}")
+        return left
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -273,14 +447,7 @@ class Drill:
             tags, _, shape = arg.partition("/")
             env = {k: v for k, v in self.incident.extra.items() if k.startswith("CHAOSLAB_")}
             self.extra_loads.append(
-                Load(
-                    self.layout.url("gateway"),
-                    users=int(self.incident.extra.get("users", 40)),
-                    tags=tags,
-                    shape=shape or None,
-                    log=self.log,
-                    env=env,
-                ).start()
+                self._load(users=int(self.incident.extra.get("users", 40)), tags=tags, shape=shape or None, env=env)
             )
         elif kind == "stop_load":
             for extra in self.extra_loads:
@@ -288,17 +455,59 @@ class Drill:
         else:
             raise StepFailed(f"unknown drill action {action!r}")
 
-    def _poll(self, check: Callable[[], str | None], budget_s: float, failure: str) -> str:
-        deadline = time.monotonic() + budget_s
-        while time.monotonic() < deadline:
+    def _mark(self, step: str) -> None:
+        """The start of a timed step: for the report (wall time) and its budget (monotonic)."""
+        self.result.marks[step] = time.time()
+        self.clock[step] = time.monotonic()
+
+    def _poll(
+        self, check: Callable[[], str | None], budget_s: float, failure: str, *, since: float | None = None
+    ) -> tuple[str, float]:
+        """Poll `check` until it finds something; (what it found, seconds since the start).
+
+        One clock: the deadline is `since` (a `time.monotonic()` mark taken before the step
+        that starts the clock, e.g. inject for detect) plus the budget, and the time
+        returned is measured from the same mark. Without `since`, from now."""
+        start = time.monotonic() if since is None else since
+        while True:
             try:
                 found = check()
             except PrometheusUnavailable:
                 found = None
+            took_s = time.monotonic() - start
             if found:
-                return found
+                return found, took_s
+            if took_s >= budget_s:
+                raise StepFailed(f"{failure} ({budget_s:.0f}s)")
             time.sleep(0.5)
-        raise StepFailed(f"{failure} ({budget_s:.0f}s)")
+
+    @staticmethod
+    def _within_budget(what: str, took_s: float, budget_s: float) -> None:
+        """The verdict holds the reported time to the budget (a late find is a failure)."""
+        if took_s > budget_s:
+            raise StepFailed(f"{what} after {took_s}s, over the {budget_s:.0f}s budget")
+
+    def _load(self, *, users: int, tags: str, env: dict[str, str], shape: str | None = None) -> Load:
+        """Start a locust run that writes its statistics next to the drill's log."""
+        stats = self.log_dir / f"{self.incident.id}-locust-{len(self.loads)}"
+        for old in stats.parent.glob(stats.name + "-ledger-*.jsonl"):
+            old.unlink()  # a previous run's answers are not this drill's
+        # The client ledger: one file per locust process (chaos/ledger.py resolves {pid}).
+        env = {**env, client_ledger.LEDGER_VAR: f"{stats}-ledger-{{pid}}.jsonl"}
+        load = Load(
+            self.layout.url("gateway"), users=users, tags=tags, shape=shape, log=self.log, env=env, stats=stats
+        ).start()
+        self.loads.append(load)
+        return load
+
+    def _judge_loads(self) -> None:
+        """Once every load has stopped: locust's failures, by class, into the result."""
+        found = Failures()
+        for load in self.loads:
+            found.merge(load.failures())
+        self.result.load_failures = found.as_dict()
+        if found.violations or found.expected:
+            self._note(f"locust: violations {dict(found.violations)}; expected {dict(found.expected)}")
 
     def _step(self, name: str, body: Callable[[], str]) -> None:
         self.progress(self.incident.id, name, "running")
@@ -346,3 +555,8 @@ class Drill:
             except PrometheusUnavailable:
                 out[name] = []
         return out
+
+
+def _counts(by_message: dict[str, int]) -> str:
+    """`'one key, two different order_ids' ×3, '500' ×1`: a failure table in one line."""
+    return ", ".join(f"{message!r} ×{count}" for message, count in by_message.items())

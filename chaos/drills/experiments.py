@@ -5,6 +5,9 @@ Steady state: the order success rate (PromQL) and every breaker closed
 runbook's process commands), the alert awaited, the runbook's remediation run, the
 recovery awaited. Rollbacks: `DELETE /chaos/config` on every service and the
 remediation again, so nothing outlives a run. `chaoslab experiments --write`.
+
+The probes wait up to the training profile's budgets (chaos/drills/budgets.py): the
+default profile, and the longer one, so an experiment passes on a ci stack too.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chaos.drills import budgets
 from chaos.drills.catalog import INCIDENTS
 from chaos.drills.model import Incident, Step
 from chaos.layout import SERVICES
@@ -23,6 +27,7 @@ DIRECTORY = REPO / "chaos" / "experiments"
 CONFIGURATION = {
     "prometheus_url": {"type": "env", "key": "PROMETHEUS_URL", "default": "http://127.0.0.1:9090"},
     "gateway_url": {"type": "env", "key": "GATEWAY_URL", "default": "http://127.0.0.1:8000"},
+    "alertmanager_url": {"type": "env", "key": "ALERTMANAGER_URL", "default": "http://127.0.0.1:9093"},
     "chaos_token": {"type": "env", "key": "CHAOS_TOKEN"},
     **{
         f"{s}_url": {"type": "env", "key": f"{s.upper()}_URL", "default": f"http://127.0.0.1:{8000 + i}"}
@@ -80,12 +85,22 @@ def experiment(inc: Incident) -> dict[str, Any]:
         ]
     else:
         inject = _commands(inc.inject, "inject")
+    budget = budgets.of(inc, "training")
     detect = (
-        _probe(f"{inc.alert} fires", "alert_fires", alert=inc.alert, timeout_s=inc.detect_budget_s)
-        if inc.alert
-        else _probe("the watchdog sees Prometheus gone", "prometheus_down", timeout_s=60)
+        _probe(f"{inc.alert} fires", "alert_fires", alert=inc.alert, timeout_s=budget.detect_s)
+        if inc.detection == "prometheus"
+        else _probe(
+            f"{inc.alert} gone from Alertmanager (the dead man's switch)",
+            "watchdog_missing",
+            alert=inc.alert,
+            timeout_s=budget.detect_s,
+        )
     )
     remediate = _commands(inc.remediate, "remediate")
+    if inc.detection == "dead-mans-switch":  # the switch armed again: Prometheus sends alerts
+        remediate.append(
+            _probe(f"{inc.alert} back in Alertmanager", "watchdog_armed", alert=inc.alert, timeout_s=budget.recover_s)
+        )
     if inc.faults:  # the runbook's scripts, or PUT's own inverse when there are none
         remediate = remediate or [
             {"type": "action", "name": f"clear faults on {s}", "provider": _fault_call(s, "DELETE")}
@@ -116,9 +131,9 @@ def experiment(inc: Incident) -> dict[str, Any]:
             _probe(
                 "recovered within budget",
                 "recovered",
-                alert=inc.alert,
+                alert=inc.prometheus_alert,
                 minimum=inc.steady_success,
-                timeout_s=inc.recover_budget_s,
+                timeout_s=budget.recover_s,
             ),
         ],
         "rollbacks": [

@@ -7,14 +7,71 @@ that the runbook's remediation stops.
 
 from __future__ import annotations
 
+import ast
+import csv
 import os
 import signal
 import subprocess
 import sys
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from loadtests.checks import EXPECTED, classify
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
+
+
+@dataclass
+class Failures:
+    """What locust's users found wrong, by message, in the two classes of
+    `loadtests.checks.classify`: contract violations fail a drill; the stack turning
+    clients away during a fault is expected, counted and reported."""
+
+    violations: Counter[str] = field(default_factory=Counter)
+    expected: Counter[str] = field(default_factory=Counter)
+    unread: list[str] = field(default_factory=list)  # stats files that were not there
+
+    def add(self, message: str, count: int) -> None:
+        (self.expected if classify(message) == EXPECTED else self.violations)[message] += count
+
+    def merge(self, other: Failures) -> None:
+        self.violations.update(other.violations)
+        self.expected.update(other.expected)
+        self.unread += other.unread
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "violations": dict(self.violations.most_common()),
+            "expected": dict(self.expected.most_common()),
+            "unread": list(self.unread),
+        }
+
+
+def failure_message(error: str) -> str:
+    """The check's own words from locust's Error column (`CatchResponseError('...')`)."""
+    head = "CatchResponseError("
+    if error.startswith(head) and error.endswith(")"):
+        try:
+            inner = ast.literal_eval(error[len(head) : -1])
+        except (ValueError, SyntaxError):
+            return error
+        return inner if isinstance(inner, str) else error
+    return error
+
+
+def read_failures(prefix: Path) -> Failures:
+    """The failure table locust wrote with `--csv prefix` (`<prefix>_failures.csv`)."""
+    found = Failures()
+    path = prefix.with_name(prefix.name + "_failures.csv")
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                found.add(failure_message(row["Error"]), int(row["Occurrences"]))
+    except FileNotFoundError:
+        found.unread.append(str(path))
+    return found
 
 
 class Load:
@@ -30,10 +87,12 @@ class Load:
         max_s: float = 900,
         log: Path | None = None,
         env: dict[str, str] | None = None,
+        stats: Path | None = None,
     ) -> None:
         self.host, self.users, self.tags, self.shape, self.max_s = host, users, tags, shape, max_s
         self.log = log
         self.env = env or {}
+        self.stats = stats  # locust's `--csv` prefix: its failure table is read after stop()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Load:
@@ -58,8 +117,11 @@ class Load:
             "--stop-timeout",
             "2",
             "--exit-code-on-error",
-            "0",
+            "0",  # the failure table is judged instead (failures()), by class
         ]
+        if self.stats is not None:
+            self.stats.parent.mkdir(parents=True, exist_ok=True)
+            command += ["--csv", str(self.stats)]
         env = {**os.environ, **self.env}
         if self.shape:
             env["CHAOSLAB_SHAPE"] = self.shape
@@ -84,3 +146,9 @@ class Load:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+    def failures(self) -> Failures:
+        """After stop(): the failures locust counted, by class (nothing when no `stats`).
+        locust rewrites its CSV every second and closes it on a clean stop, so the table
+        holds every failure but those of its last second."""
+        return read_failures(self.stats) if self.stats is not None else Failures()

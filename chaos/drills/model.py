@@ -4,6 +4,7 @@ commands the runbook prints are the commands the drill runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Incident:
     title: str
     severity: str  # SEV1 orders fail; SEV2 degraded; SEV3 no customer impact yet
     what_happens: str
-    alert: str | None  # the Prometheus alert that detects it; None: the drill's watchdog
+    alert: str | None  # the alert that detects it (see `detection`)
     symptoms: tuple[str, ...]
     diagnose: tuple[Step, ...]
     inject: tuple[Step, ...]
@@ -39,8 +40,18 @@ class Incident:
     data_loss: str  # what to check for lost or doubled orders
     compose: tuple[str, ...] = ()  # the compose equivalents of the native commands above
     steady_success: float = 0.9  # order success rate that must hold before, and again after
-    detect_budget_s: float = 90
-    recover_budget_s: float = 90
+    # How the alert detects it. "prometheus": the alert fires in Prometheus (it is silent
+    # before the inject and resolved after the fix). "dead-mans-switch": the alert is
+    # Watchdog, which always fires; Prometheus itself is what broke, and detection is
+    # Alertmanager no longer listing Watchdog as active (it is active again once fixed).
+    detection: Literal["prometheus", "dead-mans-switch"] = "prometheus"
+    # The budgets follow from the stack's profile (chaos/drills/budgets.py). What an
+    # incident's own mechanics add on top, in seconds (e.g. a backlog that must age past
+    # its alert's threshold), and the settings of the profile table that gate recovery
+    # after the fix (e.g. breaker_wait_open_s: the breaker stays open that long).
+    detect_extra_s: float = 0
+    recover_extra_s: float = 0
+    recover_gates: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
     # The faults the inject step sets, as (service, fault, value): Chaos Toolkit's
     # experiments set them through PUT /chaos/config rather than the scripts.
@@ -48,3 +59,14 @@ class Incident:
     # PromQL that must return a sample for the incident to count as recovered, on top
     # of the alert resolving and the success rate (e.g. the outbox drained).
     recovered_when: str = ""
+    # The share of answers to POST /orders, from the inject to the recovery, that may be a
+    # 5xx in the client ledger; beyond it the drill fails ("5xx storm"). Most incidents
+    # turn clients away with 402, 429 or a few 503s; one whose very effect is 503s (the
+    # database down) says so.
+    max_5xx_share: float = 0.1
+
+    @property
+    def prometheus_alert(self) -> str | None:
+        """The alert that must be silent in Prometheus before the inject and resolved after
+        the fix: None when detection is the dead man's switch, which always fires."""
+        return self.alert if self.detection == "prometheus" else None

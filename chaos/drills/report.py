@@ -1,7 +1,9 @@
 """A drill run's report directory: report.json, junit.xml for CI, index.html for people.
 
-The HTML page shows, per drill, the verdict of each step and a timeline (success rate,
-p99, breaker state, outbox pending) with the inject and remediate moments marked.
+The HTML page shows, per drill, the verdict of each step, what locust's own checks found
+(contract violations, which fail a drill, and failures the incident is expected to cause,
+which are only counted) and a timeline (success rate, p99, breaker state, outbox pending)
+with the inject and remediate moments marked.
 """
 
 from __future__ import annotations
@@ -46,8 +48,31 @@ def junit(results: list[DrillResult], wall_s: float) -> bytes:
             step = failed[0] if failed else None
             ET.SubElement(case, "failure", message=f"{step.name}: {step.detail}" if step else "incomplete")
         out = ET.SubElement(case, "system-out")
-        out.text = "\n".join(f"{s.name}: {'ok' if s.ok else 'FAILED'} ({s.seconds}s) {s.detail}" for s in r.steps)
+        lines = [f"{s.name}: {'ok' if s.ok else 'FAILED'} ({s.seconds}s) {s.detail}" for s in r.steps]
+        for kind, label in KINDS:
+            lines += [f"locust {label}: {message} x{count}" for message, count in _failures(r, kind).items()]
+        out.text = "\n".join(lines)
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+KINDS = (("violations", "contract violation"), ("expected", "expected failure"))
+
+
+def _failures(r: DrillResult, kind: str) -> dict[str, int]:
+    """locust's failures of one class (`violations` or `expected`), by message."""
+    return dict(r.load_failures.get(kind) or {})
+
+
+def _failure_table(r: DrillResult) -> str:
+    rows = "".join(
+        f"<tr><td class='{'FAILED' if kind == 'violations' else ''}'>{label}</td>"
+        f"<td>{html.escape(message)}</td><td>{count}</td></tr>"
+        for kind, label in KINDS
+        for message, count in _failures(r, kind).items()
+    )
+    if not rows:
+        return "<p>locust: no failed request</p>"
+    return f"<table><tr><th>locust found</th><th>message</th><th>count</th></tr>{rows}</table>"
 
 
 def _chart(name: str, points: list[tuple[float, float]], start: float, end: float, marks: dict[str, float]) -> str:
@@ -82,9 +107,11 @@ def page(results: list[DrillResult], wall_s: float) -> str:
         verdict = "passed" if r.ok else "FAILED"
         rows.append(
             f"<tr><td><a href='#{r.incident}'>{r.incident}</a></td><td class='{verdict}'>{verdict}</td>"
-            f"<td>{r.time_to_detect_s or '-'}</td><td>{r.time_to_recover_s or '-'}</td>"
+            f"<td>{r.time_to_detect_s or '-'} / {r.detect_budget_s or '-'}</td>"
+            f"<td>{r.time_to_recover_s or '-'} / {r.recover_budget_s or '-'}</td>"
             f"<td>{r.orders_attempted if r.orders_attempted is not None else '-'}</td>"
-            f"<td>{r.orders_succeeded if r.orders_succeeded is not None else '-'}</td></tr>"
+            f"<td>{r.orders_succeeded if r.orders_succeeded is not None else '-'}</td>"
+            f"<td>{sum(_failures(r, 'violations').values())}</td><td>{sum(_failures(r, 'expected').values())}</td></tr>"
         )
         steps = "".join(
             f"<tr><td>{html.escape(s.name)}</td><td class='{'passed' if s.ok else 'FAILED'}'>"
@@ -96,6 +123,7 @@ def page(results: list[DrillResult], wall_s: float) -> str:
             f"<section id='{r.incident}'><h2>{r.incident}: {html.escape(r.title)} "
             f"<span class='{verdict}'>{verdict}</span></h2><p>alert: {r.alert or 'watchdog'}</p>"
             f"<table><tr><th>step</th><th>verdict</th><th>time</th><th>detail</th></tr>{steps}</table>"
+            f"{_failure_table(r)}"
             f"<div>{charts}</div></section>"
         )
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
@@ -106,6 +134,7 @@ td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left}} .passed{{color:#1
 svg{{display:block;margin:4px 0}}</style></head><body>
 <h1>chaoslab drills</h1>
 <p>{len(results)} drill(s), {sum(r.ok for r in results)} passed, wall time {wall_s:.0f}s, {when}.</p>
-<table><tr><th>incident</th><th>verdict</th><th>time to detect (s)</th><th>time to recover (s)</th>
-<th>orders attempted</th><th>orders succeeded</th></tr>{"".join(rows)}</table>
+<table><tr><th>incident</th><th>verdict</th><th>time to detect / budget (s)</th><th>time to recover / budget (s)</th>
+<th>orders attempted</th><th>orders succeeded</th><th>contract violations</th><th>expected failures</th></tr>
+{"".join(rows)}</table>
 {"".join(sections)}</body></html>"""

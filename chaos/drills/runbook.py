@@ -3,6 +3,7 @@ commands the drills run (`chaoslab runbook --write`; a test fails if it is stale
 
 from __future__ import annotations
 
+from chaos.drills import budgets
 from chaos.drills.catalog import INCIDENTS
 from chaos.drills.model import Incident, Step
 
@@ -40,6 +41,19 @@ scripts in `chaos/scripts/` find Redis through `$REDIS_URL` (default
 4. **Verify**: `chaoslab verify` until it is clean, then clear anything left with
    `chaoslab chaos clear`.
 
+## After a crash: what you see while breakers close
+
+A killed process is back within seconds (supervisord restarts it; in compose, the restart
+policy) and its `/health` answers 200 at once, so `chaoslab status` is all green. Its
+callers' breakers, opened by the crash, stay open for one breaker wait
+(`breaker_wait_open_s`: 30 s in training, 3 s in ci): until then orders and reads through
+the gateway answer 503 `breaker_open` with `Retry-After`. This is recovery, not a new
+incident: restarting more processes does not shorten it. `chaoslab query 'max(breaker_state)'`
+shows the breakers still open. Orders caught mid-flight stay `pending` until their lease
+expires and the sweeper finishes them (a retry with the same key gets the same order), so
+run `chaoslab verify` after that, with its default grace. If 503s outlast a breaker wait
+and a few seconds, the callee is still failing: read its log (`chaoslab logs <service>`).
+
 ## Incidents
 
 | id | what happens | alert |
@@ -67,13 +81,24 @@ def _when(inc: Incident) -> str:
     return f" Check: `chaoslab query '{inc.recovered_when}'` returns a sample."
 
 
+def _alert_name(inc: Incident) -> str:
+    return f"{inc.alert}" if inc.detection == "prometheus" else f"{inc.alert} missing (Alertmanager)"
+
+
 def section(inc: Incident) -> str:
     symptoms = "\n".join(f"- {s}" for s in inc.symptoms)
     alert = (
         f"`{inc.alert}` (Prometheus, `prometheus/rules/alerts.yml`)"
-        if inc.alert
-        else "none from Prometheus itself: the drill's watchdog, and Alertmanager's when it runs"
+        if inc.detection == "prometheus"
+        else (
+            f"`{inc.alert}` missing from Alertmanager. `{inc.alert}` is the dead man's switch: Prometheus fires it "
+            "always and Alertmanager lists it as active (`GET /api/v2/alerts`) only while Prometheus keeps "
+            "resending it. A dead Prometheus fires nothing, so the switch going silent is the alert; it happens "
+            "once the last copy expires, 4 x max(evaluation interval, `--rules.alert.resend-delay`) after "
+            "Prometheus' last send."
+        )
     )
+    training, ci = budgets.of(inc, "training"), budgets.of(inc, "ci")
     compose = ("\n\nWith compose:\n\n```sh\n" + "\n".join(inc.compose) + "\n```") if inc.compose else ""
     return f"""
 <a id="{inc.id}"></a>
@@ -103,8 +128,9 @@ def section(inc: Incident) -> str:
 
 ### Verify recovery
 
-{inc.recovered}{_when(inc)} Budget in the drill: detection within {inc.detect_budget_s:.0f} s,
-recovery within {inc.recover_budget_s:.0f} s (ci profile).
+{inc.recovered}{_when(inc)} Budgets in the drill, derived from the profile's intervals
+(`chaos/drills/budgets.py`): detection within {training.detect_s:.0f} s and recovery within
+{training.recover_s:.0f} s in training; {ci.detect_s:.0f} s and {ci.recover_s:.0f} s in ci.
 
 ### Data loss check
 
@@ -119,7 +145,7 @@ def render() -> str:
     severity_rows = "\n".join(
         f"| {sev} | {MEANING[sev]} | {', '.join(ids)} |" for sev, ids in sorted(by_severity.items())
     )
-    index_rows = "\n".join(f"| [{inc.id}](#{inc.id}) | {inc.title} | {inc.alert or 'watchdog'} |" for inc in INCIDENTS)
+    index_rows = "\n".join(f"| [{inc.id}](#{inc.id}) | {inc.title} | {_alert_name(inc)} |" for inc in INCIDENTS)
     body = HEADER.format(severity_rows=severity_rows, index_rows=index_rows)
     body += "".join(section(inc) for inc in INCIDENTS)
     return body

@@ -298,10 +298,24 @@ def test_prometheus_loads_rules_of_the_profile_and_alerts_alertmanager(profile):
 def test_alertmanager_sends_every_alert_to_the_notifications_webhook():
     config = load_yaml("prometheus/alertmanager.yml")
     receiver = config["route"]["receiver"]
-    assert "routes" not in config["route"]
+    # One exception: Watchdog, the dead man's switch, which always fires (its own test is
+    # in test_prometheus_rules.py).
+    assert [r["matchers"] for r in config["route"].get("routes", [])] == [['alertname="Watchdog"']]
     assert config["route"]["group_wait"] == "10s"
     [webhook] = next(r for r in config["receivers"] if r["name"] == receiver)["webhook_configs"]
     assert webhook == {"url": f"http://notifications:{CONTRACT_PORTS['notifications']}/alerts", "send_resolved": True}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_alerts_live_in_alertmanager_as_long_as_on_a_native_stack(profile):
+    """endsAt = 4 x max(evaluation interval, resend delay): the compose stack passes one
+    resend delay for both profiles, which must give the native stack's alert lifetime."""
+    from chaos import prometheus_config as pc
+
+    flag = f"--rules.alert.resend-delay={pc.COMPOSE_RESEND_DELAY}"
+    assert flag in SERVICES_IN_COMPOSE["prometheus"]["command"]
+    evaluation = pc.seconds(load_yaml(f"prometheus/compose/{profile}.yml")["global"]["evaluation_interval"])
+    assert 4 * max(evaluation, pc.seconds(pc.COMPOSE_RESEND_DELAY)) == pc.alert_lifetime_s(profile)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

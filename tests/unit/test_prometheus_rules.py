@@ -1,6 +1,6 @@
 """The alert and recording rules: promtool accepts them, their unit tests pass, and every
 wave-1 incident of docs/incidents.md has exactly one alert that names it and links its
-runbook section."""
+runbook section. The one alert of no incident is Watchdog, the dead man's switch."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
 # level:metric:operations (https://prometheus.io/docs/practices/rules/)
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
 CONTRACT_RECORDS = {"order_success_rate"}  # a name fixed by docs/contracts.md
+# Always fires; its absence from Alertmanager detects a dead Prometheus (monitoring-down).
+DEAD_MANS_SWITCH = "Watchdog"
 
 
 def wave_1_incidents() -> list[str]:
@@ -85,25 +87,44 @@ def test_incident_catalogue_is_read():
 
 
 @pytest.mark.parametrize("incident", wave_1_incidents())
-def test_each_incident_has_exactly_one_alert(incident):
+def test_each_incident_has_its_named_alert(incident):
+    """One alert is named after the incident; a few more may carry its label as context
+    (OutboxDeadLetters for outbox-backlog), and all of them link its runbook section."""
     matching = [a for a in alerts() if a.get("labels", {}).get("incident") == incident]
-    assert len(matching) == 1, f"{incident}: {len(matching)} alerts labelled incident={incident}"
-    [alert] = matching
-    assert alert["alert"] == camel(incident)
-    assert alert["annotations"]["runbook_url"] == f"runbook.md#{incident}"
+    named = [a for a in matching if a["alert"] == camel(incident)]
+    assert len(named) == 1, f"{incident}: no alert {camel(incident)} labelled incident={incident}"
+    for alert in matching:
+        assert alert["annotations"]["runbook_url"] == f"runbook.md#{incident}", alert["alert"]
 
 
 def test_every_alert_belongs_to_an_incident():
     incidents = set(wave_1_incidents())
-    strays = [a["alert"] for a in alerts() if a.get("labels", {}).get("incident") not in incidents]
+    strays = [
+        a["alert"]
+        for a in alerts()
+        if a.get("labels", {}).get("incident") not in incidents and a["alert"] != DEAD_MANS_SWITCH
+    ]
     assert not strays, f"alerts naming no wave-1 incident: {strays}"
     names = [a["alert"] for a in alerts()]
     assert len(names) == len(set(names))
 
 
+def test_watchdog_is_a_dead_mans_switch_that_pages_nobody():
+    [watchdog] = [a for a in alerts() if a["alert"] == DEAD_MANS_SWITCH]
+    assert str(watchdog["expr"]).strip() == "vector(1)" and watchdog["for"] == "0s"
+    assert "incident" not in watchdog["labels"]
+    assert watchdog["labels"]["severity"] == "none"
+    # It reaches Alertmanager (every alert does) but its route notifies nobody.
+    route = yaml.safe_load((REPO / "prometheus" / "alertmanager.yml").read_text())
+    [own] = [r for r in route["route"].get("routes", []) if r.get("matchers") == [f'alertname="{DEAD_MANS_SWITCH}"']]
+    [receiver] = [r for r in route["receivers"] if r["name"] == own["receiver"]]
+    assert set(receiver) == {"name"}, f"{DEAD_MANS_SWITCH}'s receiver must notify nobody: {receiver}"
+
+
 @pytest.mark.parametrize("alert", alerts(), ids=lambda a: a["alert"])
 def test_alert_is_complete(alert):
-    assert alert.get("labels", {}).get("severity") in SEVERITIES
+    severities = {"none"} if alert["alert"] == DEAD_MANS_SWITCH else SEVERITIES
+    assert alert.get("labels", {}).get("severity") in severities
     for key in REQUIRED_ANNOTATIONS:
         assert str(alert.get("annotations", {}).get(key, "")).strip(), f"{alert['alert']} lacks {key}"
     assert "for" in alert, f"{alert['alert']} has no for: (the CI profile rewrites it)"
@@ -136,10 +157,13 @@ def test_each_alert_has_a_firing_and_a_silent_unit_test(alert):
     firing = [c for c in cases if c.get("exp_alerts")]
     silent = [c for c in cases if c.get("exp_alerts") == []]
     assert firing, f"{name}: no test where the incident's series make it fire"
-    assert silent, f"{name}: no test where a healthy series keeps it silent"
+    if name == DEAD_MANS_SWITCH:  # never silent by design: its silence is Alertmanager's view
+        assert not silent, f"{name} must fire whatever the series"
+    else:
+        assert silent, f"{name}: no test where a healthy series keeps it silent"
     for case in firing:
         for expected in case["exp_alerts"]:
-            assert expected.get("exp_labels", {}).get("incident") == alert["labels"]["incident"]
+            assert expected.get("exp_labels", {}).get("incident") == alert["labels"].get("incident")
             assert expected.get("exp_annotations", {}).get("summary"), f"{name}: summary not checked"
 
 
