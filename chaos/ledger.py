@@ -37,6 +37,11 @@ class Entry:
     order_status: str | None = None
     total_cents: int | None = None
     replayed: bool = False
+    # How the answer came (optional: older ledgers lack them): the client's latency, the
+    # Retry-After header, and the error code of an answer without an order.
+    latency_ms: float | None = None
+    retry_after: str | None = None
+    code: str | None = None
 
     @property
     def final(self) -> bool:
@@ -44,8 +49,20 @@ class Entry:
         return self.status in FINAL_STATUSES and self.order_id is not None
 
     @classmethod
-    def from_answer(cls, key: str, status: int, content: bytes | None, replayed: bool, t: float | None = None) -> Entry:
-        """An entry from an HTTP answer (`status` 0: none) and its raw body."""
+    def from_answer(
+        cls,
+        key: str,
+        status: int,
+        content: bytes | None,
+        replayed: bool,
+        t: float | None = None,
+        *,
+        latency_ms: float | None = None,
+        retry_after: str | None = None,
+        code: str | None = None,
+    ) -> Entry:
+        """An entry from an HTTP answer (`status` 0: none) and its raw body; how it came
+        (latency, Retry-After, error code) when the caller knows it."""
         try:
             body = json.loads(content) if content else None
         except ValueError:
@@ -60,7 +77,14 @@ class Entry:
             order_status=_text(order.get("status")),
             total_cents=total if isinstance(total, int) and not isinstance(total, bool) else None,
             replayed=replayed,
+            latency_ms=None if latency_ms is None else round(latency_ms, 2),
+            retry_after=retry_after or None,
+            code=code or None,
         )
+
+
+# Written only when known, so a line stays as short as the answer allows.
+_OPTIONAL = frozenset({"latency_ms", "retry_after", "code"})
 
 
 def _text(value: Any) -> str | None:
@@ -86,7 +110,8 @@ class Writer:
         self._file: IO[str] | None = None
 
     def record(self, entry: Entry) -> None:
-        line = json.dumps(asdict(entry), separators=(",", ":")) + "\n"
+        fields = {k: v for k, v in asdict(entry).items() if v is not None or k not in _OPTIONAL}
+        line = json.dumps(fields, separators=(",", ":")) + "\n"
         with self._lock:
             if self._file is None:
                 # `{pid}` is resolved here, in the process that writes (locust forks its workers).
@@ -159,6 +184,9 @@ def _parse(line: str) -> Entry | None:
         order_status=_text(raw.get("order_status")),
         total_cents=total if isinstance(total, int) and not isinstance(total, bool) else None,
         replayed=raw.get("replayed") is True,
+        latency_ms=float(latency) if isinstance(latency := raw.get("latency_ms"), (int, float)) else None,
+        retry_after=_text(raw.get("retry_after")),
+        code=_text(raw.get("code")),
     )
 
 

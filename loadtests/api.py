@@ -24,7 +24,7 @@ import gevent
 from locust.contrib.fasthttp import FastHttpSession, FastResponse
 
 from chaos import ledger
-from loadtests.checks import Check, describe, order_answer, order_list, order_read, retry_after_s
+from loadtests.checks import Check, body_of, describe, order_answer, order_list, order_read, retry_after_s
 from loadtests.settings import UserSettings
 
 # SKU-LIMITED (5 units) is left out on purpose: load would sell it out at once.
@@ -118,9 +118,29 @@ def _recorder(key: str) -> Answered | None:
     def record(resp: FastResponse) -> None:
         headers = resp.headers
         replayed = headers is not None and headers.get("Idempotency-Replayed") == "true"
-        writer.record(ledger.Entry.from_answer(key, resp.status_code or 0, resp.content, replayed))
+        meta = getattr(resp, "request_meta", None) or {}
+        writer.record(
+            ledger.Entry.from_answer(
+                key,
+                resp.status_code or 0,
+                resp.content,
+                replayed,
+                latency_ms=meta.get("response_time"),
+                retry_after=headers.get("Retry-After") if headers is not None else None,
+                code=_error_code(resp),
+            )
+        )
 
     return record
+
+
+def _error_code(resp: FastResponse) -> str | None:
+    if resp.status_code in (0, 201):
+        return None
+    body = body_of(resp)
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def get_order(client: FastHttpSession, order_id: str, *, status: str | None = None) -> FastResponse | None:

@@ -5,10 +5,13 @@
     locust -f loadtests/locustfile.py --host ... --headless -u 20 -r 5 -t 1m --tags shop
     CHAOSLAB_SHAPE=surge locust -f loadtests/locustfile.py --host ... --headless
     CHAOSLAB_SHAPE=step  locust -f loadtests/locustfile.py --host ... --headless
+    CHAOSLAB_SHAPE=spike locust -f loadtests/locustfile.py --host ... --headless --tags shop
+    CHAOSLAB_SHAPE=steady locust -f loadtests/locustfile.py --host ... --headless --tags shop
 
-Tags: `shop` (Shopper), `duplicates` (DuplicateStorm). Shapes: `SurgeShape`, `StepShape`,
-exposed only when `CHAOSLAB_SHAPE` names one or the class picker is on (locust would
-otherwise force the first shape it finds on every run). Knobs: `loadtests/settings.py`.
+Tags: `shop` (Shopper), `orders` (the Shopper's orders only), `duplicates` (DuplicateStorm).
+Shapes: `SurgeShape`, `StepShape`, `SpikeShape`, `SteadyShape`, exposed only when
+`CHAOSLAB_SHAPE` names one or the class picker is on (locust would otherwise force the
+first shape it finds on every run). Knobs: `loadtests/settings.py`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from loadtests.settings import StepSettings, SurgeSettings
+from loadtests.settings import SpikeSettings, SteadySettings, StepSettings, SurgeSettings
 
 Tick = tuple[int, float] | None  # (users, spawn rate per second), or None: the run is over
 
@@ -35,3 +35,33 @@ def steps(s: StepSettings, t: float) -> Tick:
         return None
     users = min(s.max_users, (int(t // s.step_s) + 1) * s.step_users)
     return users, s.spawn_rate or float(s.step_users)
+
+
+def spike_duration_s(s: SpikeSettings) -> float:
+    return s.warm_s + s.ramp_s + s.hold_s + s.after_s
+
+
+def spike(s: SpikeSettings, t: float) -> Tick:
+    """`start_users` to `base_users` over `warm_s`, on to `peak_users` over `ramp_s`
+    (linearly: the users of second `t`), the peak for `hold_s`, then `base_users` at once
+    for `after_s`. Spawn rates let locust keep up with each change within a second."""
+    if t >= spike_duration_s(s):
+        return None
+    ramp_rate = max(1.0, 2.0 * (s.peak_users - s.base_users) / s.ramp_s) if s.ramp_s > 0 else float(s.peak_users)
+    if t < s.warm_s:
+        users = s.start_users + (s.base_users - s.start_users) * t / s.warm_s
+        return max(1, math.floor(users)), max(1.0, float(abs(s.base_users - s.start_users)))
+    t -= s.warm_s
+    if t < s.ramp_s:
+        return s.base_users + math.floor((s.peak_users - s.base_users) * t / s.ramp_s), ramp_rate
+    t -= s.ramp_s
+    if t < s.hold_s:
+        return s.peak_users, ramp_rate
+    return s.base_users, float(max(s.peak_users, 1))  # the surge ends at once
+
+
+def steady(s: SteadySettings, t: float) -> Tick:
+    """`users` users, all started in the first second, for `duration_s`."""
+    if t >= s.duration_s:
+        return None
+    return s.users, float(s.users)

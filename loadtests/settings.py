@@ -6,7 +6,7 @@ a shape):
 
 | variable | default | meaning |
 |---|---|---|
-| `CHAOSLAB_SHAPE` | (none) | `surge` or `step`: the load shape of a headless run |
+| `CHAOSLAB_SHAPE` | (none) | `surge`, `step`, `spike` or `steady`: the load shape of a headless run |
 | `CHAOSLAB_SURGE_BASE_USERS` | 10 | users before and after the surge |
 | `CHAOSLAB_SURGE_PEAK_USERS` | 100 | users during the surge |
 | `CHAOSLAB_SURGE_BASE_SECONDS` | 60 | length of the baseline, before and again after |
@@ -16,6 +16,15 @@ a shape):
 | `CHAOSLAB_STEP_SECONDS` | 30 | length of each step |
 | `CHAOSLAB_STEP_MAX_USERS` | 100 | the last step; it is held one step long, then the run ends |
 | `CHAOSLAB_STEP_SPAWN_RATE` | step users | users started per second at each step |
+| `CHAOSLAB_SPIKE_START_USERS` | 1 | users at the start of a spike |
+| `CHAOSLAB_SPIKE_BASE_USERS` | 10 | users reached after the warm-up, and again after the spike |
+| `CHAOSLAB_SPIKE_PEAK_USERS` | 500 | users at the top of the spike |
+| `CHAOSLAB_SPIKE_WARM_SECONDS` | 10 | from the start users to the base users |
+| `CHAOSLAB_SPIKE_RAMP_SECONDS` | 30 | from the base users to the peak, linearly |
+| `CHAOSLAB_SPIKE_HOLD_SECONDS` | 60 | the peak is held this long |
+| `CHAOSLAB_SPIKE_AFTER_SECONDS` | 30 | the base users again (dropped to at once), then the run ends |
+| `CHAOSLAB_STEADY_USERS` | 20 | users of a steady run, all started in its first second |
+| `CHAOSLAB_STEADY_SECONDS` | 180 | length of a steady run |
 | `CHAOSLAB_THINK_MIN_S` / `CHAOSLAB_THINK_MAX_S` | 0.5 / 2 | a shopper's pause between actions |
 | `CHAOSLAB_REPLAY_RATIO` | 0.05 | share of orders a shopper sends twice with the same key |
 | `CHAOSLAB_STORM_SIZE` | 20 | concurrent requests with one key in a duplicate storm |
@@ -96,6 +105,47 @@ class StepSettings:
             step_s=_number(env, "CHAOSLAB_STEP_SECONDS", cls.step_s, float, minimum=0.1),
             max_users=_number(env, "CHAOSLAB_STEP_MAX_USERS", cls.max_users, int, minimum=1),
             spawn_rate=rate or None,
+        )
+
+
+@dataclass(frozen=True)
+class SpikeSettings:
+    """A few users, the base, a linear ramp to the peak, the peak held, the base again at
+    once; then the run ends (the project's spike test: 1 -> 10 -> 500 over 30 s, 60 s)."""
+
+    start_users: int = 1
+    base_users: int = 10
+    peak_users: int = 500
+    warm_s: float = 10.0
+    ramp_s: float = 30.0
+    hold_s: float = 60.0
+    after_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> SpikeSettings:
+        return cls(
+            start_users=_number(env, "CHAOSLAB_SPIKE_START_USERS", cls.start_users, int, minimum=1),
+            base_users=_number(env, "CHAOSLAB_SPIKE_BASE_USERS", cls.base_users, int, minimum=1),
+            peak_users=_number(env, "CHAOSLAB_SPIKE_PEAK_USERS", cls.peak_users, int, minimum=1),
+            warm_s=_number(env, "CHAOSLAB_SPIKE_WARM_SECONDS", cls.warm_s, float),
+            ramp_s=_number(env, "CHAOSLAB_SPIKE_RAMP_SECONDS", cls.ramp_s, float),
+            hold_s=_number(env, "CHAOSLAB_SPIKE_HOLD_SECONDS", cls.hold_s, float, minimum=0.1),
+            after_s=_number(env, "CHAOSLAB_SPIKE_AFTER_SECONDS", cls.after_s, float),
+        )
+
+
+@dataclass(frozen=True)
+class SteadySettings:
+    """`users` users for `duration_s` seconds; then the run ends."""
+
+    users: int = 20
+    duration_s: float = 180.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> SteadySettings:
+        return cls(
+            users=_number(env, "CHAOSLAB_STEADY_USERS", cls.users, int, minimum=1),
+            duration_s=_number(env, "CHAOSLAB_STEADY_SECONDS", cls.duration_s, float, minimum=0.1),
         )
 
 

@@ -47,7 +47,7 @@ class Shopper(ChaoslabUser):
     def browse(self) -> None:
         api.list_orders(self.client, limit=10)
 
-    @tag("shop")
+    @tag("shop", "orders")  # `--tags orders`: nothing but orders (bench/overload.py's spike)
     @task(2)
     def order(self) -> None:
         key, body = api.new_key(), api.random_order(self.customer_id)

@@ -20,7 +20,7 @@ import pytest
 # monkey-patch the whole test session.
 from loadtests import schedules
 from loadtests.checks import SameAnswer
-from loadtests.settings import LoadSettingsError, StepSettings, SurgeSettings
+from loadtests.settings import LoadSettingsError, SpikeSettings, SteadySettings, StepSettings, SurgeSettings
 from tests.support.stack import assert_verify_clean
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,6 +158,34 @@ def test_step_timetable_holds_the_top_step_once_then_stops():
     assert schedules.steps(steps, 90) is None
 
 
+def test_spike_timetable_warms_ramps_holds_drops_at_once_then_stops():
+    spike = SpikeSettings(start_users=1, base_users=10, peak_users=500, warm_s=10, ramp_s=30, hold_s=60, after_s=30)
+    users = {t: schedules.spike(spike, t) for t in (0, 5, 10, 25, 39.9, 40, 99.9, 100, 129.9)}
+    assert [tick[0] for tick in users.values() if tick] == [1, 5, 10, 255, 498, 500, 500, 10, 10]
+    ramp_rate = schedules.spike(spike, 25)[1]  # type: ignore[index]
+    assert ramp_rate * 30 >= 490  # locust keeps up with the ramp
+    assert schedules.spike(spike, 100)[1] >= 490  # type: ignore[index]  # drops the surge within a second
+    assert schedules.spike(spike, 130) is None
+    assert schedules.spike_duration_s(spike) == 130
+
+
+def test_steady_timetable_is_the_same_users_then_stop():
+    steady = SteadySettings(users=20, duration_s=180)
+    assert [schedules.steady(steady, t) for t in (0, 90, 179.9)] == [(20, 20.0)] * 3
+    assert schedules.steady(steady, 180) is None
+
+
+def test_spike_and_steady_settings_come_from_the_environment():
+    assert SpikeSettings.from_env({}) == SpikeSettings()
+    assert SpikeSettings().peak_users == 500 and SpikeSettings().ramp_s == 30 and SpikeSettings().hold_s == 60
+    assert SpikeSettings.from_env({"CHAOSLAB_SPIKE_PEAK_USERS": "80"}).peak_users == 80
+    assert SteadySettings.from_env({"CHAOSLAB_STEADY_USERS": "5", "CHAOSLAB_STEADY_SECONDS": "9"}) == SteadySettings(
+        users=5, duration_s=9
+    )
+    with pytest.raises(LoadSettingsError, match=r"CHAOSLAB_SPIKE_HOLD_SECONDS='0' must be at least 0\.1"):
+        SpikeSettings.from_env({"CHAOSLAB_SPIKE_HOLD_SECONDS": "0"})
+
+
 def test_settings_come_from_the_environment_and_bad_values_are_named():
     assert SurgeSettings.from_env({}) == SurgeSettings()
     assert SurgeSettings.from_env({"CHAOSLAB_SURGE_PEAK_USERS": "250"}).peak_users == 250
@@ -184,8 +212,10 @@ def _exposed_shapes(env: dict[str, str], *argv: str) -> subprocess.CompletedProc
     ("env", "argv", "expected"),
     [
         ({}, (), []),  # the plain web UI: no shape forced on it
-        ({}, ("--class-picker",), ["StepShape", "SurgeShape"]),
-        ({"LOCUST_USERCLASS_PICKER": "true"}, (), ["StepShape", "SurgeShape"]),
+        ({}, ("--class-picker",), ["SpikeShape", "SteadyShape", "StepShape", "SurgeShape"]),
+        ({"LOCUST_USERCLASS_PICKER": "true"}, (), ["SpikeShape", "SteadyShape", "StepShape", "SurgeShape"]),
+        ({"CHAOSLAB_SHAPE": "spike"}, (), ["SpikeShape"]),
+        ({"CHAOSLAB_SHAPE": "Steady"}, (), ["SteadyShape"]),
         ({"CHAOSLAB_SHAPE": "surge"}, (), ["SurgeShape"]),
         ({"CHAOSLAB_SHAPE": "STEP"}, (), ["StepShape"]),
     ],
@@ -199,7 +229,7 @@ def test_locustfile_exposes_a_shape_only_when_asked(env, argv, expected):
 def test_an_unknown_shape_is_refused_with_the_choices():
     proc = _exposed_shapes({"CHAOSLAB_SHAPE": "ramp"})
     assert proc.returncode == 1
-    assert "CHAOSLAB_SHAPE='ramp' is not a shape; use one of: surge, step" in proc.stderr
+    assert "CHAOSLAB_SHAPE='ramp' is not a shape; use one of: surge, step, spike, steady" in proc.stderr
 
 
 class _Answer:

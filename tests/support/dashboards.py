@@ -141,6 +141,8 @@ EXPORTED_METRICS = frozenset(
         "bulkhead_rejections_total",
         "bulkhead_inflight",
         "load_shed_total",
+        "concurrency_limit",
+        "concurrency_min_rtt_seconds",
         "retry_attempts_total",
         "retry_budget_exhausted_total",
         "replica_ejections_total",

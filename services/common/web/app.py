@@ -7,6 +7,7 @@ what to start and stop with the process; everything else is the same for all fiv
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -22,7 +23,8 @@ from services.common.data.db import DB_ERRORS, Database
 from services.common.faults import routes as chaos_routes
 from services.common.faults.injection import FaultInjectionMiddleware
 from services.common.faults.runtime import ChaosRuntime
-from services.common.resilience.backpressure import BackpressureMiddleware
+from services.common.resilience.adaptive import AdaptiveConfig, GradientLimit
+from services.common.resilience.backpressure import BackpressureMiddleware, Limit, StaticLimit
 from services.common.resilience.breaker_sync import SharedBreakers
 from services.common.web import logging as log
 from services.common.web import metrics
@@ -33,6 +35,8 @@ from services.common.web.openapi import error_responses
 from services.common.web.settings import ServiceSettings
 
 HealthProbe = Callable[[], Awaitable[bool]]
+# Never shed, never a latency sample: what an operator needs most during a surge.
+OPS_PATHS = ("/health", "/metrics", "/status/breakers", "/chaos/config")
 Lifecycle = Callable[[AsyncExitStack], Awaitable[None]]
 
 
@@ -167,10 +171,41 @@ def create_app(
         app.include_router(router)
     # Outermost last: context and metrics → load shedding → fault injection → routes.
     app.add_middleware(FaultInjectionMiddleware, chaos=chaos)
-    if settings.max_inflight > 0:
-        app.add_middleware(BackpressureMiddleware, max_inflight=settings.max_inflight, retry_after_s=1.0)
+    limit = admission_limit(settings)
+    if limit is not None:
+        app.add_middleware(
+            BackpressureMiddleware,
+            limit=limit,
+            retry_after_s=settings.admission_retry_after_s,
+            retry_after_jitter=settings.admission_retry_after_jitter,
+            deadline_aware=settings.admission_deadline_aware,
+            exempt_paths=OPS_PATHS,
+        )
     app.add_middleware(RequestContextMiddleware, service=settings.service, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def admission_limit(settings: ServiceSettings) -> Limit | None:
+    """The limit of the service's door: adaptive (max_inflight, when set, its ceiling),
+    static (max_inflight), or None when there is no limit to keep."""
+    if settings.admission == "adaptive":
+        ceiling = settings.adaptive_max_limit
+        if settings.max_inflight > 0:
+            ceiling = min(ceiling, settings.max_inflight)
+        config = AdaptiveConfig(
+            initial=max(settings.adaptive_min_limit, min(settings.adaptive_initial, ceiling)),
+            min_limit=min(settings.adaptive_min_limit, ceiling),
+            max_limit=ceiling,
+            latency_ceiling_s=settings.adaptive_latency_ceiling_s,
+            tolerance=settings.adaptive_tolerance,
+            probe_interval_s=settings.adaptive_probe_interval_s,
+            probe_samples=settings.adaptive_probe_samples,
+            smoothing=settings.adaptive_smoothing,
+        )
+        return GradientLimit(config, time.monotonic)
+    if settings.max_inflight > 0:
+        return StaticLimit(settings.max_inflight)
+    return None
 
 
 def background(stack: AsyncExitStack, coroutine) -> None:

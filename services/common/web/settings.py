@@ -76,6 +76,29 @@ _TRAINING: dict[str, Any] = {
     # Load shedding: requests in flight past this get 429 + Retry-After (0: no limit).
     "max_inflight": 0,
     "gateway.max_inflight": 128,
+    # Admission at a service's door (services/common/resilience/backpressure.py):
+    # `static` sheds past max_inflight; `adaptive` learns the limit from the latency of
+    # the requests it admits (services/common/resilience/adaptive.py), max_inflight
+    # (when > 0) staying its ceiling. `admission_deadline_aware`: refuse at once (504) a
+    # request whose deadline leaves less than the service's usual latency.
+    "admission": "static",
+    "admission_deadline_aware": False,
+    # The Retry-After of a shed request: how long a client waits before coming back;
+    # with the jitter, every other one says a second more (shed clients come back spread).
+    "admission_retry_after_s": 1.0,
+    "admission_retry_after_jitter": False,
+    # The adaptive limit: starts at `initial`, stays within min-max; a window whose mean
+    # latency passes min_rtt x tolerance, or the ceiling, shrinks it. Its maximum is
+    # orders' bulkhead (64): every request the gateway admits makes one call at a time to
+    # inventory or payments, so the door keeps orders below its bulkheads.
+    "adaptive_initial": 16,
+    "adaptive_min_limit": 2,
+    "adaptive_max_limit": 64,
+    "adaptive_latency_ceiling_s": 0.15,
+    "adaptive_tolerance": 2.5,
+    "adaptive_probe_interval_s": 30.0,
+    "adaptive_probe_samples": 10,
+    "adaptive_smoothing": 0.2,
     # The gateway's requests per second per client (X-Client-ID, else the address); 0: no limit.
     "rate_limit_rps": 0.0,
 }
@@ -105,6 +128,9 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "bulkhead_max_wait_s": 0.02,
         "ejection_base_s": 1.0,
         "ejection_max_s": 10.0,
+        # A charge alone takes 0.1 s here: the ceiling leaves room for the whole order.
+        "adaptive_latency_ceiling_s": 0.5,
+        "adaptive_probe_interval_s": 10.0,
     },
 }
 
@@ -150,6 +176,18 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     replicas_dir: str = ""
     # From the profile (PROFILE_DEFAULTS), unless the environment sets them.
     max_inflight: int
+    admission: Literal["static", "adaptive"]
+    admission_deadline_aware: bool
+    admission_retry_after_s: float
+    admission_retry_after_jitter: bool
+    adaptive_initial: int
+    adaptive_min_limit: int
+    adaptive_max_limit: int
+    adaptive_latency_ceiling_s: float
+    adaptive_tolerance: float
+    adaptive_probe_interval_s: float
+    adaptive_probe_samples: int
+    adaptive_smoothing: float
     db_acquire_timeout_s: float
     chaos_refresh_s: float
     crashloop_after_s: float

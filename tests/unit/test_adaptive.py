@@ -1,0 +1,104 @@
+"""The adaptive concurrency limit against a model service: `knee` requests are served at
+once in `base_s`; past the knee, requests queue and latency grows in step."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.resilience.adaptive import AdaptiveConfig, GradientLimit
+
+
+class ModelService:
+    """A service and its clients on the model's own clock: clients keep `offered`
+    requests waiting, the door admits up to the limit."""
+
+    def __init__(self, *, knee: int = 8, base_s: float = 0.02, **overrides) -> None:
+        self.knee, self.base_s, self.now = knee, base_s, 0.0
+        values = {
+            "initial": 20,
+            "min_limit": 2,
+            "max_limit": 500,
+            "latency_ceiling_s": 0.25,
+            "tolerance": 1.5,
+            "probe_interval_s": 5.0,
+            "probe_samples": 10,
+            "smoothing": 0.2,
+        }
+        self.limit = GradientLimit(AdaptiveConfig(**(values | overrides)), lambda: self.now)
+
+    def rtt(self, inflight: int) -> float:
+        return self.base_s * max(1.0, inflight / self.knee)
+
+    def run(self, samples: int, *, offered: int) -> list[tuple[int, float]]:
+        """(limit, latency) of each admitted request."""
+        seen = []
+        for _ in range(samples):
+            inflight = min(offered, self.limit.limit)
+            rtt = self.rtt(inflight)
+            self.now += rtt / inflight  # requests finish at the service's throughput
+            seen.append((self.limit.update(rtt, inflight), rtt))
+        return seen
+
+
+def test_under_overload_the_limit_settles_near_the_knee_and_latency_stays_near_the_quiet_one():
+    service = ModelService(initial=100)
+    settled = service.run(20_000, offered=500)[-2000:]
+    assert all(limit <= 4 * service.knee for limit, _rtt in settled)  # not the 500 asking, nor the 100 it began with
+    assert max(rtt for _limit, rtt in settled) <= 0.02 * 2.5
+    # And it still serves at full speed: most of the time at least the knee is admitted.
+    assert sum(limit >= service.knee for limit, _rtt in settled) >= 0.8 * len(settled)
+
+
+def test_when_the_service_gets_slower_the_next_probe_relearns_its_quiet_latency():
+    service = ModelService(initial=20)
+    service.run(5000, offered=500)
+    assert service.limit.min_rtt_s == pytest.approx(0.02)
+    service.base_s = 0.08  # a slower dependency
+    service.run(20_000, offered=500)
+    assert service.limit.min_rtt_s == pytest.approx(0.08)
+    assert service.knee / 2 <= service.limit.limit <= 4 * service.knee
+
+
+def test_the_latency_ceiling_holds_even_when_the_quiet_latency_is_above_it():
+    service = ModelService(initial=40, base_s=0.3, latency_ceiling_s=0.25)
+    service.run(20_000, offered=500)
+    assert service.limit.limit == service.limit.config.min_limit  # admits as little as it may
+
+
+def test_with_spare_capacity_the_limit_grows():
+    service = ModelService(initial=4, knee=64, latency_ceiling_s=1.0)
+    service.run(3000, offered=500)
+    assert service.limit.limit > 16
+
+
+def test_clients_that_send_little_teach_nothing():
+    service = ModelService(initial=40)
+    service.run(5000, offered=3)  # far below half the limit: the clients set the pace
+    assert service.limit.limit == 40
+
+
+def test_a_probe_admits_only_the_minimum_until_it_has_its_samples():
+    service = ModelService(initial=40, probe_samples=10)
+    assert service.limit.probing and service.limit.limit == 2
+    service.run(9, offered=500)
+    assert service.limit.probing
+    service.run(1, offered=500)
+    assert not service.limit.probing and service.limit.limit == 40
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"min_limit": 0},
+        {"initial": 1, "min_limit": 2},
+        {"initial": 600},
+        {"latency_ceiling_s": 0},
+        {"tolerance": 0.9},
+        {"probe_interval_s": 0},
+        {"probe_samples": 0},
+        {"smoothing": 0},
+    ],
+)
+def test_nonsense_configs_are_refused(bad):
+    with pytest.raises(ValueError):
+        ModelService(**bad)
