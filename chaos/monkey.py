@@ -314,11 +314,6 @@ class Monkey:
             targets=list(options.targets),
             recovery_budget_s=self.budget_s,
         )
-        if "postgres" in options.targets and stack.profile == "ci":
-            self.result.notes.append(
-                "the ci profile runs PostgreSQL with fsync and synchronous_commit off: a kill -9 of postgres "
-                "may lose its last commits, which verify then reports; drill PostgreSQL in the training profile"
-            )
         self.result.planned = schedule(
             options.seed, programs_of(stack, options.targets), options.interval_s, options.duration_s
         )
