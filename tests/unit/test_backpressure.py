@@ -226,6 +226,7 @@ def test_the_profile_picks_the_door(monkeypatch):
     from services.gateway.settings import Settings as GatewaySettings
     from services.orders.settings import Settings as OrdersSettings
 
+    monkeypatch.setenv("ADMISSION", "static")
     assert isinstance(admission_limit(GatewaySettings()), StaticLimit)
     assert admission_limit(OrdersSettings()) is None  # no MAX_INFLIGHT, static: no door at all
     monkeypatch.setenv("ADMISSION", "adaptive")
