@@ -224,12 +224,20 @@ def test_an_answer_the_database_no_longer_keeps_fails_the_drill_and_names_the_or
     """A client was answered with an order for its key; the remediation (a bad one) moves
     that order to another key. The databases still agree with each other, so only the
     client ledger (every answer the drill's loads got) can tell."""
-    retag = sh(
-        f"psql '{stack.database_url}' -v ON_ERROR_STOP=1 -c \"UPDATE orders.orders "
-        f"SET idempotency_key = idempotency_key || '{RETAGGED}' WHERE order_id = ("
-        "SELECT order_id FROM orders.orders WHERE status = 'confirmed' AND idempotency_key LIKE 'locust-%' "
-        "AND created_at < now() - interval '3 seconds' ORDER BY created_at DESC LIMIT 1)\""
+    # The order must be one this drill's own clients were answered 201 for: its ledger
+    # (in the drill's log directory) says which; an older order is in no ledger of it.
+    script = tmp_path / "retag.py"
+    script.write_text(
+        "import glob, json, subprocess\n"
+        f"lines = [line for f in glob.glob({str(tmp_path)!r} + '/*ledger*.jsonl') for line in open(f)]\n"
+        "entries = [json.loads(line) for line in lines if line.endswith('\\n')]  # not a line being written\n"
+        "keys = [e['key'] for e in entries if e['status'] == 201]\n"
+        "key = keys[len(keys) // 2]  # answered a while ago: finished and settled\n"
+        f"sql = \"UPDATE orders.orders SET idempotency_key = idempotency_key || '{RETAGGED}' \"\n"
+        '      "WHERE idempotency_key = \'" + key + "\'"\n'
+        f"subprocess.run(['psql', {stack.database_url!r}, '-v', 'ON_ERROR_STOP=1', '-c', sql], check=True)\n"
     )
+    retag = sh(f"{sys.executable} {script}")
     try:
         result = run(stack, incident(remediate=(sh("chaos/scripts/payment_errors.sh disable"), retag)), tmp_path)
     finally:
