@@ -107,6 +107,9 @@ INCIDENTS: tuple[Incident, ...] = (
     ),
     Incident(
         id="inventory-lock",
+        # The bulkhead refuses instead of queueing: most orders get 503 while inventory holds its
+        # locks (measured 77% in ci, 74% in training).
+        max_5xx_share=0.9,
         title="Inventory lock contention",
         severity="SEV2",
         what_happens=(
@@ -136,6 +139,9 @@ INCIDENTS: tuple[Incident, ...] = (
     ),
     Incident(
         id="gateway-overload",
+        # With static admission the surge still trips breakers into 503s (measured 28% in ci):
+        # the adaptive door (ADMISSION=adaptive) removes them; lower this when it is the default.
+        max_5xx_share=0.5,
         title="Traffic surge past capacity",
         severity="SEV2",
         what_happens=(
@@ -263,6 +269,9 @@ INCIDENTS: tuple[Incident, ...] = (
     ),
     Incident(
         id="duplicate-storm",
+        # A duplicate that arrives while its key is in flight is told 503 "still being processed,
+        # retry with the same key" (measured 19% of answers in ci).
+        max_5xx_share=0.4,
         title="Duplicate request storm",
         severity="SEV3",
         what_happens=(
@@ -303,6 +312,9 @@ INCIDENTS: tuple[Incident, ...] = (
     ),
     Incident(
         id="cascading-failure",
+        # Payments hangs and inventory is slow: orders are refused fast with 503 rather than
+        # hanging (measured 72% in ci, 49% in training).
+        max_5xx_share=0.9,
         title="Payments hangs and inventory slows",
         severity="SEV1",
         what_happens=(
