@@ -18,6 +18,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,10 +169,29 @@ def test_a_remediation_that_does_not_fix_fails_recover(stack, tmp_path):
 def test_no_order_finishing_is_not_recovered(stack, tmp_path):
     """The alert resolves, but the gateway turns every order away (503), so no order
     finishes and the success rate is NaN: that is not a success rate of 0.9."""
+    # The gateway turns orders away first, and the payments fault goes only once no order
+    # is left in the success rate's window: else the orders that slipped through before
+    # would make a rate, and the drill would rightly count it.
+    no_rate_left = tmp_path / "no_rate_left.py"
+    no_rate_left.write_text(
+        textwrap.dedent("""
+            import json, math, os, time, urllib.parse, urllib.request
+            query = urllib.parse.urlencode({"query": "order_success_rate"})
+            url = os.environ["PROMETHEUS_URL"] + "/api/v1/query?" + query
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                result = json.load(urllib.request.urlopen(url, timeout=3))["data"]["result"]
+                if not result or math.isnan(float(result[0]["value"][1])):
+                    raise SystemExit(0)
+                time.sleep(0.5)
+            raise SystemExit("order_success_rate still has a value")
+        """)
+    )
     remediate = (
-        sh("chaos/scripts/payment_errors.sh disable"),
         sh("chaoslab chaos set gateway error_status 503"),
         sh("chaoslab chaos set gateway error_rate 1.0"),
+        sh(f"{sys.executable} {no_rate_left}"),
+        sh("chaos/scripts/payment_errors.sh disable"),
     )
     result = run(stack, incident(remediate=remediate), tmp_path, recover_s=25)
     step = failed(result)
@@ -228,14 +248,16 @@ def test_an_answer_the_database_no_longer_keeps_fails_the_drill_and_names_the_or
     # (in the drill's log directory) says which; an older order is in no ledger of it.
     script = tmp_path / "retag.py"
     script.write_text(
-        "import glob, json, subprocess\n"
-        f"lines = [line for f in glob.glob({str(tmp_path)!r} + '/*ledger*.jsonl') for line in open(f)]\n"
-        "entries = [json.loads(line) for line in lines if line.endswith('\\n')]  # not a line being written\n"
-        "keys = [e['key'] for e in entries if e['status'] == 201]\n"
-        "key = keys[len(keys) // 2]  # answered a while ago: finished and settled\n"
-        f"sql = \"UPDATE orders.orders SET idempotency_key = idempotency_key || '{RETAGGED}' \"\n"
-        '      "WHERE idempotency_key = \'" + key + "\'"\n'
-        f"subprocess.run(['psql', {stack.database_url!r}, '-v', 'ON_ERROR_STOP=1', '-c', sql], check=True)\n"
+        textwrap.dedent(f"""
+            import glob, json, subprocess
+            lines = [line for f in glob.glob({str(tmp_path)!r} + "/*ledger*.jsonl") for line in open(f)]
+            entries = [json.loads(line) for line in lines if line.endswith("\\n")]  # not one being written
+            keys = [e["key"] for e in entries if e["status"] == 201]
+            key = keys[len(keys) // 2]  # answered a while ago: finished and settled
+            sql = "UPDATE orders.orders SET idempotency_key = idempotency_key || '{RETAGGED}' "
+            sql += "WHERE idempotency_key = '" + key + "'"
+            subprocess.run(["psql", {stack.database_url!r}, "-v", "ON_ERROR_STOP=1", "-c", sql], check=True)
+        """)
     )
     retag = sh(f"{sys.executable} {script}")
     try:
