@@ -3,14 +3,12 @@ when its TTL runs out. Faults go in through the services' own /chaos/config."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -18,7 +16,7 @@ from chaos import runner, supervision
 from services.common.web.settings import PROFILE_DEFAULTS
 from tests.support.api import new_key, place_order, stock_of
 from tests.support.chaos import clear_faults, metric, put_fault, wait_breakers_closed
-from tests.support.stack import assert_verify_clean, wait_restarted, wait_until
+from tests.support.stack import assert_verify_clean, execute_sql, wait_restarted, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -26,17 +24,9 @@ def no_faults_left(stack, client):
     yield
     clear_faults(client, stack)
     wait_breakers_closed(client, stack)
-    asyncio.run(_forget_probe_charges(stack))
-
-
-async def _forget_probe_charges(stack) -> None:
-    """The probes' charges belong to no order, which `chaoslab verify` rightly reports:
-    they are this module's own test data, taken away after each test."""
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        await conn.execute("DELETE FROM payments.charges WHERE customer_id = 'c-probe'")
-    finally:
-        await conn.close()
+    # The probes' charges belong to no order, which `chaoslab verify` rightly reports:
+    # this module's own test data, taken away after each test.
+    execute_sql(stack, "DELETE FROM payments.charges WHERE customer_id = 'c-probe'")
 
 
 def _charge(client, stack, **extra):

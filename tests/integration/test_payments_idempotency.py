@@ -13,7 +13,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -23,6 +22,7 @@ from services.payments import charges
 from services.payments.settings import Settings
 from tests.support.api import charges_for, new_key
 from tests.support.chaos import metric
+from tests.support.stack import execute_sql
 
 pytestmark = pytest.mark.stack
 
@@ -33,15 +33,7 @@ def forget_the_charges(stack):
     `chaoslab verify` rightly reports: this module's own test data, taken away after
     each test so the tests after it start from a stack that verifies clean."""
     yield
-
-    async def forget() -> None:
-        conn = await asyncpg.connect(stack.database_url)
-        try:
-            await conn.execute("DELETE FROM payments.charges WHERE order_id LIKE 'order-%'")
-        finally:
-            await conn.close()
-
-    asyncio.run(forget())
+    execute_sql(stack, "DELETE FROM payments.charges WHERE order_id LIKE 'order-%'")
 
 
 def _charge(client: httpx.Client, stack, key: str, order_id: str, amount_cents: int) -> httpx.Response:

@@ -3,12 +3,15 @@ on free ports, in the fast `ci` profile, under a run directory of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import asyncpg
 
 from chaos import infra, runner, supervision
 from chaos import verify as verifier
@@ -84,3 +87,16 @@ def assert_verify_clean(layout: StackLayout, timeout_s: float = 45) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"chaoslab verify still fails after {timeout_s}s: {failed}")
         time.sleep(0.5)
+
+
+def execute_sql(layout: StackLayout, statement: str, *args: object) -> None:
+    """Run one statement against the stack's database (tests' own data, set up or taken away)."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(layout.database_url, timeout=10)
+        try:
+            await conn.execute(statement, *args)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
