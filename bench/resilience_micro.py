@@ -58,7 +58,7 @@ async def main(n: int) -> None:
     url = "http://127.0.0.1:8002"
     training: PolicyConfig = policy_config_of("training")
     on = Policy("bench-on", [url], training)
-    off = Policy("bench-off", [url], replace(training, enabled=False))
+    off = Policy("bench-off", [url], replace(training, retries=False, breakers=False, bulkheads=False))
     replicas = Policy("bench-replicas", [url, "http://127.0.0.1:8012", "http://127.0.0.1:8022"], training)
     tripped = Policy(
         "bench-open",

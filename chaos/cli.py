@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chaos import cli_drill, cli_faults, cli_monkey, cli_observe, cli_process, runner
+from chaos import cli_compare, cli_drill, cli_faults, cli_monkey, cli_observe, cli_process, runner
 from chaos import verify as verifier
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
@@ -35,6 +35,7 @@ cli_process.register(app)
 cli_observe.register(app)
 cli_drill.register(app)
 cli_monkey.register(app)
+cli_compare.register(app)
 
 
 @app.command()

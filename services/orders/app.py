@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query
 from services.common.data.contracts import Order, OrderRequest
 from services.common.data.db import Database
 from services.common.data.idempotency import require_key
-from services.common.data.outbox import OUTBOX_SQL, OutboxRelay, Refused
+from services.common.data.outbox import OUTBOX_SQL, DirectDelivery, OutboxRelay, Refused
 from services.common.faults.runtime import ChaosRuntime
 from services.common.web import logging as log
 from services.common.web.app import background, create_app, json_response
@@ -54,13 +54,8 @@ def build_app(settings: Settings | None = None):
     db = Database.for_service(settings, Path(__file__).parent, extra_migrations=[OUTBOX_SQL])
     transport = make_transport(settings.http_client)
     chaos = ChaosRuntime.for_service(settings)
-    deps = saga.SagaDeps(
-        db=db,
-        inventory=downstream(settings, "inventory", settings.inventory_url, transport, chaos=chaos),
-        payments=downstream(settings, "payments", settings.payments_url, transport, chaos=chaos),
-        lease_s=settings.order_lease_s,
-        call_budget_s=settings.request_timeout_s,
-    )
+    inventory = downstream(settings, "inventory", settings.inventory_url, transport, chaos=chaos)
+    payments = downstream(settings, "payments", settings.payments_url, transport, chaos=chaos)
     notifications = downstream(settings, "notifications", settings.notifications_url, transport, chaos=chaos)
 
     async def notify(events: list[dict]) -> None:
@@ -73,12 +68,23 @@ def build_app(settings: Settings | None = None):
     async def void_charges(events: list[dict]) -> None:
         """One call for the batch: payments voids all of it or none."""
         voids = [e["payload"] for e in events]  # {"order_id", "idempotency_key"}; payments checks them
-        reply = await deps.payments.request(
+        reply = await payments.request(
             "POST", "/charges/voids", json={"voids": voids}, retryable=False, budget_s=settings.downstream_timeout_s
         )
         if not reply.ok:
             raise Refused("payments", reply.status, reply.body.decode(errors="replace"))
 
+    deliverers = {"notifications": notify, "payments": void_charges}
+    outbox = settings.pattern_on("outbox")
+    deps = saga.SagaDeps(
+        db=db,
+        inventory=inventory,
+        payments=payments,
+        lease_s=settings.order_lease_s,
+        call_budget_s=settings.request_timeout_s,
+        idempotency=settings.pattern_on("idempotency"),
+        direct=None if outbox else DirectDelivery(deliverers),
+    )
     relays = [
         OutboxRelay(
             db,
@@ -92,7 +98,8 @@ def build_app(settings: Settings | None = None):
             lease_s=2 * settings.downstream_timeout_s + 5,
             stuck=lambda: bool(chaos.value("outbox_paused")),
         )
-        for destination, deliver in (("notifications", notify), ("payments", void_charges))
+        for destination, deliver in deliverers.items()
+        if outbox  # the outbox off: no relay, its events go out through deps.direct
     ]
 
     async def lifecycle(stack: AsyncExitStack) -> None:
@@ -106,6 +113,6 @@ def build_app(settings: Settings | None = None):
         routers=[build_router(deps)],
         db=db,
         chaos=chaos,
-        downstreams=(deps.inventory, deps.payments, notifications),
+        downstreams=(inventory, payments, notifications),
         lifecycle=lifecycle,
     )

@@ -17,6 +17,10 @@ saga, whichever way it ends (an answer, an error, a cancelled or dead process); 
 lease runs out and the sweeper resumes the order. A renewal that comes too late changes
 nothing: every write that renews or finishes an order is fenced by its lease token
 (store.py), and a takeover hands out a new one.
+
+Two patterns can be switched off here (PATTERNS): without `idempotency` every request
+places a new order, whatever its key; without `outbox` the order's events are sent
+once, right after its final status is committed (`deps.direct`), and lost if that fails.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from services.common.data.contracts import OrderRequest
 from services.common.data.db import Database
 from services.common.data.idempotency import fingerprint
+from services.common.data.outbox import DirectDelivery
 from services.common.web import logging as log
 from services.common.web.errors import Conflict, DependencyUnavailable
 from services.common.web.http import Downstream
@@ -44,11 +49,16 @@ _logger = log.get_logger("saga")
 
 @dataclass(frozen=True)
 class SagaDeps:
+    """What the saga runs on. `idempotency` False: a key does not make a repeat the same
+    order. `direct`: the outbox is off and events go out through it, once."""
+
     db: Database
     inventory: Downstream
     payments: Downstream
     lease_s: float
     call_budget_s: float
+    idempotency: bool = True
+    direct: DirectDelivery | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ async def place_order(deps: SagaDeps, *, key: str, request: OrderRequest, correl
             items=body["items"],
             correlation_id=correlation_id,
             lease_s=deps.lease_s,
+            deduplicate=deps.idempotency,
         )
     if created:
         return await run(deps, order, resumed=False)
@@ -270,6 +281,7 @@ async def _finish(
             items=items,
             total_cents=total,
             void_charge=void,
+            outbox=deps.direct is None,
         )
         if not done:  # our lease ran out and someone else took the order over
             current = await store.get(conn, order.order_id)
@@ -277,5 +289,7 @@ async def _finish(
         if current is None:  # only the first request withdraws, and never once a step was sent
             raise _withdrawn(order)
         return await outcome_of(deps, current)
+    if deps.direct is not None:  # the outbox is off: announce it now, once, or never
+        await deps.direct.send(store.final_events(order, status=status, total_cents=total, void_charge=void))
     _logger.info("order.finished", order_id=order.order_id, status=status, total_cents=total)
     return Answer(http_status, body)

@@ -4,6 +4,10 @@ A `pending` order belongs to whoever holds its lease; every write that moves it 
 (renew, give up, withdraw, finish) checks the lease token, so a request and the sweeper
 can never both finish it. A claim hands out a new token, so an owner whose lease ran
 out and was taken over can neither renew it nor finish the order, however late it tries.
+
+With the `idempotency` pattern off an order is inserted with `deduplicated` false: its
+key (still the client's) makes it no repeat of any other, so a retried order is taken
+again. Only deduplicated orders hold their key unique (migrations/002_idempotency_switch.sql).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from services.common.data.db import Connection
-from services.common.data.outbox import write_event
+from services.common.data.outbox import Event, write_event
 from services.common.web.errors import DependencyUnavailable
 from services.common.web.metrics import orders_total
 
@@ -69,15 +73,33 @@ async def insert_pending(
     items: list[dict[str, Any]],
     correlation_id: str | None,
     lease_s: float,
+    deduplicate: bool = True,
 ) -> tuple[OrderRow, bool]:
-    """Create the order for `key`, or return the one that already has it (created=False)."""
+    """Create the order for `key`, or return the one that already has it (created=False).
+    With `deduplicate` False (idempotency off) always create it: the key is only recorded."""
+    if not deduplicate:
+        row = await conn.fetchrow(
+            f"""INSERT INTO orders (order_id, idempotency_key, deduplicated, request_hash, customer_id,
+                                    requested_items, status, correlation_id, lease_token, lease_until)
+                VALUES (gen_random_uuid(), $1, false, $2, $3, $4, 'pending', $5, gen_random_uuid(),
+                        now() + make_interval(secs => $6))
+                RETURNING {_COLUMNS}""",
+            key,
+            request_hash,
+            customer_id,
+            items,
+            correlation_id,
+            lease_s,
+        )
+        assert row is not None  # an INSERT without ON CONFLICT returns its row
+        return OrderRow(**row), True
     for _ in range(3):
         row = await conn.fetchrow(
             f"""INSERT INTO orders (order_id, idempotency_key, request_hash, customer_id, requested_items,
                                     status, correlation_id, lease_token, lease_until)
                 VALUES (gen_random_uuid(), $1, $2, $3, $4, 'pending', $5, gen_random_uuid(),
                         now() + make_interval(secs => $6))
-                ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}""",
+                ON CONFLICT (idempotency_key) WHERE deduplicated DO NOTHING RETURNING {_COLUMNS}""",
             key,
             request_hash,
             customer_id,
@@ -87,7 +109,9 @@ async def insert_pending(
         )
         if row is not None:
             return OrderRow(**row), True
-        existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key = $1", key)
+        existing = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key = $1 AND deduplicated", key
+        )
         if existing is not None:
             return OrderRow(**existing), False
         # The order that held the key was withdrawn (`forget`) between the two statements:
@@ -150,6 +174,36 @@ async def forget(conn: Connection, order: OrderRow) -> None:
     )
 
 
+def final_events(order: OrderRow, *, status: str, total_cents: int | None, void_charge: bool) -> list[Event]:
+    """What a finished order announces: `order.<status>` to notifications and, with
+    `void_charge`, the compensation for a charge whose outcome is unknown: a `charge.void`
+    to payments."""
+    events = [
+        Event(
+            type=f"order.{status}",
+            order_id=order.order_id,
+            correlation_id=order.correlation_id,
+            payload={
+                "order_id": order.order_id,
+                "status": status,
+                "customer_id": order.customer_id,
+                "total_cents": total_cents,
+            },
+        )
+    ]
+    if void_charge:
+        events.append(
+            Event(
+                type="charge.void",
+                order_id=order.order_id,
+                correlation_id=order.correlation_id,
+                payload={"order_id": order.order_id, "idempotency_key": order.idempotency_key},
+                destination="payments",
+            )
+        )
+    return events
+
+
 async def finish(
     conn: Connection,
     order: OrderRow,
@@ -160,12 +214,12 @@ async def finish(
     items: list[dict[str, Any]] | None,
     total_cents: int | None,
     void_charge: bool = False,
+    outbox: bool = True,
 ) -> bool:
-    """The unit of work: the final status, the stored answer and the outbox events are
-    written together or not at all. False when this caller no longer holds the lease.
-
-    `void_charge` adds the compensation for a charge whose outcome is unknown: a void
-    the relay delivers to payments until it is acknowledged."""
+    """The unit of work: the final status, the stored answer and the outbox events
+    (`final_events`) are written together or not at all. False when this caller no
+    longer holds the lease. With `outbox` False (the pattern off) no event is written:
+    the caller sends them itself once this returns."""
     async with conn.transaction():
         done = await conn.fetchval(
             """UPDATE orders SET status = $3, response_status = $4, response_body = $5, items = $6,
@@ -181,27 +235,16 @@ async def finish(
         )
         if not done:
             return False
-        await write_event(
-            conn,
-            event_type=f"order.{status}",
-            order_id=order.order_id,
-            correlation_id=order.correlation_id,
-            payload={
-                "order_id": order.order_id,
-                "status": status,
-                "customer_id": order.customer_id,
-                "total_cents": total_cents,
-            },
-        )
-        if void_charge:
-            await write_event(
-                conn,
-                event_type="charge.void",
-                order_id=order.order_id,
-                correlation_id=order.correlation_id,
-                destination="payments",
-                payload={"order_id": order.order_id, "idempotency_key": order.idempotency_key},
-            )
+        if outbox:
+            for event in final_events(order, status=status, total_cents=total_cents, void_charge=void_charge):
+                await write_event(
+                    conn,
+                    event_type=event.type,
+                    order_id=event.order_id,
+                    correlation_id=event.correlation_id,
+                    payload=event.payload,
+                    destination=event.destination,
+                )
     orders_total.labels(status).inc()
     return True
 

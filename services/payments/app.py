@@ -1,7 +1,8 @@
 """payments: charges, idempotent by key, and voids.
 
 A charge looks its key up before anything else: a replay is answered from the stored
-charge and never spends the card processor's capacity; only a new key is authorised."""
+charge and never spends the card processor's capacity; only a new key is authorised.
+With the `idempotency` pattern off every charge request is authorised and charged."""
 
 from __future__ import annotations
 
@@ -44,32 +45,53 @@ def _still_wanted() -> bool:
 def build_router(db: Database, settings: Settings, processor: Processor) -> APIRouter:
     router = APIRouter(tags=["payments"])
     one_per_key = charges.OnePerKey()
+    idempotency = settings.pattern_on("idempotency")
+    void = charges.void if idempotency else charges.void_again
 
-    @router.post("/charges", status_code=201, responses=error_responses(402, 409, 422, 503, 504))
-    async def create_charge(body: ChargeRequest, idempotency_key: str | None = Header(None)):
-        key = require_key(idempotency_key)
+    async def charge_once_per_key(key: str, body: ChargeRequest) -> dict:
         async with one_per_key.turn(key):
             async with db.connection() as conn:
                 charge = await charges.stored(conn, key=key, order_id=body.order_id, amount_cents=body.amount_cents)
-            if charge is None:  # a new key: only now is the processor asked
-                await processor.authorise(_still_wanted)  # while no database connection is held
-                async with db.connection() as conn:
-                    charge = await charges.charge(
-                        conn,
-                        key=key,
-                        order_id=body.order_id,
-                        customer_id=body.customer_id,
-                        amount_cents=body.amount_cents,
-                        limit_cents=settings.charge_limit_cents,
-                        still_wanted=_still_wanted,
-                    )
+            if charge is not None:
+                return charge
+            await processor.authorise(_still_wanted)  # a new key: only now, and with no connection held
+            async with db.connection() as conn:
+                return await charges.charge(
+                    conn,
+                    key=key,
+                    order_id=body.order_id,
+                    customer_id=body.customer_id,
+                    amount_cents=body.amount_cents,
+                    limit_cents=settings.charge_limit_cents,
+                    still_wanted=_still_wanted,
+                )
+
+    async def charge_every_time(key: str, body: ChargeRequest) -> dict:
+        """Idempotency off: no lookup, no turn per key; every request is authorised and charged."""
+        await processor.authorise(_still_wanted)
+        async with db.connection() as conn:
+            return await charges.charge_again(
+                conn,
+                key=key,
+                order_id=body.order_id,
+                customer_id=body.customer_id,
+                amount_cents=body.amount_cents,
+                limit_cents=settings.charge_limit_cents,
+                still_wanted=_still_wanted,
+            )
+
+    charge_for = charge_once_per_key if idempotency else charge_every_time
+
+    @router.post("/charges", status_code=201, responses=error_responses(402, 409, 422, 503, 504))
+    async def create_charge(body: ChargeRequest, idempotency_key: str | None = Header(None)):
+        charge = await charge_for(require_key(idempotency_key), body)
         status = {"succeeded": 201, "declined": 402, "voided": 409}[charge["status"]]
         return json_response(charge, status)
 
     @router.post("/charges/void", responses=error_responses(409, 422, 503))
     async def void_charge(body: VoidRequest):
         async with db.connection() as conn:
-            return json_response(await charges.void(conn, key=body.idempotency_key, order_id=body.order_id))
+            return json_response(await void(conn, key=body.idempotency_key, order_id=body.order_id))
 
     @router.post("/charges/voids", responses=error_responses(409, 422, 503))
     async def void_charges(body: VoidBatch):
@@ -77,7 +99,7 @@ def build_router(db: Database, settings: Settings, processor: Processor) -> APIR
         async with db.connection() as conn, conn.transaction():
             # In key order, so two batches sharing keys lock them in the same order.
             voided = {
-                (v.idempotency_key, v.order_id): await charges.void(conn, key=v.idempotency_key, order_id=v.order_id)
+                (v.idempotency_key, v.order_id): await void(conn, key=v.idempotency_key, order_id=v.order_id)
                 for v in sorted(body.voids, key=lambda v: (v.idempotency_key, v.order_id))
             }
         return json_response({"charges": [voided[(v.idempotency_key, v.order_id)] for v in body.voids]})

@@ -8,6 +8,10 @@ A request looks its key up first (`stored`): a key already charged, declined or 
 is answered from its row and never reaches the card processor. Only a new key is
 authorised, then written by `charge`, whose insert still settles a race between two
 first requests with one key (two replicas, say): one row, and the loser answers from it.
+
+With the `idempotency` pattern off (PATTERNS) keys are only recorded: every request is
+a new charge (`charge_again`, stored with `deduplicated` false), so a retried charge is
+charged twice, and a void voids whatever the key and order were charged (`void_again`).
 """
 
 from __future__ import annotations
@@ -43,20 +47,18 @@ async def charge(
 ) -> dict[str, Any]:
     """Charge once per key. `still_wanted()` is false once the caller's deadline passed:
     then nothing is written, so a caller that gave up is never charged behind its back."""
-    status, reason = (
-        ("declined", f"amount {amount_cents} is over the limit {limit_cents}")
-        if amount_cents > limit_cents
-        else ("succeeded", None)
-    )
+    status, reason = _decision(amount_cents, limit_cents)
     async with conn.transaction():
-        existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1 FOR UPDATE", key)
+        existing = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1 AND deduplicated FOR UPDATE", key
+        )
         if existing is None:
             if not still_wanted():
                 raise DeadlineExceeded("the caller's deadline passed before the charge was made")
             row = await conn.fetchrow(
                 f"""INSERT INTO charges (idempotency_key, order_id, customer_id, amount_cents, status, reason)
                     VALUES ($1, $2, $3, $4, $5, $6)
-                    ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}""",
+                    ON CONFLICT (idempotency_key) WHERE deduplicated DO NOTHING RETURNING {_COLUMNS}""",
                 key,
                 order_id,
                 customer_id,
@@ -66,15 +68,53 @@ async def charge(
             )
             if row is not None:
                 return _charge(row)
-            existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1", key)
+            existing = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1 AND deduplicated", key
+            )
             # The insert lost to one that committed, and charges are never deleted: the row is there.
             assert existing is not None, f"charge {key!r} conflicted on insert but cannot be read"
         return _answer(existing, key=key, order_id=order_id, amount_cents=amount_cents)
 
 
+def _decision(amount_cents: int, limit_cents: int) -> tuple[str, str | None]:
+    """(status, reason) of a new charge: declined over the customer's limit, else succeeded."""
+    if amount_cents > limit_cents:
+        return "declined", f"amount {amount_cents} is over the limit {limit_cents}"
+    return "succeeded", None
+
+
+async def charge_again(
+    conn: Connection,
+    *,
+    key: str,
+    order_id: str,
+    customer_id: str,
+    amount_cents: int,
+    limit_cents: int,
+    still_wanted,
+) -> dict[str, Any]:
+    """Idempotency off: a new charge for every request, whatever its key; a retry of a
+    charge is charged again. Nothing is written once the caller's deadline passed."""
+    if not still_wanted():
+        raise DeadlineExceeded("the caller's deadline passed before the charge was made")
+    status, reason = _decision(amount_cents, limit_cents)
+    row = await conn.fetchrow(
+        f"""INSERT INTO charges (idempotency_key, deduplicated, order_id, customer_id, amount_cents, status, reason)
+            VALUES ($1, false, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
+        key,
+        order_id,
+        customer_id,
+        amount_cents,
+        status,
+        reason,
+    )
+    assert row is not None  # an INSERT without ON CONFLICT returns its row
+    return _charge(row)
+
+
 async def stored(conn: Connection, *, key: str, order_id: str, amount_cents: int) -> dict[str, Any] | None:
     """The answer already given for `key` (a replay), or None when the key is new."""
-    existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1", key)
+    existing = await conn.fetchrow(f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1 AND deduplicated", key)
     if existing is None:
         return None
     return _answer(existing, key=key, order_id=order_id, amount_cents=amount_cents)
@@ -121,7 +161,7 @@ async def void(conn: Connection, *, key: str, order_id: str) -> dict[str, Any]:
     row = await conn.fetchrow(
         f"""INSERT INTO charges (idempotency_key, order_id, customer_id, amount_cents, status, reason)
             VALUES ($1, $2, '', 0, 'voided', 'voided before any charge arrived')
-            ON CONFLICT (idempotency_key) DO UPDATE
+            ON CONFLICT (idempotency_key) WHERE deduplicated DO UPDATE
               SET status = 'voided', reason = 'voided by the caller', updated_at = now()
               WHERE charges.order_id = EXCLUDED.order_id
             RETURNING {_COLUMNS}""",
@@ -130,6 +170,33 @@ async def void(conn: Connection, *, key: str, order_id: str) -> dict[str, Any]:
     )
     if row is None:
         raise Conflict("idempotency_key_reused", f"idempotency key {key!r} belongs to another order")
+    return _charge(row)
+
+
+async def void_again(conn: Connection, *, key: str, order_id: str) -> dict[str, Any]:
+    """Idempotency off: void every charge made under `key` for `order_id` (a retried charge
+    made several). With none there is nothing to void; the void is recorded all the same,
+    but refuses nothing: a later charge is not looked up."""
+    rows = await conn.fetch(
+        f"""UPDATE charges SET status = 'voided', reason = 'voided by the caller', updated_at = now()
+            WHERE idempotency_key = $1 AND order_id = $2 AND status <> 'voided' RETURNING {_COLUMNS}""",
+        key,
+        order_id,
+    )
+    if rows:
+        return _charge(rows[0])
+    voided = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1 AND order_id = $2 LIMIT 1", key, order_id
+    )
+    if voided is not None:  # voided before: the same answer
+        return _charge(voided)
+    row = await conn.fetchrow(
+        f"""INSERT INTO charges (idempotency_key, deduplicated, order_id, customer_id, amount_cents, status, reason)
+            VALUES ($1, false, $2, '', 0, 'voided', 'voided before any charge arrived') RETURNING {_COLUMNS}""",
+        key,
+        order_id,
+    )
+    assert row is not None  # an INSERT without ON CONFLICT returns its row
     return _charge(row)
 
 

@@ -18,9 +18,10 @@ from chaos import verify as verifier
 from chaos.layout import StackLayout
 
 
-def start_stack(profile: str = "ci") -> StackLayout:
-    """Start a stack in a fresh directory; on failure runner.up has already stopped
-    everything it started, and the error names the program at fault."""
+def start_stack(profile: str = "ci", env: dict[str, str] | None = None) -> StackLayout:
+    """Start a stack in a fresh directory, its services given `env` (`PATTERNS`: "none" ...);
+    on failure runner.up has already stopped everything it started, and the error names
+    the program at fault."""
     # Not pytest's tmp_path: PostgreSQL runs as another user and must reach its data.
     base = Path(tempfile.mkdtemp(prefix="chaoslab-test-"))
     base.chmod(0o755)
@@ -31,6 +32,7 @@ def start_stack(profile: str = "ci") -> StackLayout:
         pick_free_ports=True,
         timeout_s=120,
         progress=lambda _msg: None,
+        env=env,
     )
 
 

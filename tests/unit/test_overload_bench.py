@@ -1,4 +1,5 @@
-"""bench/overload.py's figures from a client ledger: windows, shares, percentiles."""
+"""Figures from a client ledger (chaos/ledger_figures.py): windows, shares, percentiles,
+and bench/overload.py's spike figures built on them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import math
 
 import pytest
 
-from bench.overload import order_windows, percentile, spike_figures, status_counts
+from bench.overload import spike_figures
 from chaos.ledger import Entry
+from chaos.ledger_figures import order_windows, percentile, status_counts
 
 
 def answer(

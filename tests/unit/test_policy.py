@@ -52,7 +52,10 @@ class World:
 
 BREAKER = breaker_config(window_size=10, minimum_calls=10, wait_in_open_s=30.0, permitted_calls_in_half_open=2)
 CONFIG = PolicyConfig(
-    enabled=True,
+    retries=True,
+    timeouts=True,
+    breakers=True,
+    bulkheads=True,
     timeout_s=2.0,
     max_attempts=3,
     backoff_base_s=0.1,
@@ -275,23 +278,24 @@ def test_bulkhead_full_is_not_retried_and_gives_back_the_breaker_permit():
     assert metric("retry_attempts_total", downstream=policy.downstream) == 0
 
 
-def test_disabled_policy_makes_exactly_one_attempt_and_keeps_no_breaker():
+def test_resilience_off_makes_exactly_one_attempt_and_keeps_no_breaker():
     world = World(503)
-    policy = make(world, enabled=False, retry_min_per_s=10.0)
+    policy = make(world, retries=False, breakers=False, bulkheads=False, retry_min_per_s=10.0)
     for _ in range(30):
         assert run(policy.call(world.send, retryable=True)).status == 503
     assert len(world.calls) == 30
     assert world.sleeps == []
     snap = policy.snapshot()[0]
-    assert snap["state"] == "closed" and snap["calls"] == 0 and snap["resilience"] == "off"
+    assert snap["state"] == "off" and snap["calls"] == 0 and snap["patterns"] == ["timeouts"]
+    assert policy.budget is None and policy.bulkhead is None and policy._breakers == {}
 
 
-def test_disabled_policy_still_enforces_the_timeout():
-    async def hang(base_url: str, timeout_s: float) -> FakeReply:
+def test_resilience_off_still_enforces_the_timeout():
+    async def hang(base_url: str, timeout_s: float | None) -> FakeReply:
         await asyncio.Event().wait()
         raise AssertionError
 
-    policy = make(World(200), enabled=False, timeout_s=0.005)
+    policy = make(World(200), retries=False, breakers=False, bulkheads=False, timeout_s=0.005)
     with pytest.raises(errors.DownstreamTimeout):
         run(policy.call(hang, retryable=True))
 
@@ -391,7 +395,7 @@ def test_snapshot_lists_breaker_and_replica_state():
         "seconds_until_half_open",
         "ejected",
         "seconds_until_return",
-        "resilience",
+        "patterns",
     } <= set(snap)
     assert BreakerState.CLOSED.label == snap["state"]
 
@@ -420,7 +424,10 @@ def test_policy_config_maps_the_settings_fields_one_for_one():
     )
     config = policy_config(settings, "payments", 1.25)
     assert config == PolicyConfig(
-        enabled=True,
+        retries=True,
+        timeouts=True,
+        breakers=True,
+        bulkheads=True,
         timeout_s=1.25,
         max_attempts=4,
         backoff_base_s=0.03,
@@ -446,13 +453,14 @@ def test_policy_config_maps_the_settings_fields_one_for_one():
     )
 
 
-def test_resilience_off_everywhere_or_for_some_downstreams():
-    assert policy_config(resilience_settings(), "payments", 3.0).enabled
-    assert not policy_config(resilience_settings(resilience="off"), "payments", 3.0).enabled
+def test_resilience_off_everywhere_or_for_some_downstreams_switches_off_the_call_patterns():
+    call_patterns = ["retries", "timeouts", "breakers", "bulkheads"]
+    assert policy_config(resilience_settings(), "payments", 3.0).patterns_on == call_patterns
+    assert policy_config(resilience_settings(resilience="off"), "payments", 3.0).patterns_on == ["timeouts"]
     some = resilience_settings(resilience_off_for="payments, inventory")
-    assert not policy_config(some, "payments", 3.0).enabled
-    assert not policy_config(some, "inventory", 3.0).enabled
-    assert policy_config(some, "orders", 3.0).enabled
+    assert policy_config(some, "payments", 3.0).patterns_on == ["timeouts"]
+    assert policy_config(some, "inventory", 3.0).patterns_on == ["timeouts"]
+    assert policy_config(some, "orders", 3.0).patterns_on == call_patterns
 
 
 def test_resilience_settings_have_no_defaults_of_their_own():
@@ -477,3 +485,82 @@ def test_refresh_replicas_gives_each_resolved_address_its_breaker(monkeypatch):
     assert REGISTRY.get_sample_value("breaker_state", {"downstream": policy.downstream}) is None
     run(policy.call(world.send, retryable=False))
     assert world.calls[-1][0] == "http://10.1.0.1:8002"
+
+
+# --- each pattern switched off on its own (PATTERNS) ---------------------------------------------
+
+
+def test_retries_off_makes_one_attempt_and_keeps_no_budget():
+    world = World(503, 200)
+    policy = make(world, retries=False, retry_min_per_s=10.0)
+    assert run(policy.call(world.send, retryable=True)).status == 503
+    assert len(world.calls) == 1 and world.sleeps == []
+    assert policy.budget is None
+    assert metric("retry_attempts_total", downstream=policy.downstream) == 0
+    assert policy.snapshot()[0]["state"] == "closed"  # the other patterns still run
+
+
+def test_timeouts_off_sends_without_a_timeout_and_ignores_the_deadline():
+    world = World(200)
+    policy = make(world, timeouts=False)
+    # A deadline already passed would refuse the call (test_a_passed_deadline_raises_...):
+    # with timeouts off there is no deadline.
+    assert run(policy.call(world.send, retryable=True, deadline=world.now - 5)).status == 200
+    assert world.calls == [(URL, None)]
+
+    async def slow(base_url: str, timeout_s: float | None) -> FakeReply:
+        await asyncio.sleep(0.05)  # ten times the configured timeout below
+        return FakeReply(200)
+
+    policy = make(World(200), timeouts=False, timeout_s=0.005)
+    assert run(policy.call(slow, retryable=True)).status == 200
+    assert metric("downstream_requests_total", to_service=policy.downstream, outcome="timeout") == 0
+
+
+def test_breakers_off_keep_no_breaker_and_eject_no_replica():
+    urls = ["http://127.0.0.1:8002", "http://127.0.0.1:8012"]
+    world = World(500)
+    policy = make(world, urls=urls, breakers=False, retries=False, ejection_consecutive_failures=1)
+    for _ in range(40):  # far past the breaker's window and the ejection's threshold
+        assert run(policy.call(world.send, retryable=False)).status == 500
+    assert len(world.calls) == 40
+    assert {u for u, _ in world.calls} == set(urls)  # both replicas kept getting calls
+    assert [s["state"] for s in policy.snapshot()] == ["off", "off"]
+    assert policy._breakers == {}
+    assert REGISTRY.get_sample_value("breaker_state", {"downstream": f"{policy.downstream}@127.0.0.1:8002"}) is None
+    assert metric("downstream_requests_total", to_service=policy.downstream, outcome="breaker_open") == 0
+
+
+def test_bulkheads_off_let_every_call_through_at_once():
+    async def scenario() -> tuple[Policy, int]:
+        policy = make(World(200), bulkheads=False, bulkhead_max_concurrent=1, bulkhead_max_wait_s=0.0)
+        gate, inside = asyncio.Event(), []
+
+        async def held(base_url: str, timeout_s: float | None) -> FakeReply:
+            inside.append(base_url)
+            await gate.wait()
+            return FakeReply(200)
+
+        calls = [asyncio.create_task(policy.call(held, retryable=False)) for _ in range(10)]
+        while len(inside) < 10:
+            await asyncio.sleep(0)
+        gate.set()
+        assert [(await c).status for c in calls] == [200] * 10
+        return policy, len(inside)
+
+    policy, concurrent = run(scenario())
+    assert concurrent == 10 and policy.bulkhead is None
+    assert metric("bulkhead_rejections_total", downstream=policy.downstream) == 0
+    assert REGISTRY.get_sample_value("bulkhead_inflight", {"downstream": policy.downstream}) is None
+
+
+def test_patterns_choose_the_policy_patterns_and_resilience_off_takes_the_call_patterns_away():
+    def on(patterns: str, **fields) -> list[str]:
+        return policy_config(resilience_settings(patterns=patterns, **fields), "payments", 3.0).patterns_on
+
+    assert on("all") == ["retries", "timeouts", "breakers", "bulkheads"]
+    assert on("none") == []
+    assert on("retries,breakers") == ["retries", "breakers"]
+    assert on("shedding,idempotency,outbox") == []  # patterns of the door and the data, not of calls
+    assert on("retries,timeouts", resilience="off") == ["timeouts"]
+    assert on("none", resilience="off") == []

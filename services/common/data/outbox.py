@@ -26,13 +26,18 @@ What a failure means depends on who answered:
   (`retry_at`), and after `max_attempts` such refusals it is dead-lettered too. Events
   behind it keep going. `outbox_dead_letters` and `outbox_dead_lettered_total` count
   them, and `chaoslab verify` names each one (`no_dead_letters`).
+
+With the `outbox` pattern off (PATTERNS), nothing is written here and no relay runs:
+`DirectDelivery` sends each event once, right after the transaction that made it, and
+an event it cannot deliver then is lost (`events_sent_directly_total{outcome="lost"}`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,7 @@ from services.common.data.db import DB_ERRORS, Connection, Database
 from services.common.web import logging as log
 from services.common.web.errors import ChaoslabError, DownstreamError
 from services.common.web.metrics import (
+    events_sent_directly_total,
     outbox_dead_lettered_total,
     outbox_dead_letters,
     outbox_delivered_total,
@@ -74,6 +80,34 @@ class Refused(DownstreamError):
         return 400 <= self.status < 500 and self.status not in _TRANSIENT_4XX
 
 
+def event_id_of(order_id: str, event_type: str) -> str:
+    """An event's id, derived from its order and its type: the same fact twice is one event."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"chaoslab:{order_id}:{event_type}"))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One fact for one destination, before it is written to the outbox (`write_event`)
+    or, with the outbox off, sent at once (`DirectDelivery`)."""
+
+    type: str
+    order_id: str
+    correlation_id: str | None
+    payload: dict[str, Any]
+    destination: str = "notifications"
+
+    def delivered_as(self, created_at: datetime) -> dict[str, Any]:
+        """The event as a relay delivers it (its columns, dates as ISO text)."""
+        return {
+            "event_id": event_id_of(self.order_id, self.type),
+            "type": self.type,
+            "order_id": self.order_id,
+            "correlation_id": self.correlation_id,
+            "payload": self.payload,
+            "created_at": created_at.isoformat(),
+        }
+
+
 async def write_event(
     conn: Connection,
     *,
@@ -85,7 +119,7 @@ async def write_event(
 ) -> str:
     """Add an event for `destination` inside the caller's transaction. Its id is derived
     from the order and the event type, so writing the same fact twice makes one event."""
-    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"chaoslab:{order_id}:{event_type}"))
+    event_id = event_id_of(order_id, event_type)
     await conn.execute(
         """INSERT INTO outbox_events (event_id, type, order_id, correlation_id, payload, destination)
            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING""",
@@ -97,6 +131,41 @@ async def write_event(
         destination,
     )
     return event_id
+
+
+class DirectDelivery:
+    """The outbox switched off: whoever makes an event sends it at once, in one call per
+    destination, and never again. No row, no relay, no retry: an event the destination
+    does not take then (down, slow, refusing) is lost, which is what the outbox prevents.
+    Counts each event in `events_sent_directly_total{destination,outcome}`, `delivered`
+    or `lost`."""
+
+    def __init__(self, deliverers: Mapping[str, Deliver], clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.deliverers = deliverers
+        self._clock = clock
+
+    async def send(self, events: Sequence[Event]) -> int:
+        """Send `events` once; returns how many were lost. Never raises for a delivery
+        that failed: the change the events announce is committed already."""
+        lost = 0
+        for destination in dict.fromkeys(e.destination for e in events):
+            batch = [e.delivered_as(self._clock()) for e in events if e.destination == destination]
+            try:
+                await self.deliverers[destination](batch)
+            except Exception as exc:  # noqa: BLE001 - a lost event never fails the order it announces
+                lost += len(batch)
+                events_sent_directly_total.labels(destination, "lost").inc(len(batch))
+                expected = isinstance(exc, (ChaoslabError, *DB_ERRORS))
+                (_logger.warning if expected else _logger.error)(
+                    "outbox.off.event_lost",
+                    destination=destination,
+                    events=[e["event_id"] for e in batch],
+                    error=str(exc) or repr(exc),
+                    exc_info=None if expected else exc,
+                )
+            else:
+                events_sent_directly_total.labels(destination, "delivered").inc(len(batch))
+        return lost
 
 
 class OutboxRelay:

@@ -4,6 +4,10 @@
       -> per attempt: pick replica -> breaker (per replica) -> bulkhead (per downstream)
          -> timeout = min(timeout_s, time left to the deadline) -> send
 
+Each pattern can be switched off (`PATTERNS`, services/common/resilience/patterns.py):
+a pattern that is off is not built, so its step is skipped and it emits nothing. With
+`timeouts` off an attempt has no timeout at all and the deadline is ignored.
+
 Each attempt shows in `downstream_requests_total{to_service,outcome}`,
 `downstream_errors_total{to_service}` and `downstream_request_duration_seconds{to_service}`;
 the patterns emit their own metrics (breaker_*, retry_*, bulkhead_*, replica_ejections_total).
@@ -20,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from services.common.resilience.breaker import BREAKER_STATE, BreakerConfig, CircuitBreaker
 from services.common.resilience.bulkhead import Bulkhead
+from services.common.resilience.patterns import CALL_PATTERNS, PATTERNS, describe_patterns, parse_patterns
 from services.common.resilience.replicas import ReplicaPool, replica_label
 from services.common.resilience.retry import RetryBudget, backoff_s
 from services.common.web import errors
@@ -60,13 +65,17 @@ R = TypeVar("R", bound=Reply)
 
 @dataclass(frozen=True, kw_only=True)
 class PolicyConfig:
-    """One downstream's resilience settings; `enabled=False` leaves only the timeout.
+    """One downstream's resilience settings. `retries`, `timeouts`, `breakers` and
+    `bulkheads` say which patterns run (a breaker's replica ejection goes with it).
 
     No field has a default: a service builds this from its settings (`policy_config`),
     whose defaults are the profile table of services/common/web/settings.py.
     """
 
-    enabled: bool
+    retries: bool
+    timeouts: bool
+    breakers: bool
+    bulkheads: bool
     timeout_s: float
     max_attempts: int
     backoff_base_s: float
@@ -80,6 +89,13 @@ class PolicyConfig:
     ejection_consecutive_failures: int
     ejection_base_s: float
     ejection_max_s: float
+
+    @property
+    def patterns_on(self) -> list[str]:
+        """The patterns on around this downstream, in PATTERNS' order."""
+        flags = {"retries": self.retries, "timeouts": self.timeouts, "breakers": self.breakers}
+        flags["bulkheads"] = self.bulkheads
+        return [name for name in PATTERNS if flags.get(name)]
 
 
 class Policy:
@@ -114,13 +130,21 @@ class Policy:
         self._breakers: dict[str, CircuitBreaker] = {}
         self.on_new_breaker: Callable[[CircuitBreaker], None] | None = None
         self._sync_breakers()
-        self.bulkhead = Bulkhead(downstream, config.bulkhead_max_concurrent, config.bulkhead_max_wait_s)
-        self.budget = RetryBudget(
-            config.retry_budget_ratio,
-            config.retry_budget_window_s,
-            config.retry_min_per_s,
-            clock,
-            name=downstream,
+        self.bulkhead = (
+            Bulkhead(downstream, config.bulkhead_max_concurrent, config.bulkhead_max_wait_s)
+            if config.bulkheads
+            else None
+        )
+        self.budget = (
+            RetryBudget(
+                config.retry_budget_ratio,
+                config.retry_budget_window_s,
+                config.retry_min_per_s,
+                clock,
+                name=downstream,
+            )
+            if config.retries
+            else None
         )
         self._outcomes = {
             o: DOWNSTREAM_REQUESTS.labels(downstream, o)
@@ -135,6 +159,8 @@ class Policy:
         return f"{self.downstream}@{replica_label(url)}"
 
     def _sync_breakers(self) -> None:
+        if not self.config.breakers:
+            return
         old = self._breakers
         self._breakers = {}
         for url in self.replicas.urls:
@@ -165,26 +191,30 @@ class Policy:
     async def refresh_replicas(self) -> None:
         """Re-resolve a one-hostname pool (compose) and give new replicas their breakers."""
         await self.replicas.refresh_dns()
-        if set(self.replicas.urls) != set(self._breakers):
+        if self.config.breakers and set(self.replicas.urls) != set(self._breakers):
             self._sync_breakers()
 
     async def call(
         self,
-        send: Callable[[str, float], Awaitable[R]],
+        send: Callable[[str, float | None], Awaitable[R]],
         *,
         retryable: bool,
         deadline: float | None = None,
     ) -> R:
-        """Call the downstream; `send(base_url, timeout_s)` makes one attempt.
+        """Call the downstream; `send(base_url, timeout_s)` makes one attempt (`timeout_s`
+        None: no timeout, `timeouts` is off).
 
         Returns the last reply (any status: the caller decides what a 503 means), or
         raises the last typed error when no attempt got a reply. `retryable` is for
         idempotent calls or calls carrying an idempotency key; `deadline` is on this
-        policy's clock.
+        policy's clock, and ignored when `timeouts` is off.
         """
-        if not self.config.enabled:
-            return await self._send(send, self.replicas.pick(), self._time_left(deadline))
-        self.budget.record_request()
+        if not self.config.timeouts:
+            deadline = None
+        budget = self.budget
+        if budget is None:  # retries off: one attempt, whatever it gets
+            return await self._attempt(send, deadline)
+        budget.record_request()
         last_reply: R | None = None
         last_error: errors.DownstreamError | None = None
         attempt = 0
@@ -209,7 +239,7 @@ class Policy:
                 wait = max(wait, _retry_after_s(reply.headers))
             if deadline is not None and self._clock() + wait >= deadline:
                 break  # a retry that cannot finish in time only adds load
-            if not self.budget.try_spend_retry():
+            if not budget.try_spend_retry():
                 break
             await self._sleep(wait)
         if last_reply is not None:
@@ -217,52 +247,63 @@ class Policy:
         assert last_error is not None
         raise last_error
 
-    async def _attempt(self, send: Callable[[str, float], Awaitable[R]], deadline: float | None) -> R:
+    async def _attempt(self, send: Callable[[str, float | None], Awaitable[R]], deadline: float | None) -> R:
         self._time_left(deadline)  # out of time is the caller's problem, not a breaker failure
         url, breaker, permit = self._admit()
-        try:
-            await self.bulkhead.acquire()
-        except errors.BulkheadFull:
-            breaker.release(permit)
-            self._count("bulkhead_full")
-            raise
+        if self.bulkhead is not None:
+            try:
+                await self.bulkhead.acquire()
+            except errors.BulkheadFull:
+                _release(breaker, permit)
+                self._count("bulkhead_full")
+                raise
         try:
             timeout_s = self._time_left(deadline)  # the bulkhead wait may have used it up
         except errors.DownstreamTimeout:
-            breaker.release(permit)
-            self.bulkhead.release()
+            _release(breaker, permit)
+            self._release_bulkhead()
             raise
         started = self._clock()
         try:
             reply = await self._send(send, url, timeout_s)
         except errors.DownstreamTimeout:
-            if timeout_s < self.config.timeout_s:
+            if timeout_s is not None and timeout_s < self.config.timeout_s:
                 # Cut short by the caller's own deadline: the callee was not given its
                 # time, so its breaker and its replica record learn nothing from it.
-                breaker.release(permit)
+                _release(breaker, permit)
             else:
-                breaker.record(self._clock() - started, True, permit)
-                self.replicas.record(url, False)
+                self._learn(url, breaker, permit, self._clock() - started, failed=True)
             raise
         except errors.DownstreamUnreachable:
-            breaker.record(self._clock() - started, True, permit)
-            self.replicas.record(url, False)
+            self._learn(url, breaker, permit, self._clock() - started, failed=True)
             raise
         except BaseException:
-            breaker.release(permit)  # our bug or a cancellation: not the downstream's health
+            _release(breaker, permit)  # our bug or a cancellation: not the downstream's health
             raise
         finally:
-            self.bulkhead.release()
+            self._release_bulkhead()
         if reply.status == 429:
-            breaker.release(permit)  # overloaded is neither healthy nor broken
+            _release(breaker, permit)  # overloaded is neither healthy nor broken
         else:
-            failed = reply.status >= 500
-            breaker.record(self._clock() - started, failed, permit)
-            self.replicas.record(url, not failed)
+            self._learn(url, breaker, permit, self._clock() - started, failed=reply.status >= 500)
         return reply
 
-    def _admit(self) -> tuple[str, CircuitBreaker, int]:
-        """A replica whose breaker admits the call; open breakers are skipped, not retried."""
+    def _learn(self, url: str, breaker: CircuitBreaker | None, permit: int, elapsed_s: float, *, failed: bool) -> None:
+        """An attempt's outcome, for the replica's breaker and its ejection record."""
+        if breaker is None:
+            return  # breakers off: no breaker, no ejection
+        breaker.record(elapsed_s, failed, permit)
+        self.replicas.record(url, not failed)
+
+    def _release_bulkhead(self) -> None:
+        if self.bulkhead is not None:
+            self.bulkhead.release()
+
+    def _admit(self) -> tuple[str, CircuitBreaker | None, int]:
+        """A replica whose breaker admits the call; open breakers are skipped, not retried.
+        With breakers off, the next replica and no breaker."""
+        if not self.config.breakers:
+            return self.replicas.pick(), None, 0
         refusals: list[errors.BreakerOpen] = []
         for _ in range(len(self._breakers)):
             url = self.replicas.pick()
@@ -284,8 +325,11 @@ class Policy:
             retry_after_s=soonest,
         )
 
-    def _time_left(self, deadline: float | None) -> float:
-        """This attempt's timeout: the configured one, cut to what is left of the deadline."""
+    def _time_left(self, deadline: float | None) -> float | None:
+        """This attempt's timeout: the configured one, cut to what is left of the
+        deadline; None (no timeout) when `timeouts` is off."""
+        if not self.config.timeouts:
+            return None
         if deadline is None:
             return self.config.timeout_s
         left = deadline - self._clock()
@@ -296,7 +340,7 @@ class Policy:
             )
         return min(self.config.timeout_s, left)
 
-    async def _send(self, send: Callable[[str, float], Awaitable[R]], url: str, timeout_s: float) -> R:
+    async def _send(self, send: Callable[[str, float | None], Awaitable[R]], url: str, timeout_s: float | None) -> R:
         """One attempt under its timeout, with the downstream_* metrics; typed errors only."""
         started = self._clock()
         outcome: str | None = None  # stays None for our own bugs and cancellations
@@ -310,7 +354,7 @@ class Policy:
             if isinstance(exc, errors.DownstreamTimeout):
                 raise
             raise errors.DownstreamTimeout(
-                self.downstream, f"{self.downstream} did not answer within {timeout_s:.3f} s"
+                self.downstream, f"{self.downstream} did not answer within {timeout_s or 0:.3f} s"
             ) from exc
         except (OSError, errors.DownstreamUnreachable) as exc:
             outcome = "unreachable"
@@ -328,17 +372,40 @@ class Policy:
             self._errors.inc()
 
     def snapshot(self) -> list[dict[str, Any]]:
-        """One entry per replica: its breaker and its ejection state, for `/status/breakers`."""
+        """One entry per replica: its breaker (state `off` when breakers are off) and its
+        ejection state, and the patterns on, for `/status/breakers`."""
         ejection = {r["replica"]: r for r in self.replicas.snapshot()}
+        urls = list(self._breakers) if self.config.breakers else self.replicas.urls
         return [
             {
-                **breaker.snapshot(),
+                **(
+                    self._breakers[url].snapshot()
+                    if url in self._breakers
+                    else {"name": self._breaker_name(url), **_NO_BREAKER}
+                ),
                 "downstream": self.downstream,
-                "resilience": "on" if self.config.enabled else "off",
+                "patterns": self.config.patterns_on,
                 **ejection[url],
             }
-            for url, breaker in self._breakers.items()
+            for url in urls
         ]
+
+
+# What /status/breakers shows for a replica when breakers are off.
+_NO_BREAKER: dict[str, Any] = {
+    "state": "off",
+    "failure_rate": 0.0,
+    "slow_rate": 0.0,
+    "calls": 0,
+    "minimum_calls": 0,
+    "seconds_until_half_open": 0.0,
+}
+
+
+def _release(breaker: CircuitBreaker | None, permit: int) -> None:
+    """Give a breaker its permit back, learning nothing (no breaker: nothing to give back)."""
+    if breaker is not None:
+        breaker.release(permit)
 
 
 def _retry_after_s(headers: Mapping[str, str]) -> float:
@@ -358,13 +425,17 @@ def _retry_after_s(headers: Mapping[str, str]) -> float:
 
 
 class ResilienceSettings(BaseModel):
-    """The resilience fields of a service's settings (environment: `RESILIENCE=off`,
-    `RESILIENCE_OFF_FOR=payments,inventory`, `BREAKER_WAIT_OPEN_S=5`, ...).
+    """The resilience fields of a service's settings (environment: `PATTERNS=retries,timeouts`,
+    `RESILIENCE=off`, `RESILIENCE_OFF_FOR=payments,inventory`, `BREAKER_WAIT_OPEN_S=5`, ...).
 
+    `patterns` says which patterns run (services/common/resilience/patterns.py);
+    `RESILIENCE=off` switches off the patterns around calls (retries, breakers,
+    bulkheads) for every downstream, `RESILIENCE_OFF_FOR` for the named ones.
     The thresholds have no default here: a service's settings fill them from the
     profile table (PROFILE_DEFAULTS in services/common/web/settings.py).
     """
 
+    patterns: str
     resilience: Literal["on", "off"] = "on"
     resilience_off_for: str = ""
     breaker_window_type: Literal["count", "time"]
@@ -387,12 +458,34 @@ class ResilienceSettings(BaseModel):
     ejection_base_s: float
     ejection_max_s: float
 
+    @field_validator("patterns")
+    @classmethod
+    def _known_patterns(cls, value: str) -> str:
+        return describe_patterns(parse_patterns(value))  # raises, naming the patterns, when one is unknown
+
+    @property
+    def patterns_on(self) -> frozenset[str]:
+        """The patterns this service runs (before RESILIENCE=off and RESILIENCE_OFF_FOR)."""
+        return parse_patterns(self.patterns)
+
+    def pattern_on(self, name: str) -> bool:
+        """Whether pattern `name` (one of PATTERNS) runs in this service."""
+        assert name in PATTERNS, name
+        return name in self.patterns_on
+
 
 def policy_config(settings: ResilienceSettings, downstream: str, timeout_s: float) -> PolicyConfig:
-    """The PolicyConfig for `downstream`: the settings' fields, one for one."""
+    """The PolicyConfig for `downstream`: the settings' fields, one for one; the call
+    patterns off when RESILIENCE=off or RESILIENCE_OFF_FOR names `downstream`."""
     off_for = {d.strip() for d in settings.resilience_off_for.split(",")}
+    on = settings.patterns_on
+    if settings.resilience == "off" or downstream in off_for:
+        on = on - CALL_PATTERNS
     return PolicyConfig(
-        enabled=settings.resilience != "off" and downstream not in off_for,
+        retries="retries" in on,
+        timeouts="timeouts" in on,
+        breakers="breakers" in on,
+        bulkheads="bulkheads" in on,
         timeout_s=timeout_s,
         max_attempts=settings.retry_max_attempts,
         backoff_base_s=settings.retry_backoff_base_s,

@@ -2,6 +2,8 @@
 
 Every call carries `X-Correlation-ID` and `X-Request-Deadline` (the smaller of the
 caller's own deadline and this call's budget), so a callee stops work nobody awaits.
+With the `timeouts` pattern off (PATTERNS) there is neither: no deadline is passed on,
+no budget applies and the transport waits as long as the callee takes.
 Two transports can be measured against each other (bench/orders.py): aiohttp, the
 default (~5x the throughput of httpx per hop here), and httpx.
 """
@@ -41,8 +43,17 @@ class Reply:
 
 class Transport(Protocol):
     async def send(
-        self, downstream: str, method: str, url: str, *, body: bytes | None, headers: dict[str, str], timeout_s: float
-    ) -> Reply: ...
+        self,
+        downstream: str,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout_s: float | None,
+    ) -> Reply:
+        """One HTTP exchange; `timeout_s` None: no timeout at all (`timeouts` off)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -178,11 +189,12 @@ class Downstream:
         """Send one logical request (retried per the policy when `retryable`).
 
         `budget_s` caps how long this call may take overall; it never outlives the
-        deadline of the request being served.
+        deadline of the request being served. Both are ignored when `timeouts` is off.
         """
         now_wall = time.time()
-        deadline_wall = request_deadline.get()
-        if budget_s is not None:
+        timeouts = self.policy.config.timeouts
+        deadline_wall = request_deadline.get() if timeouts else None
+        if budget_s is not None and timeouts:
             own = now_wall + budget_s
             deadline_wall = own if deadline_wall is None else min(deadline_wall, own)
         out_headers = {"Content-Type": "application/json"}
@@ -198,7 +210,7 @@ class Downstream:
 
         sent = False
 
-        async def send(base_url: str, timeout_s: float) -> Reply:
+        async def send(base_url: str, timeout_s: float | None) -> Reply:
             nonlocal sent
             if self.name in (self.blocked() or ()):  # a partition: refused before sending
                 raise DownstreamUnreachable(self.name, f"{self.name} unreachable: connection refused (chaos: block)")

@@ -44,6 +44,11 @@ outbox_dead_letters = Gauge(
 outbox_dead_lettered_total = Counter(
     "outbox_dead_lettered_total", "Outbox events moved to the dead letters by this process.", ["destination"]
 )
+events_sent_directly_total = Counter(
+    "events_sent_directly_total",
+    "Events sent once without the outbox (the outbox pattern off), by outcome: delivered or lost.",
+    ["destination", "outcome"],
+)
 orders_resumed_total = Counter("orders_resumed_total", "Pending orders picked up again by the sweeper or a retry.")
 # Labelled by schema so that a service without a database (the gateway) exports none:
 # an unlabelled gauge would read 0, "database down", for ever.
