@@ -12,9 +12,11 @@ and BARE_PAYMENTS for orders) in the environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import uuid
+from collections.abc import AsyncIterator
 
 import aiohttp
 import asyncpg
@@ -26,12 +28,11 @@ ROLE = sys.argv[1] if len(sys.argv) > 1 else "gateway"
 DDL = """CREATE SCHEMA IF NOT EXISTS bench;
 CREATE TABLE IF NOT EXISTS bench.hops (id uuid PRIMARY KEY, role text, state text)"""
 
-app = FastAPI()
 state: dict = {}
 
 
-@app.on_event("startup")
-async def startup() -> None:
+@contextlib.asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     state["session"] = aiohttp.ClientSession()
     if ROLE != "gateway":
         state["pool"] = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=2, max_size=10)
@@ -39,6 +40,11 @@ async def startup() -> None:
             await conn.execute("SELECT pg_advisory_lock(42)")
             await conn.execute(DDL)
             await conn.execute("SELECT pg_advisory_unlock(42)")
+    yield
+    await state["session"].close()
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 async def _post(hop: str, path: str, body: bytes) -> bytes:

@@ -1,16 +1,24 @@
 """Orders/s and latency of POST /orders through a native stack, against a bare chain.
 
-In one run: the real stack with each inter-service client (aiohttp, httpx), then a bare
-chain of FastAPI apps with the same hops and writes (bench/bare_chain.py), each driven
-at fixed concurrency for a fixed time. Prints figures; asserts nothing.
+In one run: the real stack with each inter-service client (aiohttp, httpx) and a bare
+chain of FastAPI apps with the same hops and writes (bench/bare_chain.py), all running
+at once and driven in turns at fixed concurrency for a fixed time, so that the ratio
+of each to the bare chain holds on a machine shared with other work. Prints figures;
+asserts nothing.
 
-    .venv/bin/python bench/orders.py [--duration 8] [--clients 16,32,64]
+    .venv/bin/python bench/orders.py [--duration 8] [--clients 16,32,64] [--set ADMISSION=static]
+
+The clients post back to back and do not honour `Retry-After`: a request the stack sheds
+(429) comes straight back. `--set NAME=VALUE` (repeatable) starts every service of the
+stack with that environment variable, e.g. `--set ADMISSION=static` to measure the
+stack's capacity behind a fixed door rather than the gateway's adaptive one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
@@ -18,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -32,7 +41,7 @@ from chaos.layout import free_ports  # noqa: E402
 BODIES = [b'{"customer_id": "bench", "items": [{"sku": "SKU-%03d", "quantity": 1}]}' % i for i in range(1, 11)]
 
 
-async def drive(url: str, clients: int, duration_s: float) -> dict:
+async def drive(url: str, clients: int, duration_s: float) -> Sample:
     """`clients` loops posting orders back to back; latencies of the 2xx answers."""
     latencies: list[float] = []
     errors = 0
@@ -60,21 +69,62 @@ async def drive(url: str, clients: int, duration_s: float) -> dict:
         began = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - began
-    latencies.sort()
+    return Sample(latencies, errors, elapsed)
 
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
-    return {"rate": len(latencies) / elapsed, "p50": pct(0.50), "p99": pct(0.99), "errors": errors}
+class Sample:
+    """What the clients saw in one window: the 2xx latencies, the other answers, the time.
+    (A plain class: bench/resilience.py loads this file without registering it as a
+    module, which a dataclass needs.)"""
+
+    def __init__(self, latencies: list[float], errors: int, elapsed_s: float) -> None:
+        self.latencies, self.errors, self.elapsed_s = latencies, errors, elapsed_s
+
+    def add(self, other: Sample) -> None:
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.elapsed_s += other.elapsed_s
+
+    def figures(self) -> dict:
+        latencies = sorted(self.latencies)
+
+        def pct(p: float) -> float:
+            return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+
+        rate = len(latencies) / self.elapsed_s if self.elapsed_s else float("nan")
+        return {"rate": rate, "p50": pct(0.50), "p99": pct(0.99), "errors": self.errors}
 
 
 def measure(url: str, clients_list: list[int], duration_s: float) -> dict[int, dict]:
-    asyncio.run(drive(url, 8, 2.0))  # warm-up: pools, caches, JIT-free but not cold
-    return {c: asyncio.run(drive(url, c, duration_s)) for c in clients_list}
+    """One target's figures at each concurrency (bench/overload.py uses it too)."""
+    asyncio.run(drive(url, 8, 2.0))  # warm-up: pools, caches, connections
+    return {c: asyncio.run(drive(url, c, duration_s)).figures() for c in clients_list}
 
 
-def stack_figures(settings: dict[str, str], clients_list: list[int], duration_s: float) -> dict[int, dict]:
-    """Figures of a fresh native stack started with `settings` for every service."""
+def measure_in_turns(
+    urls: dict[str, str], clients_list: list[int], duration_s: float, rounds: int
+) -> dict[str, dict[int, dict]]:
+    """Each target's figures at each concurrency, the targets taking turns in `rounds`
+    windows (in turn order A B, then B A ...), so that whatever else runs on the machine
+    weighs on every target alike and their ratio holds even when the absolute figures
+    drift from one minute to the next."""
+    for url in urls.values():
+        asyncio.run(drive(url, 8, 2.0))  # warm-up: pools, caches, connections
+    results: dict[str, dict[int, dict]] = {name: {} for name in urls}
+    for clients in clients_list:
+        totals = {name: Sample([], 0, 0.0) for name in urls}
+        for turn in range(rounds):
+            names = list(urls) if turn % 2 == 0 else list(reversed(urls))
+            for name in names:
+                totals[name].add(asyncio.run(drive(urls[name], clients, duration_s / rounds)))
+        for name, total in totals.items():
+            results[name][clients] = total.figures()
+    return results
+
+
+@contextlib.contextmanager
+def stack(settings: dict[str, str]) -> Iterator[str]:
+    """A fresh native stack started with `settings` for every service; its gateway's URL."""
     base = Path(tempfile.mkdtemp(prefix="chaoslab-bench-"))
     base.chmod(0o755)
     print(f"  starting the stack with {settings} ...", flush=True)
@@ -88,13 +138,14 @@ def stack_figures(settings: dict[str, str], clients_list: list[int], duration_s:
         env=settings,
     )
     try:
-        return measure(layout.url("gateway"), clients_list, duration_s)
+        yield layout.url("gateway")
     finally:
         runner.down(layout)
 
 
-def bare_figures(clients_list: list[int], duration_s: float) -> dict[int, dict]:
-    """The bare chain, on the database of a stack started for it."""
+@contextlib.contextmanager
+def bare_chain() -> Iterator[str]:
+    """The bare chain, on the database of a stack started for it; its gateway's URL."""
     base = Path(tempfile.mkdtemp(prefix="chaoslab-bench-bare-"))
     base.chmod(0o755)
     print("  starting PostgreSQL and the bare chain ...", flush=True)
@@ -122,7 +173,7 @@ def bare_figures(clients_list: list[int], duration_s: float) -> dict[int, dict]:
             deadline = time.monotonic() + 30
             while not runner.http_ok(urls[role] + "/docs") and time.monotonic() < deadline:
                 time.sleep(0.1)
-        return measure(urls["gateway"], clients_list, duration_s)
+        yield urls["gateway"]
     finally:
         for proc in procs:
             proc.terminate()
@@ -131,25 +182,57 @@ def bare_figures(clients_list: list[int], duration_s: float) -> dict[int, dict]:
         runner.down(layout)
 
 
+def stack_figures(settings: dict[str, str], clients_list: list[int], duration_s: float) -> dict[int, dict]:
+    """Figures of a fresh native stack started with `settings` (bench/resilience.py uses it)."""
+    with stack(settings) as url:
+        return measure(url, clients_list, duration_s)
+
+
+def _assignment(text: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        parser.error(f"--set takes NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--clients", default="16,32,64", help="comma-separated concurrency levels")
     parser.add_argument("--http-clients", default="aiohttp,httpx", help="inter-service clients to measure")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="windows each measurement is cut into, the targets taking turns"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for every service of the stack (repeatable), e.g. ADMISSION=static",
+    )
     args = parser.parse_args()
     clients_list = [int(c) for c in args.clients.split(",")]
-    results = {}
-    for client in args.http_clients.split(","):
-        results[f"stack ({client})"] = stack_figures({"HTTP_CLIENT": client}, clients_list, args.duration)
-    results["bare chain"] = bare_figures(clients_list, args.duration)
+    extra = dict(_assignment(a, parser) for a in args.set)
+    with contextlib.ExitStack() as running:
+        urls = {
+            f"stack ({client})": running.enter_context(stack({**extra, "HTTP_CLIENT": client}))
+            for client in args.http_clients.split(",")
+        }
+        urls["bare chain"] = running.enter_context(bare_chain())
+        results = measure_in_turns(urls, clients_list, args.duration, max(1, args.rounds))
     bare = results["bare chain"]
-    print(f"\nPOST /orders, {args.duration:.0f} s per point, {os.cpu_count()} cores\n")
-    print(f"{'target':<18}{'clients':>8}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}")
+    print(f"\nPOST /orders, {args.duration:.0f} s per point in {max(1, args.rounds)} turns, {os.cpu_count()} cores\n")
+    print(
+        f"{'target':<18}{'clients':>8}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}"
+        f"{'p99 vs bare':>13}"
+    )
     for name, figures in results.items():
         for clients, f in figures.items():
             ratio = f["rate"] / bare[clients]["rate"] if bare[clients]["rate"] else float("nan")
+            p99_ratio = f["p99"] / bare[clients]["p99"] if bare[clients]["p99"] else float("nan")
             print(
                 f"{name:<18}{clients:>8}{f['rate']:>10.0f}{f['p50']:>9.1f}{f['p99']:>9.1f}{f['errors']:>8}{ratio:>9.0%}"
+                f"{p99_ratio:>12.1f}x"
             )
 
 

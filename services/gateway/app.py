@@ -19,7 +19,9 @@ from services.gateway.settings import Settings
 
 
 def build_router(orders: Downstream, settings: Settings, limiter: RateLimiter) -> APIRouter:
-    def rate_limit(request: Request, x_client_id: str | None = Header(None)) -> None:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off
+    # per request for what is a few dictionary look-ups.
+    async def rate_limit(request: Request, x_client_id: str | None = Header(None)) -> None:
         limiter.check(request.client.host if request.client else "unknown", x_client_id)
 
     router = APIRouter(tags=["orders"], dependencies=[Depends(rate_limit)])

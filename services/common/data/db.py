@@ -16,6 +16,7 @@ from typing import TypeAlias
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
+from prometheus_client import Gauge
 
 from services.common.web.errors import DependencyUnavailable
 from services.common.web.logging import get_logger
@@ -48,6 +49,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back, after asyncpg has rolled back any
+    transaction left open: nothing more. asyncpg's default sends one more query on every
+    release (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL): a round trip, about
+    as much work on both sides as the statement it follows, to undo session state that
+    no code here leaves. Locks are taken per transaction (`pg_advisory_xact_lock`) except
+    by `migrate`, which gives back its own; nothing sets, listens or keeps a cursor open
+    outside a transaction."""
+
+
 async def create_pool(dsn: str, schema: str, min_size: int, max_size: int, timeout_s: float) -> asyncpg.Pool:
     """A pool whose connections see `schema` first; raises DependencyUnavailable."""
     try:
@@ -56,6 +67,7 @@ async def create_pool(dsn: str, schema: str, min_size: int, max_size: int, timeo
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
+            reset=_keep_session,
             server_settings={"search_path": schema, "application_name": schema},
             timeout=timeout_s,
             command_timeout=timeout_s * 2,
@@ -74,7 +86,13 @@ async def migrate(pool: asyncpg.Pool, schema: str, files: Sequence[Path]) -> Non
             for path in files:
                 await conn.execute(path.read_text())
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+            try:
+                await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+            except BaseException:
+                # The pool does not reset sessions (`_keep_session`): a connection that may
+                # still hold the lock must not go back to it.
+                conn.terminate()
+                raise
 
 
 def migration_files(package_dir: Path) -> list[Path]:
@@ -108,6 +126,7 @@ class Database:
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Task | None = None
         self._ready = asyncio.Event()
+        self._waiting: Gauge | None = None  # db_pool_waiting{schema}, from the first acquire on
 
     @classmethod
     def for_service(
@@ -130,7 +149,10 @@ class Database:
         """A pooled connection, or a fast 503 when none frees up within the acquire
         timeout: a saturated pool makes requests fail, never wait for ever."""
         pool = self.pool
-        db_pool_waiting.labels(self.schema).inc()
+        if self._waiting is None:  # looked up once: `.labels()` validates and locks on every call
+            self._waiting = db_pool_waiting.labels(self.schema)
+        waiting = self._waiting
+        waiting.inc()
         try:
             conn = await pool.acquire(timeout=self.acquire_timeout_s)
         except TimeoutError as exc:
@@ -141,7 +163,7 @@ class Database:
                 retry_after_s=1,
             ) from exc
         finally:
-            db_pool_waiting.labels(self.schema).dec()
+            waiting.dec()
         try:
             yield conn
         finally:

@@ -17,6 +17,7 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.data.db import DB_ERRORS, Database
@@ -38,6 +39,9 @@ HealthProbe = Callable[[], Awaitable[bool]]
 # Never shed, never a latency sample: what an operator needs most during a surge.
 OPS_PATHS = ("/health", "/metrics", "/status/breakers", "/chaos/config")
 Lifecycle = Callable[[AsyncExitStack], Awaitable[None]]
+# FastAPI's own OpenTelemetry hooks, unused here (the services export Prometheus
+# metrics): left on, they look for an OpenTelemetry provider on every request.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 # Text PostgreSQL refuses to store (a NUL character in text or jsonb): the client's input,
@@ -162,13 +166,20 @@ def create_app(
             yield
             logger.info("service.stopping")
 
-    app = FastAPI(title=f"chaoslab {settings.service}", lifespan=lifespan, default_response_class=ORJSONResponse)
+    app = FastAPI(
+        title=f"chaoslab {settings.service}",
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        telemetry=NO_TELEMETRY,
+    )
     install_error_handlers(app)
+    # The service's routes first: a request is matched against the routes in order, and
+    # the operational ones (whose paths no service route shares) are the rare ones.
+    for router in routers:
+        app.include_router(router)
     app.include_router(_health_router(probes, db))
     app.include_router(chaos_routes.build_router(chaos, settings.chaos_token))
     app.include_router(breakers_router(settings.service, downstreams, gather_breakers))
-    for router in routers:
-        app.include_router(router)
     # Outermost last: context and metrics → load shedding → fault injection → routes.
     app.add_middleware(FaultInjectionMiddleware, chaos=chaos)
     limit = admission_limit(settings)
@@ -187,7 +198,9 @@ def create_app(
 
 def admission_limit(settings: ServiceSettings) -> Limit | None:
     """The limit of the service's door: adaptive (max_inflight, when set, its ceiling),
-    static (max_inflight), or None when there is no limit to keep."""
+    static (max_inflight), or None when there is no limit to keep (or `shedding` is off)."""
+    if not settings.pattern_on("shedding"):
+        return None
     if settings.admission == "adaptive":
         ceiling = settings.adaptive_max_limit
         if settings.max_inflight > 0:

@@ -11,6 +11,8 @@ import time
 import uuid
 from contextvars import ContextVar
 
+from prometheus_client import Counter, Histogram
+
 from services.common.web import logging as log
 from services.common.web.errors import error_body
 from services.common.web.metrics import http_request_duration_seconds, http_requests_total
@@ -24,11 +26,16 @@ _QUIET = {"/health", "/metrics"}
 _logger = log.get_logger("http")
 
 
-def _header(scope, name: bytes) -> str | None:
+_READ = frozenset({b"content-length", b"x-correlation-id", b"x-request-deadline"})
+
+
+def _headers(scope) -> dict[bytes, str]:
+    """The request headers this middleware reads (the first of each), in one pass."""
+    found: dict[bytes, str] = {}
     for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+        if key in _READ and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
 
 
 async def _answer(send, status: int, code: str, message: str, extra=()) -> None:
@@ -48,12 +55,27 @@ class RequestContextMiddleware:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        # (route, method, status) -> the two metrics' children. `.labels()` validates and
+        # locks on every call; a route template, a method and a status are few.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def _metrics(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                http_requests_total.labels(self.service, route, method, str(status)),
+                http_request_duration_seconds.labels(self.service, route, method),
+            )
+            self._children[key] = children
+        return children
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        cid = _header(scope, b"x-correlation-id") or str(uuid.uuid4())
+        headers = _headers(scope)
+        cid = headers.get(b"x-correlation-id") or str(uuid.uuid4())
         cid_token = log.correlation_id.set(cid)
         deadline_token = request_deadline.set(None)
         fault_token = applied_fault.set(None)
@@ -67,8 +89,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            refusal = self._refusal(scope)
-            if refusal is None and _header(scope, b"content-length") is None:
+            refusal = self._refusal(headers)
+            if refusal is None and b"content-length" not in headers:
                 receive, refusal = await self._buffer_unsized(receive)
             if refusal:
                 status, code, message = refusal
@@ -80,8 +102,9 @@ class RequestContextMiddleware:
             path = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
             status = status_holder[0]
-            http_requests_total.labels(self.service, path, scope["method"], str(status)).inc()
-            http_request_duration_seconds.labels(self.service, path, scope["method"]).observe(elapsed)
+            requests, duration = self._metrics(path, scope["method"], status)
+            requests.inc()
+            duration.observe(elapsed)
             if path not in _QUIET:
                 _logger.info(
                     "http.request",
@@ -95,11 +118,11 @@ class RequestContextMiddleware:
             request_deadline.reset(deadline_token)
             applied_fault.reset(fault_token)
 
-    def _refusal(self, scope) -> tuple[int, str, str] | None:
-        length = _header(scope, b"content-length")
+    def _refusal(self, headers: dict[bytes, str]) -> tuple[int, str, str] | None:
+        length = headers.get(b"content-length")
         if length and length.isdigit() and int(length) > self.max_body_bytes:
             return 413, "body_too_large", f"request body is {length} bytes; the limit is {self.max_body_bytes}"
-        raw_deadline = _header(scope, b"x-request-deadline")
+        raw_deadline = headers.get(b"x-request-deadline")
         if raw_deadline:
             try:
                 deadline = int(raw_deadline) / 1000
