@@ -78,7 +78,8 @@ def drill(
     wall = time.monotonic() - started
     reports.write(results, report_dir, wall)
     summary = Table(title=f"{sum(r.ok for r in results)}/{len(results)} drills passed in {wall:.0f}s")
-    for column in ("incident", "verdict", "detect (s)", "recover (s)", "orders attempted", "succeeded", "failed step"):
+    columns = ("incident", "verdict", "detect (s)", "page (s)", "recover (s)", "budget spent", "orders", "failed step")
+    for column in columns:
         summary.add_column(column)
     for r in results:
         failed = next((f"{s.name}: {s.detail}" for s in r.steps if not s.ok), "")
@@ -86,9 +87,10 @@ def drill(
             r.incident,
             "[green]passed[/]" if r.ok else "[red]FAILED[/]",
             str(r.time_to_detect_s or "-"),
+            f"{r.time_to_page_s} ({r.page_vs_alert})" if r.time_to_page_s is not None else "-",
             str(r.time_to_recover_s or "-"),
-            str(r.orders_attempted or "-"),
-            str(r.orders_succeeded or "-"),
+            reports.spent_line(r, short=True),
+            f"{r.orders_succeeded or 0}/{r.orders_attempted or 0}",
             failed[:120],
         )
     console.print(summary)

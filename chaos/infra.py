@@ -22,7 +22,7 @@ from pathlib import Path
 
 import asyncpg
 
-from chaos import prometheus_config
+from chaos import alertmanager_config, prometheus_config
 from chaos.layout import StackLayout
 
 
@@ -195,26 +195,16 @@ def prometheus(layout: StackLayout, config: Path) -> Program | None:
 
 
 def alertmanager(layout: StackLayout) -> Program | None:
-    """None when Alertmanager is not installed. Every incident's alert goes to
-    notifications' webhook, so alerts can be seen arriving without Grafana (`GET /alerts`).
-    Watchdog, the dead man's switch, goes to a receiver that notifies nobody: it is read
-    from Alertmanager's API (prometheus/alertmanager.yml, the compose stack's, does the same)."""
+    """None when Alertmanager is not installed. Alerts go to notifications' webhook as a
+    page or a ticket, so they can be seen arriving without Grafana (`GET /alerts`); Watchdog,
+    the dead man's switch, to a receiver that notifies nobody: it is read from Alertmanager's
+    API. The routing is chaos/alertmanager_config.py's, the compose stack's too."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if not binary:
         return None
     data = layout.run_dir / "alertmanager"
     data.mkdir(parents=True, exist_ok=True)
-    wait = "1s" if layout.profile == "ci" else "10s"
-    config = layout.run_dir / "alertmanager.yml"
-    config.write_text(
-        "route:\n  receiver: notifications\n  group_by: [alertname]\n"
-        f"  group_wait: {wait}\n  group_interval: {wait}\n  repeat_interval: 4h\n"
-        "  routes:\n    - matchers: ['alertname=\"Watchdog\"']\n      receiver: watchdog\n"
-        "      repeat_interval: 24h\n"
-        "receivers:\n  - name: notifications\n    webhook_configs:\n"
-        f"      - url: {layout.url('notifications')}/alerts\n        send_resolved: true\n"
-        "  - name: watchdog\n"
-    )
+    config = alertmanager_config.write(layout)
     return Program(
         "alertmanager",
         [

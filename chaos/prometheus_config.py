@@ -37,9 +37,9 @@ COMPOSE_RESEND_DELAY = "2s"
 # windows by 6 (rate(x[1m]) becomes rate(x[10s])).
 CI_FOR_DIVISOR = 12
 CI_WINDOW_DIVISOR = 6
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
-_WINDOW = re.compile(r"\[(\d+)(s|m|h)(:\d+[smh])?\]")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_WINDOW = re.compile(r"\[(\d+)(s|m|h|d)(:\d+[smh])?\]")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def config(
@@ -140,7 +140,7 @@ def shrink(duration: str, divisor: int) -> str:
 
 
 def seconds(duration: str) -> float:
-    """A Prometheus duration of one unit ("15s", "1m", "500ms") in seconds."""
+    """A Prometheus duration of one unit ("15s", "1m", "500ms", "30d") in seconds."""
     match = _DURATION.match(str(duration))
     if not match:
         raise ValueError(f"not a duration: {duration!r}")

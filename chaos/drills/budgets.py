@@ -46,6 +46,19 @@ both:
 configuration states: a process starting again, locust's requests reaching the
 window, the drill's own polling. With the training profile, PaymentsErrors gets
 ceil(1.25 x (1 + 15 + 60 + 60 + 30) + 20) = 228 s to detect; in ci, 44 s.
+
+An incident with an SLO page (`page` in the catalogue) must fire that page too: the SLO's
+fast-burn alert, which fires once the error ratio over its long window `W_long` (and its
+short one) passes `threshold` = 14.4 x the error budget. With a share `bad` of order
+requests going bad from the inject on, the ratio over `W_long` grows as
+`bad x elapsed / W_long` (chaos/slo/budget.py), so:
+
+    page    = chaos_refresh_s + scrape + W_long x threshold / bad + for + 2 x eval
+    recover = ... as above, with the page's short window `W_short` among the windows
+
+(the page stops once its short window no longer holds the incident). With the margin,
+payments-errors (half its orders bad at least) gets ceil(1.25 x (1 + 15 + 3600 x 0.072 /
+0.5 + 60 + 30) + 20) = 801 s to page in training, and 139 s in ci.
 """
 
 from __future__ import annotations
@@ -57,6 +70,7 @@ from functools import cache
 
 from chaos import prometheus_config
 from chaos.drills.model import Incident
+from chaos.slo import budget, rules, spec
 from services.common.web.settings import profile_defaults
 
 MARGIN_RATIO = 1.25
@@ -71,6 +85,9 @@ class Budgets:
     # The terms of each sum, before the margin (name -> seconds), for the report.
     detect_terms: dict[str, float] = field(default_factory=dict)
     recover_terms: dict[str, float] = field(default_factory=dict)
+    # The SLO page's detect budget and its terms, for an incident with a page.
+    page_s: float | None = None
+    page_terms: dict[str, float] = field(default_factory=dict)
 
 
 @cache
@@ -82,17 +99,21 @@ def _rules(profile: str) -> tuple[dict[str, str], dict[str, dict]]:
     return records, alerts
 
 
-def _windows(expr: str, profile: str) -> tuple[float, float]:
-    """(longest window of `expr` itself, longest window of the recording rules it reads)."""
+def _read_windows(expr: str, profile: str) -> list[float]:
+    """The range windows of the recording rules `expr` reads."""
     records, _ = _rules(profile)
-    own = max(prometheus_config.range_windows_s(expr), default=0.0)
-    read = [
+    return [
         window
         for name, record in records.items()
         if re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr)
         for window in prometheus_config.range_windows_s(record)
     ]
-    return own, max(read, default=0.0)
+
+
+def _windows(expr: str, profile: str) -> tuple[float, float]:
+    """(longest window of `expr` itself, longest window of the recording rules it reads)."""
+    own = max(prometheus_config.range_windows_s(expr), default=0.0)
+    return own, max(_read_windows(expr, profile), default=0.0)
 
 
 def _clear_s(expr: str, profile: str) -> float:
@@ -118,7 +139,7 @@ def of(incident: Incident, profile: str) -> Budgets:
         raise ValueError(f"{incident.id}: alert {incident.alert!r} is not a rule of prometheus/rules/")
     if incident.detection == "dead-mans-switch":
         detect = {"alert lifetime in Alertmanager": prometheus_config.alert_lifetime_s(profile), "eval": evaluation}
-        windows = {"windows (success rate, recovered_when)": max(rate_s, when_s)}
+        cleared = {"success rate": rate_s, "recovered_when": when_s}
     else:
         rule = alerts[incident.alert]
         fire = max(_windows(str(rule["expr"]), profile))
@@ -129,12 +150,50 @@ def of(incident: Incident, profile: str) -> Budgets:
             "for": prometheus_config.seconds(rule.get("for", "0s")),
             "2 x eval": 2 * evaluation,
         }
-        clear = _clear_s(str(rule["expr"]), profile)
-        windows = {"windows (alert, success rate, recovered_when)": max(clear, rate_s, when_s)}
+        cleared = {"alert": _clear_s(str(rule["expr"]), profile), "success rate": rate_s, "recovered_when": when_s}
+    page: dict[str, float] = {}
+    if incident.page is not None:
+        page, cleared["page"] = _page(incident, profile, {**common, "scrape": scrape}, evaluation)
+    windows = {f"windows ({', '.join(cleared)})": max(cleared.values())}
     recover = {**common, **gates, "scrape": scrape, **windows, "2 x eval": 2 * evaluation}
     return Budgets(
         detect_s=_finish(detect, incident.detect_extra_s),
         recover_s=_finish(recover, incident.recover_extra_s),
         detect_terms=detect,
         recover_terms=recover,
+        page_s=_finish(page, 0) if page else None,
+        page_terms=page,
     )
+
+
+def _page(
+    incident: Incident, profile: str, seen: dict[str, float], evaluation: float
+) -> tuple[dict[str, float], float]:
+    """The terms of the SLO page's detect budget (after `seen`, how soon the fault shows
+    in a scrape), and the page's short window."""
+    assert incident.page is not None
+    slo = spec.by_name(incident.page.slo)
+    _, alerts = _rules(profile)
+    rule = alerts[slo.alert(spec.PAGE)]
+    read = _read_windows(str(rule["expr"]), profile)
+    long_s, short_s = max(read), min(read)
+    fill = budget.fire_after_s(slo.threshold(spec.PAGE), long_s, incident.page.bad_share)
+    terms = {
+        **seen,
+        "page long window x threshold / bad share": fill,
+        "for": prometheus_config.seconds(rule["for"]),
+        "2 x eval": 2 * evaluation,
+    }
+    return terms, short_s
+
+
+def period_s(slo: spec.Slo, profile: str) -> float:
+    """An SLO's period (its error budget's window) as the profile loads its rules: the
+    definition's in training, shrunk like every range window in ci."""
+    name = rules.ratio_record(slo.window)
+    [rule] = [
+        r
+        for r in prometheus_config.profile_rules(profile)
+        if r.get("record") == name and r.get("labels", {}).get("slo") == slo.name
+    ]
+    return max(prometheus_config.range_windows_s(str(rule["expr"])))

@@ -9,7 +9,7 @@ run from the repository root; `chaoslab` finds the stack through $CHAOSLAB_RUN_D
 
 from __future__ import annotations
 
-from chaos.drills.model import Incident, Step, sh
+from chaos.drills.model import Incident, Page, Step, sh
 
 STATUS = sh("chaoslab status")
 BREAKERS = sh("chaoslab breakers")
@@ -25,6 +25,10 @@ def _load(scenario: str, note: str) -> Step:
     return Step(action=f"start_load:{scenario}", note=note)
 
 
+# The SLOs of prometheus/slos.yml an incident can spend (docs/slo.md).
+AVAILABILITY = "orders-availability"
+LATENCY = "orders-latency"
+
 STOP_LOAD = Step(action="stop_load", note="Stop the runaway load (Ctrl-C in locust, or stop the client).")
 
 INCIDENTS: tuple[Incident, ...] = (
@@ -32,6 +36,8 @@ INCIDENTS: tuple[Incident, ...] = (
         id="payments-errors",
         title="Payments fails most calls",
         severity="SEV1",
+        slos=(AVAILABILITY,),
+        page=Page(AVAILABILITY, bad_share=0.5),
         what_happens=(
             "payments answers 5xx to most charges. Orders' breaker on payments opens, so calls fail at once "
             "instead of piling up; orders end payment_failed and their stock is released."
@@ -65,6 +71,7 @@ INCIDENTS: tuple[Incident, ...] = (
         id="payments-latency",
         title="Payments is slow",
         severity="SEV2",
+        slos=(LATENCY, AVAILABILITY),
         what_happens=(
             "payments takes seconds to answer. Orders' calls time out at their budget and the slow-call "
             "breaker opens, so the gateway keeps answering in bounded time."
@@ -88,6 +95,8 @@ INCIDENTS: tuple[Incident, ...] = (
         id="payments-down",
         title="Payments process dead",
         severity="SEV1",
+        slos=(AVAILABILITY,),
+        page=Page(AVAILABILITY, bad_share=0.5),
         what_happens=(
             "The payments process is gone and does not come back. Its target is down in Prometheus; orders' "
             "breaker opens on refused connections and orders end payment_failed."
@@ -112,6 +121,7 @@ INCIDENTS: tuple[Incident, ...] = (
         max_5xx_share=0.9,
         title="Inventory lock contention",
         severity="SEV2",
+        slos=(AVAILABILITY, LATENCY),
         what_happens=(
             "inventory holds its stock row locks for seconds. Under load, orders' bulkhead on inventory "
             "fills and rejects the excess at once instead of queueing it."
@@ -139,11 +149,10 @@ INCIDENTS: tuple[Incident, ...] = (
     ),
     Incident(
         id="gateway-overload",
-        # With static admission the surge still trips breakers into 503s (measured 28% in ci):
-        # the adaptive door (ADMISSION=adaptive) removes them; lower this when it is the default.
-        max_5xx_share=0.5,
         title="Traffic surge past capacity",
         severity="SEV2",
+        slos=(AVAILABILITY,),
+        page=Page(AVAILABILITY, bad_share=0.3),
         what_happens=(
             "A surge sends more requests than the gateway admits. It sheds the excess with 429 and "
             "Retry-After while the admitted requests keep their latency."
@@ -151,7 +160,7 @@ INCIDENTS: tuple[Incident, ...] = (
         alert="GatewayOverload",
         symptoms=(
             "`load_shed_total` rising on the gateway",
-            '`http_inflight_requests{job="gateway"}` at MAX_INFLIGHT',
+            '`http_inflight_requests{job="gateway"}` at `concurrency_limit{job="gateway"}`, the adaptive limit',
             '`job:http_requests_429:ratio_rate1m{job="gateway"}` over 0.05',
         ),
         diagnose=(
@@ -160,7 +169,10 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         inject=(_load("shop/surge", "A marketing push: locust's SurgeShape (CHAOSLAB_SHAPE=surge)."),),
         remediate=(STOP_LOAD,),
-        recovered="Shedding stops once the surge is over (or raise MAX_INFLIGHT / scale the gateway).",
+        recovered=(
+            "Shedding stops once the surge is over. The adaptive limit follows the machine's capacity: "
+            "more capacity means scaling the gateway and what it calls, not raising a number."
+        ),
         data_loss=VERIFY_NOTE + " A shed request never reached orders: its client retries with the same key.",
         extra={
             "CHAOSLAB_SURGE_BASE_USERS": "5",
@@ -175,6 +187,7 @@ INCIDENTS: tuple[Incident, ...] = (
         id="cannot-scale",
         title="Load beyond one payments replica",
         severity="SEV2",
+        slos=(LATENCY,),
         what_happens=(
             "More charges arrive than one payments replica can authorise. Each replica has a few card-processor "
             "connections (capacity: connections / service time: 30 charges/s in ci, 320 in training, which a "
@@ -274,6 +287,7 @@ INCIDENTS: tuple[Incident, ...] = (
         max_5xx_share=0.4,
         title="Duplicate request storm",
         severity="SEV3",
+        slos=(AVAILABILITY,),
         what_happens=(
             "Clients retry one order many times at once with the same idempotency key. Orders answers "
             "them all with the one order: one reservation, one charge."
@@ -291,12 +305,13 @@ INCIDENTS: tuple[Incident, ...] = (
         id="retry-amplification",
         title="Retries amplify a partial failure",
         severity="SEV2",
+        slos=(AVAILABILITY,),
         what_happens=(
-            "About one in seven of payments' answers fails: far under the breaker's 50 % over 20 calls, so it "
-            "stays closed (at 40 % a window of 20 calls passes 50 % within seconds, and in training the breaker "
-            "then stays open 30 s and hides the retries), enough to make orders retry one call in six. Orders "
-            "retries with the same key, but only inside its retry budget, so a failing downstream never gets a "
-            "multiple of its normal load."
+            "About one in seven of payments' answers fails: far under the breaker's 50 % over its window of 100 "
+            "calls (50 in ci), so it stays closed (at 40 % a small window passes 50 % by chance, and in training "
+            "the breaker then stays open 30 s and hides the retries), enough to make orders retry one call in "
+            "six. Orders retries with the same key, but only inside its retry budget, so a failing downstream "
+            "never gets a multiple of its normal load."
         ),
         alert="RetryAmplification",
         symptoms=(
@@ -317,6 +332,8 @@ INCIDENTS: tuple[Incident, ...] = (
         max_5xx_share=0.9,
         title="Payments hangs and inventory slows",
         severity="SEV1",
+        slos=(AVAILABILITY, LATENCY),
+        page=Page(AVAILABILITY, bad_share=0.5),
         what_happens=(
             "payments stops answering and inventory slows down together. Timeouts, breakers and bulkheads "
             "keep the gateway answering quickly instead of hanging with them."
@@ -335,12 +352,19 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         data_loss=VERIFY_NOTE,
         faults=(("payments", "hang_rate", 1.0), ("inventory", "latency_ms", 2000)),
+        # Two breakers must open, each over a count window that the steady state filled with
+        # successes: half its calls (50 of 100 in training, 25 of 50 in ci) must fail first, and
+        # at the drill's few orders/s, every one of them waiting for a timeout, that takes
+        # 15-25 s on each edge (measured 137 s of 153 to detect in training, 27 of 31 in ci).
+        detect_extra_s=30,
         recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
     Incident(
         id="database-down",
         title="PostgreSQL unreachable",
         severity="SEV1",
+        slos=(AVAILABILITY,),
+        page=Page(AVAILABILITY, bad_share=0.5),
         what_happens="PostgreSQL is down. Services answer 503 fast instead of hanging; no order is half-written.",
         alert="DatabaseDown",
         symptoms=("`db_up` = 0 on every service with a database", "503 `database_unavailable` answers"),
@@ -358,6 +382,7 @@ INCIDENTS: tuple[Incident, ...] = (
         id="db-pool-exhaustion",
         title="Database pool exhausted",
         severity="SEV2",
+        slos=(AVAILABILITY, LATENCY),
         what_happens=(
             "Connections are held and not given back. Requests wait for the pool up to its acquire timeout, "
             "then fail with 503: never for ever."
@@ -390,6 +415,7 @@ INCIDENTS: tuple[Incident, ...] = (
         id="worker-unhealthy",
         title="One payments replica fails every call",
         severity="SEV2",
+        slos=(AVAILABILITY,),
         what_happens=(
             "Of three payments replicas, one fails every call. Orders ejects it from its pool and the two "
             "healthy replicas take the traffic."
@@ -448,6 +474,7 @@ INCIDENTS: tuple[Incident, ...] = (
         id="rate-limit-misconfig",
         title="Per-client rate limit set far too low",
         severity="SEV1",
+        slos=(AVAILABILITY,),
         what_happens="The gateway's per-client limit is set far too low: good users get 429.",
         alert="RateLimitMisconfig",
         symptoms=(
@@ -486,6 +513,7 @@ INCIDENTS: tuple[Incident, ...] = (
         id="multi-failure",
         title="Redis, Prometheus and payments fail together",
         severity="SEV1",
+        slos=(AVAILABILITY,),
         what_happens=(
             "Three things break at once. Recover in order: visibility first (Prometheus), then stability "
             "(Redis, so the chaos store is known), then the broken part (payments)."

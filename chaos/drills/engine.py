@@ -1,11 +1,11 @@
 """The drill engine: one incident of the runbook, run end to end under load.
 
 The six steps of every drill (docs/incidents.md): steady state, inject, detect (the
-named alert firing in Prometheus; time to detect), remediate (the runbook's own
-commands, run as written), recover within budget (time to recover), and `chaoslab
-verify` clean. Whatever happens (a failed step, Ctrl-C), every fault is rolled back
-before it returns: faults cleared, stopped programs started, extra replicas removed,
-load stopped.
+named alert firing in Prometheus; time to detect; and the SLO page, for an incident
+that must page: chaos/drills/symptoms.py), remediate (the runbook's own commands, run
+as written), recover within budget (time to recover), and `chaoslab verify` clean.
+Whatever happens (a failed step, Ctrl-C), every fault is rolled back before it returns:
+faults cleared, stopped programs started, extra replicas removed, load stopped.
 """
 
 from __future__ import annotations
@@ -23,15 +23,16 @@ from pathlib import Path
 import redis
 
 from chaos import ledger as client_ledger
-from chaos import runner, supervision
+from chaos import prometheus_config, runner, supervision
 from chaos import verify as verifier
 from chaos.compose import ComposeError, ComposeStack
-from chaos.drills import budgets
+from chaos.drills import budgets, symptoms
 from chaos.drills.load import Failures, Load
 from chaos.drills.model import Incident, Step
 from chaos.drills.prom import Prometheus, PrometheusUnavailable
 from chaos.drills.watchdog import DeadMansSwitch
 from chaos.layout import SERVICES, StackLayout
+from chaos.slo import spec as slo_spec
 from services.common.faults.catalogue import parse_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +44,10 @@ TIMELINE = {
     "gateway p99 (s)": 'job:http_request_duration_seconds:p99_rate1m{job="gateway"}',
     "breakers open": "max(breaker_state)",
     "outbox pending": "sum(outbox_pending)",
+    # The page fires while this (over 5 m, and over 1 h) is above 14.4 (docs/slo.md).
+    "availability burn rate (5m)": (
+        'slo:sli_error:ratio_rate5m{slo="orders-availability"} / on (slo) slo:error_budget:ratio'
+    ),
 }
 
 
@@ -91,6 +96,15 @@ class DrillResult:
     load_failures: dict = field(default_factory=dict)
     # The client ledger's counts (chaos/ledger.py Summary) and its 5xx in the incident's window.
     ledger: dict = field(default_factory=dict)
+    # The customers' side (chaos/drills/symptoms.py): the SLO page that fired first, in
+    # seconds since the inject, the budget it is held to (an incident that must page),
+    # whether it came before, with or after the alert above, and per SLO the error
+    # budget the drill spent from the inject to the recovery.
+    page_alert: str | None = None
+    time_to_page_s: float | None = None
+    page_budget_s: float | None = None
+    page_vs_alert: str = ""
+    budget_spent: dict[str, dict[str, float]] = field(default_factory=dict)
     timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -120,6 +134,10 @@ class Drill:
         self.result = DrillResult(incident.id, incident.title, incident.alert)
         self.budgets = budgets.of(incident, layout.profile)
         self.result.detect_budget_s, self.result.recover_budget_s = self.budgets.detect_s, self.budgets.recover_s
+        self.result.page_budget_s = self.budgets.page_s
+        self.pages = symptoms.PageWatch.of(incident.slos)
+        # The page the drill waits for (fired in detect, resolved in recover), if any.
+        self.page = slo_spec.by_name(incident.page.slo).alert(slo_spec.PAGE) if incident.page else None
         # Detected by the dead man's switch: Watchdog, as Alertmanager lists it.
         self.switch = DeadMansSwitch(layout.url("alertmanager")) if incident.detection == "dead-mans-switch" else None
         # The replicas each service runs before the drill: the rollback brings them back.
@@ -142,6 +160,7 @@ class Drill:
         try:
             self._step("steady state", self._steady)
             self._mark("inject")
+            self.pages.armed(self._firing())
             self._step("inject", lambda: self._run_steps(inc.inject))
             self._step("detect", self._detect)
             self._mark("remediate")
@@ -155,6 +174,7 @@ class Drill:
             self.result.steps.append(StepResult("interrupted", False, 0, "Ctrl-C: rolled back"))
             raise
         finally:
+            self._symptoms()
             for extra in self.extra_loads:
                 extra.stop()
             load.stop()
@@ -170,40 +190,83 @@ class Drill:
     def _steady(self) -> str:
         alert = self.incident.prometheus_alert
         quiet = f"{alert} silent" if alert else f"{self.incident.alert} in Alertmanager"
+        quiet += f", {self.page} silent" if self.page else ""
 
         def holds() -> str | None:
             if not self.prom.up():
                 return None
             rate = self.prom.value(SUCCESS_RATE)
             firing = self.prom.firing()
-            if rate_holds(rate, self.incident.steady_success) and alert not in firing and self._switch_armed():
+            if (
+                rate_holds(rate, self.incident.steady_success)
+                and not {alert, self.page} & firing
+                and self._switch_armed()
+            ):
                 return f"success rate {rate:.2f}, {quiet}"
             return None
 
         return self._poll(holds, self.steady_budget_s, "the steady state never held")[0]
 
     def _detect(self) -> str:
+        """The incident's alert, then (for an incident that must page) its SLO page too,
+        each timed from the inject and held to its own budget."""
         alert = self.incident.alert
+        budget_s, page_budget_s = self.budgets.detect_s, self.budgets.page_s or 0.0
+        never = f"{alert} never {'fired' if self.switch is None else 'left Alertmanager'} ({budget_s:.0f}s)"
 
         def detected() -> str | None:
-            if self.switch is not None:  # the dead man's switch: Prometheus itself is what broke
-                return f"{alert} gone from Alertmanager" if self.switch.armed() is False else None
-            try:
-                return f"{alert} firing" if alert in self.prom.firing() else None
-            except PrometheusUnavailable:
+            firing = self._firing()
+            # The dead man's switch: Prometheus itself is what broke.
+            found = self.switch.armed() is False if self.switch is not None else alert in firing
+            took_s = time.monotonic() - self.clock["inject"]
+            self.pages.see(firing, took_s)
+            if self.result.time_to_detect_s is None:
+                if not found:
+                    if took_s >= budget_s:
+                        raise StepFailed(never)
+                    return None
+                self.result.time_to_detect_s = round(took_s, 1)
+            if self.page and self.page not in self.pages.fired_s:
+                if took_s >= page_budget_s:
+                    raise StepFailed(f"{self.page} never fired ({page_budget_s:.0f}s)")
                 return None
+            return f"{alert} {'firing' if self.switch is None else 'gone from Alertmanager'}"
 
-        budget_s = self.budgets.detect_s
-        detail, took_s = self._poll(
-            detected,
-            budget_s,
-            f"{alert} never {'fired' if self.switch is None else 'left Alertmanager'}",
-            since=self.clock["inject"],
-        )
-        self.result.time_to_detect_s = round(took_s, 1)
-        self._within_budget("detected", self.result.time_to_detect_s, budget_s)
+        detail, _ = self._poll(detected, max(budget_s, page_budget_s), never, since=self.clock["inject"])
+        self._within_budget("detected", self.result.time_to_detect_s or 0.0, budget_s)
+        if self.page:
+            self._within_budget(f"{self.page} fired", self.pages.fired_s[self.page], page_budget_s)
+            detail += f" after {self.result.time_to_detect_s}s, {self.page} after {self.pages.fired_s[self.page]}s"
+        else:
+            detail += f" after {self.result.time_to_detect_s}s"
         outputs = self._run_steps(self.incident.diagnose, diagnose=True)
-        return f"{detail} after {self.result.time_to_detect_s}s; {outputs}"
+        return f"{detail}; {outputs}"
+
+    def _firing(self) -> set[str]:
+        """The alerts firing in Prometheus now; none while it does not answer."""
+        try:
+            return self.prom.firing()
+        except PrometheusUnavailable:
+            return set()
+
+    def _symptoms(self) -> None:
+        """Once the drill is over, passed or not: the first SLO page and how it came
+        against the incident's alert, and the error budget each SLO lost from the inject
+        to the recovery (or to now, when it never came)."""
+        if "inject" not in self.result.marks:
+            return
+        first = self.pages.first()
+        if first is not None:
+            self.result.page_alert, self.result.time_to_page_s = first
+        together_s = 2 * prometheus_config.seconds(prometheus_config.SCRAPE_INTERVAL[self.layout.profile])
+        self.result.page_vs_alert = symptoms.order(self.result.time_to_page_s, self.result.time_to_detect_s, together_s)
+        start, end = self.result.marks["inject"], self.result.marks.get("recovered", time.time())
+        for slo in slo_spec.slos():
+            try:
+                period_s = budgets.period_s(slo, self.layout.profile)
+                self.result.budget_spent[slo.name] = symptoms.spent(self.prom, slo, start, end, period_s)
+            except PrometheusUnavailable:
+                continue
 
     def _recover(self) -> str:
         alert = self.incident.prometheus_alert
@@ -211,7 +274,9 @@ class Drill:
 
         def recovered() -> str | None:
             try:
-                if alert is not None and alert in self.prom.firing():
+                firing = self.prom.firing()
+                self.pages.see(firing, time.monotonic() - self.clock["inject"])
+                if {alert, self.page} & firing:
                     return None
                 if not self._switch_armed():
                     return None
@@ -226,6 +291,8 @@ class Drill:
                     return None
             return f"{over}, success rate {rate:.2f}"
 
+        if self.page:
+            over += f", {self.page} resolved"
         budget_s = self.budgets.recover_s
         detail, took_s = self._poll(recovered, budget_s, "did not recover within budget", since=self.clock["remediate"])
         self.result.time_to_recover_s = round(took_s, 1)

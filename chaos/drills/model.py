@@ -25,6 +25,18 @@ def sh(command: str) -> Step:
     return Step(run=command)
 
 
+@dataclass(frozen=True)
+class Page:
+    """The SLO page that must detect an incident too, besides its own alert: `slo`'s
+    fast-burn alert (prometheus/rules/slo.yml). `bad_share` is the least share of order
+    requests the incident makes bad while it lasts (measured, with room): the page's
+    detect budget follows from it (chaos/drills/budgets.py), since the fewer requests go
+    bad, the longer the burn takes to fill the page's long window."""
+
+    slo: str
+    bad_share: float
+
+
 @dataclass(frozen=True, kw_only=True)
 class Incident:
     id: str
@@ -64,6 +76,13 @@ class Incident:
     # turn clients away with 402, 429 or a few 503s; one whose very effect is 503s (the
     # database down) says so.
     max_5xx_share: float = 0.1
+    # The SLOs (prometheus/slos.yml) whose error budget the incident spends: the runbook
+    # names them, and while one of their pages fires, Alertmanager attaches the incident's
+    # alerts to it (inhibition) rather than sending them on their own.
+    slos: tuple[str, ...] = ()
+    # The SLO page that must detect it too, within its own budget (None: the drill only
+    # reports a page if one comes).
+    page: Page | None = None
 
     @property
     def prometheus_alert(self) -> str | None:

@@ -35,9 +35,11 @@ class Prometheus:
         except (urllib.error.URLError, OSError):
             return False
 
-    def value(self, expr: str) -> float | None:
-        """The first sample of an instant query, or None when it has no result."""
-        result = self._get("/api/v1/query", query=expr)["result"]
+    def value(self, expr: str, at: float | None = None) -> float | None:
+        """The first sample of an instant query (now, or at Unix time `at`), or None when
+        it has no result."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        result = self._get("/api/v1/query", **params)["result"]
         return float(result[0]["value"][1]) if result else None
 
     def firing(self) -> set[str]:

@@ -2,8 +2,9 @@
 
 The HTML page shows, per drill, the verdict of each step, what locust's own checks found
 (contract violations, which fail a drill, and failures the incident is expected to cause,
-which are only counted) and a timeline (success rate, p99, breaker state, outbox pending)
-with the inject and remediate moments marked.
+which are only counted), the customers' side (the SLO page against the incident's alert,
+and the error budget each SLO lost) and a timeline (success rate, p99, breaker state,
+outbox pending) with the inject and remediate moments marked.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def junit(results: list[DrillResult], wall_s: float) -> bytes:
             ET.SubElement(case, "failure", message=f"{step.name}: {step.detail}" if step else "incomplete")
         out = ET.SubElement(case, "system-out")
         lines = [f"{s.name}: {'ok' if s.ok else 'FAILED'} ({s.seconds}s) {s.detail}" for s in r.steps]
+        lines += [f"customers: {page_line(r)}", f"error budget spent: {spent_line(r)}"]
         for kind, label in KINDS:
             lines += [f"locust {label}: {message} x{count}" for message, count in _failures(r, kind).items()]
         out.text = "\n".join(lines)
@@ -61,6 +63,31 @@ KINDS = (("violations", "contract violation"), ("expected", "expected failure"))
 def _failures(r: DrillResult, kind: str) -> dict[str, int]:
     """locust's failures of one class (`violations` or `expected`), by message."""
     return dict(r.load_failures.get(kind) or {})
+
+
+def spent_line(r: DrillResult, *, short: bool = False) -> str:
+    """What each SLO lost: `orders-availability 4.20% (bad 63.0%, 126x for 95 s)`, or
+    `availability 4.20%` when `short`."""
+    parts = []
+    for slo, cost in r.budget_spent.items():
+        if short:
+            parts.append(f"{slo.removeprefix('orders-')} {cost['budget_spent']:.2%}")
+        else:
+            rate = f"bad {cost['bad_share']:.1%}, {cost['burn_rate']:g}x for {cost['seconds']:g} s"
+            parts.append(f"{slo} {cost['budget_spent']:.2%} ({rate})")
+    return ("; " if not short else ", ").join(parts) or "-"
+
+
+def page_line(r: DrillResult) -> str:
+    """`OrdersAvailabilityFastBurn after 61.2 s (budget 139 s), after PaymentsErrors (8.2 s)`."""
+    if r.time_to_page_s is None:
+        return "no SLO page" + (f" within its {r.page_budget_s:.0f} s budget" if r.page_budget_s else "")
+    budget = f" (budget {r.page_budget_s:.0f} s)" if r.page_budget_s else ""
+    if r.page_vs_alert in ("before", "with", "after"):
+        relation = f"{r.page_vs_alert} {r.alert} ({r.time_to_detect_s} s)"
+    else:
+        relation = r.page_vs_alert
+    return f"{r.page_alert} after {r.time_to_page_s} s{budget}, {relation}"
 
 
 def _failure_table(r: DrillResult) -> str:
@@ -111,7 +138,9 @@ def page(results: list[DrillResult], wall_s: float) -> str:
             f"<td>{r.time_to_recover_s or '-'} / {r.recover_budget_s or '-'}</td>"
             f"<td>{r.orders_attempted if r.orders_attempted is not None else '-'}</td>"
             f"<td>{r.orders_succeeded if r.orders_succeeded is not None else '-'}</td>"
-            f"<td>{sum(_failures(r, 'violations').values())}</td><td>{sum(_failures(r, 'expected').values())}</td></tr>"
+            f"<td>{sum(_failures(r, 'violations').values())}</td><td>{sum(_failures(r, 'expected').values())}</td>"
+            f"<td>{r.time_to_page_s or '-'} / {r.page_budget_s or '-'}</td><td>{r.page_vs_alert or '-'}</td>"
+            f"<td>{html.escape(spent_line(r, short=True))}</td></tr>"
         )
         steps = "".join(
             f"<tr><td>{html.escape(s.name)}</td><td class='{'passed' if s.ok else 'FAILED'}'>"
@@ -122,6 +151,8 @@ def page(results: list[DrillResult], wall_s: float) -> str:
         sections.append(
             f"<section id='{r.incident}'><h2>{r.incident}: {html.escape(r.title)} "
             f"<span class='{verdict}'>{verdict}</span></h2><p>alert: {r.alert or 'watchdog'}</p>"
+            f"<p>customers: {html.escape(page_line(r))}</p>"
+            f"<p>error budget spent (share of a whole period's): {html.escape(spent_line(r))}</p>"
             f"<table><tr><th>step</th><th>verdict</th><th>time</th><th>detail</th></tr>{steps}</table>"
             f"{_failure_table(r)}"
             f"<div>{charts}</div></section>"
@@ -135,6 +166,7 @@ svg{{display:block;margin:4px 0}}</style></head><body>
 <h1>chaoslab drills</h1>
 <p>{len(results)} drill(s), {sum(r.ok for r in results)} passed, wall time {wall_s:.0f}s, {when}.</p>
 <table><tr><th>incident</th><th>verdict</th><th>time to detect / budget (s)</th><th>time to recover / budget (s)</th>
-<th>orders attempted</th><th>orders succeeded</th><th>contract violations</th><th>expected failures</th></tr>
+<th>orders attempted</th><th>orders succeeded</th><th>contract violations</th><th>expected failures</th>
+<th>SLO page / budget (s)</th><th>page vs alert</th><th>error budget spent</th></tr>
 {"".join(rows)}</table>
 {"".join(sections)}</body></html>"""

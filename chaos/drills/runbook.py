@@ -6,6 +6,7 @@ from __future__ import annotations
 from chaos.drills import budgets
 from chaos.drills.catalog import INCIDENTS
 from chaos.drills.model import Incident, Step
+from chaos.slo import spec
 
 HEADER = """# chaoslab runbook
 
@@ -28,7 +29,11 @@ scripts in `chaos/scripts/` find Redis through `$REDIS_URL` (default
 
 ## Severity
 
-| severity | meaning | incidents |
+In brackets: the SLOs whose error budget the incident spends (`prometheus/slos.yml`,
+[docs/slo.md](docs/slo.md)). Their burn-rate pages alert on what customers feel; while
+one fires, the incident's own alerts are attached to it rather than sent on their own.
+
+| severity | meaning | incidents (the SLOs they spend) |
 |---|---|---|
 {severity_rows}
 
@@ -56,8 +61,8 @@ and a few seconds, the callee is still failing: read its log (`chaoslab logs <se
 
 ## Incidents
 
-| id | what happens | alert |
-|---|---|---|
+| id | what happens | alert | SLOs it spends |
+|---|---|---|---|
 {index_rows}
 """
 
@@ -85,6 +90,29 @@ def _alert_name(inc: Incident) -> str:
     return f"{inc.alert}" if inc.detection == "prometheus" else f"{inc.alert} missing (Alertmanager)"
 
 
+def _slo_names(inc: Incident) -> str:
+    return ", ".join(f"`{name}`" for name in inc.slos) or "none"
+
+
+def _spends(inc: Incident) -> str:
+    """Which SLOs' error budget the incident spends, and the page that must detect it."""
+    if not inc.slos:
+        return "**Spends** no SLO's error budget ([docs/slo.md](docs/slo.md)): orders are answered as usual."
+    links = " and ".join(f"[`{name}`](docs/slo.md#{name})" for name in inc.slos)
+    text = (
+        f"**Spends** the error budget of {links}. Its own alerts go out as tickets, attached to the SLO's page "
+        "while that fires (`chaoslab alerts`)."
+    )
+    if inc.page is None:
+        return text + " The drill reports an SLO page if one fires, and the budget spent."
+    training, ci = budgets.of(inc, "training"), budgets.of(inc, "ci")
+    return (
+        f"{text} The page, `{spec.by_name(inc.page.slo).alert(spec.PAGE)}`, must detect it too (with at least "
+        f"{inc.page.bad_share:.0%} of the order requests bad): within {training.page_s:.0f} s in training, "
+        f"{ci.page_s:.0f} s in ci."
+    )
+
+
 def section(inc: Incident) -> str:
     symptoms = "\n".join(f"- {s}" for s in inc.symptoms)
     alert = (
@@ -105,6 +133,8 @@ def section(inc: Incident) -> str:
 ## {inc.id}: {inc.title}
 
 **Severity** {inc.severity}. {inc.what_happens}
+
+{_spends(inc)}
 
 ### Symptoms
 
@@ -141,11 +171,14 @@ def section(inc: Incident) -> str:
 def render() -> str:
     by_severity: dict[str, list[str]] = {}
     for inc in INCIDENTS:
-        by_severity.setdefault(inc.severity, []).append(f"[{inc.id}](#{inc.id})")
+        hurt = f" ({', '.join(name.removeprefix('orders-') for name in inc.slos)})" if inc.slos else ""
+        by_severity.setdefault(inc.severity, []).append(f"[{inc.id}](#{inc.id}){hurt}")
     severity_rows = "\n".join(
         f"| {sev} | {MEANING[sev]} | {', '.join(ids)} |" for sev, ids in sorted(by_severity.items())
     )
-    index_rows = "\n".join(f"| [{inc.id}](#{inc.id}) | {inc.title} | {_alert_name(inc)} |" for inc in INCIDENTS)
+    index_rows = "\n".join(
+        f"| [{inc.id}](#{inc.id}) | {inc.title} | {_alert_name(inc)} | {_slo_names(inc)} |" for inc in INCIDENTS
+    )
     body = HEADER.format(severity_rows=severity_rows, index_rows=index_rows)
     body += "".join(section(inc) for inc in INCIDENTS)
     return body

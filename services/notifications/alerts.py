@@ -1,4 +1,5 @@
-"""Alerts received from Alertmanager's webhook, kept as they fire and resolve."""
+"""Alerts received from Alertmanager's webhook, kept as they fire and resolve, with the
+receiver Alertmanager routed them to (`page` or `ticket`, chaos/alertmanager_config.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-async def record(conn: Connection, alerts: list[dict[str, Any]]) -> int:
+async def record(conn: Connection, alerts: list[dict[str, Any]], *, receiver: str = "") -> int:
     await conn.executemany(
-        """INSERT INTO alerts (fingerprint, status, alertname, labels, annotations, starts_at, ends_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        """INSERT INTO alerts (fingerprint, status, alertname, labels, annotations, starts_at, ends_at, receiver)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
         [
             (
                 a.get("fingerprint", ""),
@@ -30,18 +31,20 @@ async def record(conn: Connection, alerts: list[dict[str, Any]]) -> int:
                 a.get("annotations", {}),
                 _time(a.get("startsAt")),
                 _time(a.get("endsAt")),
+                receiver,
             )
             for a in alerts
         ],
     )
     for a in alerts:
-        _logger.info("alert.received", alertname=a["labels"].get("alertname"), status=a["status"])
+        _logger.info("alert.received", alertname=a["labels"].get("alertname"), status=a["status"], receiver=receiver)
     return len(alerts)
 
 
 async def recent(conn: Connection, *, status: str | None, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        """SELECT fingerprint, status, alertname, labels, annotations, starts_at, ends_at, received_at
+        """SELECT fingerprint, status, alertname, labels ->> 'severity' AS severity, receiver, labels, annotations,
+                  starts_at, ends_at, received_at
            FROM alerts WHERE ($1::text IS NULL OR status = $1) ORDER BY received_at DESC LIMIT $2""",
         status,
         limit,

@@ -42,6 +42,7 @@ class Alert(BaseModel):
 class AlertmanagerWebhook(BaseModel):
     """The part of Alertmanager's webhook payload (version 4) we keep."""
 
+    receiver: str = Field("", max_length=200)  # where Alertmanager routed them: page or ticket
     alerts: list[Alert] = Field(max_length=1000)
 
 
@@ -63,7 +64,7 @@ def build_router(db: Database) -> APIRouter:
     async def receive_alerts(body: AlertmanagerWebhook):
         """Alertmanager's webhook: every alert it sends, firing or resolved."""
         async with db.connection() as conn:
-            count = await alerts.record(conn, [a.model_dump() for a in body.alerts])
+            count = await alerts.record(conn, [a.model_dump() for a in body.alerts], receiver=body.receiver)
         return json_response({"recorded": count})
 
     @router.get("/alerts", responses=error_responses(422, 503))

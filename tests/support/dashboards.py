@@ -154,6 +154,7 @@ EXPORTED_METRICS = frozenset(
         "outbox_delivery_failures_total",
         "outbox_dead_letters",
         "outbox_dead_lettered_total",
+        "events_sent_directly_total",
         "orders_resumed_total",
         "db_up",
         "db_pool_size",

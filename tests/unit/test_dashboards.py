@@ -29,9 +29,9 @@ from tests.support.dashboards import (
 
 REPO = Path(__file__).resolve().parents[2]
 DATASOURCES = REPO / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
-RECORDING_RULES = REPO / "prometheus" / "rules" / "recording.yml"
+RULE_FILES = sorted((REPO / "prometheus" / "rules").glob("*.yml"))  # recording.yml, slo.yml (generated)
 PANEL_TYPES = {"timeseries", "stat", "table"}
-FAMILIES = {"overview", "payments", "capacity", "data", "process"}
+FAMILIES = {"overview", "payments", "capacity", "data", "process", "slo"}
 PATHS = dashboard_paths()
 QUERIES = [(path, title, expr) for path in PATHS for title, expr in panel_queries(path)]
 QUERIES += [(path, f"annotation {name}", expr) for path in PATHS for name, expr in annotation_queries(path)]
@@ -43,8 +43,8 @@ def provisioned_datasource() -> dict:
 
 
 def recorded_names() -> set[str]:
-    groups = yaml.safe_load(RECORDING_RULES.read_text())["groups"]
-    return {rule["record"] for group in groups for rule in group["rules"]}
+    groups = [g for path in RULE_FILES for g in yaml.safe_load(path.read_text())["groups"]]
+    return {rule["record"] for group in groups for rule in group["rules"] if "record" in rule}
 
 
 def test_one_dashboard_per_family():
@@ -132,6 +132,19 @@ def test_overview_shows_the_issue_list():
     ):
         assert needed in exprs, f"the overview shows no {needed}"
     assert ("Chaos changes", "changes(chaos_changes_total[1m]) > 0") in annotation_queries(overview)
+
+
+def test_slo_dashboard_shows_budget_burn_rates_and_what_spent_them():
+    board = next(p for p in PATHS if p.stem == "slo")
+    exprs = " ".join(expr for _, expr in panel_queries(board))
+    assert "slo:error_budget_remaining:ratio" in exprs
+    for window in ("5m", "30m", "1h", "6h"):  # every burn-rate alert's windows
+        for slo in ("orders-availability", "orders-latency"):
+            assert f'slo:sli_error:ratio_rate{window}{{slo="{slo}"}}' in exprs
+    annotations = dict(annotation_queries(board))
+    assert annotations["Chaos changes"] == "changes(chaos_changes_total[1m]) > 0"  # the chaos audit trail
+    assert annotations["Incident alerts"] == 'ALERTS{alertstate="firing",incident!=""}'  # drills and incidents
+    assert annotations["SLO alerts"] == 'ALERTS{alertstate="firing",slo!=""}'
 
 
 @pytest.mark.parametrize("path,title,expr", QUERIES, ids=lambda v: v.name if isinstance(v, Path) else None)

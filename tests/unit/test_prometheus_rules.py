@@ -1,6 +1,7 @@
 """The alert and recording rules: promtool accepts them, their unit tests pass, and every
 wave-1 incident of docs/incidents.md has exactly one alert that names it and links its
-runbook section. The one alert of no incident is Watchdog, the dead man's switch."""
+runbook section. The alerts of no incident are the SLOs' burn-rate alerts (labelled with
+their SLO, prometheus/rules/slo.yml) and Watchdog, the dead man's switch."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from typing import Any
 import pytest
 import yaml
 
+from chaos.slo import spec
 from tests.support import docs
 from tests.support.dashboards import EXPORTED_METRICS, PROMETHEUS_METRICS, metric_names
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "prometheus" / "rules"
 RULE_FILES = sorted(RULES.glob("*.yml"))
-TEST_FILES = sorted((REPO / "prometheus" / "tests").glob("*.yml"))
+# prometheus/tests/ci/ tests the rules as the ci profile loads them (prometheus/compose/ci-rules/).
+TEST_FILES = sorted((REPO / "prometheus" / "tests").glob("*.yml")) + sorted(
+    (REPO / "prometheus" / "tests" / "ci").glob("*.yml")
+)
 SEVERITIES = {"critical", "warning"}
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
 # level:metric:operations (https://prometheus.io/docs/practices/rules/)
@@ -68,7 +73,7 @@ def run(promtool: str, *args: str) -> None:
 
 
 def test_rule_and_test_files_exist():
-    assert {p.name for p in RULE_FILES} >= {"alerts.yml", "recording.yml"}
+    assert {p.name for p in RULE_FILES} >= {"alerts.yml", "recording.yml", "slo.yml"}
     assert TEST_FILES
 
 
@@ -97,14 +102,17 @@ def test_each_incident_has_its_named_alert(incident):
         assert alert["annotations"]["runbook_url"] == f"runbook.md#{incident}", alert["alert"]
 
 
-def test_every_alert_belongs_to_an_incident():
+def test_every_alert_belongs_to_an_incident_or_an_slo():
     incidents = set(wave_1_incidents())
+    slos = {s.name for s in spec.slos()}
     strays = [
         a["alert"]
         for a in alerts()
-        if a.get("labels", {}).get("incident") not in incidents and a["alert"] != DEAD_MANS_SWITCH
+        if a.get("labels", {}).get("incident") not in incidents
+        and a.get("labels", {}).get("slo") not in slos
+        and a["alert"] != DEAD_MANS_SWITCH
     ]
-    assert not strays, f"alerts naming no wave-1 incident: {strays}"
+    assert not strays, f"alerts naming no wave-1 incident and no SLO: {strays}"
     names = [a["alert"] for a in alerts()]
     assert len(names) == len(set(names))
 
