@@ -45,20 +45,27 @@ _TRAINING: dict[str, Any] = {
     # payments' card processor: 320 charges/s per replica, never the limit on 2 cores.
     "processor_connections": 16,
     "processor_service_s": 0.05,
-    # Circuit breaker (services/common/resilience/breaker.py).
+    # The resilience patterns that run (services/common/resilience/patterns.py): all of
+    # them. `chaoslab compare` runs stacks with fewer, to show what each one buys.
+    "patterns": "all",
+    # Circuit breaker (services/common/resilience/breaker.py). A window of 100 calls
+    # (resilience4j's default) judges 20 % errors by their mean, not by a run of bad luck:
+    # over 20 calls, 10 failures at p=0.2 come once every few minutes of load; over 100,
+    # 50 never do. At 90 % errors the 50 minimum calls still come within a second of load.
+    # Ten half-open trials: three re-open a breaker on 20 % errors about one time in ten.
     "breaker_window_type": "count",
-    "breaker_window_size": 20,
-    "breaker_minimum_calls": 10,
+    "breaker_window_size": 100,
+    "breaker_minimum_calls": 50,
     "breaker_failure_rate": 50.0,
     "breaker_slow_call_s": 2.0,
     "breaker_slow_rate": 80.0,
     "breaker_wait_open_s": 30.0,
-    "breaker_half_open_calls": 3,
+    "breaker_half_open_calls": 10,
     # Retries and their budget (services/common/resilience/retry.py).
     "retry_max_attempts": 3,
     "retry_backoff_base_s": 0.1,
     "retry_backoff_max_s": 2.0,
-    "retry_budget_ratio": 0.2,
+    "retry_budget_ratio": 0.25,
     "retry_budget_window_s": 10.0,
     "retry_min_per_s": 1.0,
     # Bulkhead per downstream: half the gateway's 128 in flight, so a downstream that
@@ -82,11 +89,12 @@ _TRAINING: dict[str, Any] = {
     # (when > 0) staying its ceiling. `admission_deadline_aware`: refuse at once (504) a
     # request whose deadline leaves less than the service's usual latency.
     "admission": "static",
+    "gateway.admission": "adaptive",
     "admission_deadline_aware": False,
     # The Retry-After of a shed request: how long a client waits before coming back;
     # with the jitter, every other one says a second more (shed clients come back spread).
-    "admission_retry_after_s": 1.0,
-    "admission_retry_after_jitter": False,
+    "admission_retry_after_s": 2.0,
+    "admission_retry_after_jitter": True,
     # The adaptive limit: starts at `initial`, stays within min-max; a window whose mean
     # latency passes min_rtt x tolerance, or the ceiling, shrinks it. Its maximum is
     # orders' bulkhead (64): every request the gateway admits makes one call at a time to
@@ -120,6 +128,9 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         # 30 charges/s per replica: steady drill load uses a third; a step load passes it.
         "processor_connections": 3,
         "processor_service_s": 0.1,
+        # The ci drills' load is a few orders/s: a smaller window still judges within seconds.
+        "breaker_window_size": 50,
+        "breaker_minimum_calls": 20,
         "breaker_slow_call_s": 1.0,
         "breaker_wait_open_s": 3.0,
         "retry_backoff_base_s": 0.02,
