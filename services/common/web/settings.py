@@ -89,12 +89,11 @@ _TRAINING: dict[str, Any] = {
     # (when > 0) staying its ceiling. `admission_deadline_aware`: refuse at once (504) a
     # request whose deadline leaves less than the service's usual latency.
     "admission": "static",
-    "gateway.admission": "adaptive",
     "admission_deadline_aware": False,
     # The Retry-After of a shed request: how long a client waits before coming back;
     # with the jitter, every other one says a second more (shed clients come back spread).
-    "admission_retry_after_s": 2.0,
-    "admission_retry_after_jitter": True,
+    "admission_retry_after_s": 1.0,
+    "admission_retry_after_jitter": False,
     # The adaptive limit: starts at `initial`, stays within min-max; a window whose mean
     # latency passes min_rtt x tolerance, or the ceiling, shrinks it. Its maximum is
     # orders' bulkhead (64): every request the gateway admits makes one call at a time to
