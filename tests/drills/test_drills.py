@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import pytest
 
+from chaos.drills import budgets
 from chaos.drills.catalog import BY_ID, INCIDENTS
 from chaos.drills.engine import Drill, DrillResult
 
 TRAINING = ("payments-errors", "payments-down", "outbox-backlog")
+# Room for the steady state, the load starting and stopping, roll back and verify.
+OVERHEAD_S = 300
+
+
+def training_timeout_s(incident_id: str) -> float:
+    """A training drill waits for its alert and its SLO page to fire and then to resolve,
+    each within its budget: the test may take their sum, past pytest's default 300 s."""
+    b = budgets.of(BY_ID[incident_id], "training")
+    return max(b.detect_s, b.page_s or 0.0) + b.recover_s + OVERHEAD_S
 
 
 def check(result: DrillResult) -> None:
@@ -26,7 +36,9 @@ def test_drill(stack, incident, drill_results, tmp_path_factory):
     check(result)
 
 
-@pytest.mark.parametrize("incident", [BY_ID[i] for i in TRAINING], ids=lambda inc: inc.id)
+@pytest.mark.parametrize(
+    "incident", [pytest.param(BY_ID[i], marks=pytest.mark.timeout(training_timeout_s(i)), id=i) for i in TRAINING]
+)
 def test_drill_in_training(training_stack, incident, training_drill_results, tmp_path_factory):
     result = Drill(training_stack, incident, log_dir=tmp_path_factory.mktemp("drill-logs-training")).run()
     training_drill_results.append(result)
