@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import orders as orders_bench  # noqa: E402
 from chaos import ledger, runner, supervision  # noqa: E402
+from chaos.compare import collect  # noqa: E402
 from chaos.layout import StackLayout  # noqa: E402
 from chaos.ledger_figures import (  # noqa: E402
     between,
@@ -131,15 +132,7 @@ def prom(layout: StackLayout, query: str, at: float | None = None) -> float:
 def metric_sum(layout: StackLayout, service: str, name: str, **labels: str) -> float:
     """The sum of a metric's samples on one service's /metrics matching `labels`."""
     with urllib.request.urlopen(f"{layout.url(service)}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
+        return collect.metric_sum(resp.read().decode(), name, **labels)
 
 
 def open_breakers(layout: StackLayout) -> list[str]:
