@@ -15,6 +15,7 @@ from chaos.cli_common import RunDir, Target, console, fail, layout_of
 from chaos.db import backup as backups
 from chaos.db import restore as restoring
 from chaos.layout import StackLayout
+from chaos.moments import parse_moment
 
 app = typer.Typer(
     help="Back up the native stack's database and restore it to any moment since a backup. "
@@ -90,7 +91,7 @@ def restore(
     the services reconnect on their own). The replaced cluster is kept as pgdata.replaced."""
     layout = _running(run_dir, target)
     try:
-        when = None if to is None else restoring.parse_target(to)
+        when = None if to is None else parse_moment(to)
     except ValueError as exc:
         raise fail(str(exc), 2) from exc
     goal = "the latest moment" if when is None else when.isoformat(timespec="seconds")

@@ -34,26 +34,6 @@ class RestoreError(RuntimeError):
     """The restore could not finish; the message says why and where to look."""
 
 
-def parse_target(text: str, now: dt.datetime | None = None) -> dt.datetime:
-    """An ISO 8601 time (`2026-12-02T21:30:00Z`; no zone means UTC) or a moment back from
-    now (`90s ago`, `5m ago`); never in the future."""
-    now = now or dt.datetime.now(dt.UTC)
-    words = text.strip().split()
-    if len(words) == 2 and words[1] == "ago" and words[0][:-1].replace(".", "", 1).isdigit():
-        unit = {"s": 1, "m": 60, "h": 3600}.get(words[0][-1])
-        if unit is None:
-            raise ValueError(f"{text!r}: use s, m or h, as in '90s ago' or '5m ago'")
-        return now - dt.timedelta(seconds=float(words[0][:-1]) * unit)
-    try:
-        target = dt.datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a time: use ISO 8601 (2026-12-02T21:30:00Z) or '5m ago'") from exc
-    target = target if target.tzinfo else target.replace(tzinfo=dt.UTC)
-    if target > now:
-        raise ValueError(f"{text!r} is in the future: a restore can only go back")
-    return target
-
-
 def recovery_conf(archive: Path, target: dt.datetime | None, current: str) -> str:
     """postgresql.auto.conf for a restore: `current` without any earlier recovery
     settings, plus where to fetch archived WAL, the target, and promotion at the end."""

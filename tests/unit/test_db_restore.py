@@ -1,4 +1,4 @@
-"""The plain parts of backup and restore: reading a target time, choosing the backup,
+"""The plain parts of backup and restore: reading a moment, choosing the backup,
 writing the recovery settings, finding the WAL the archive lacks."""
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 
 from chaos.db.backup import Backup, BackupError, for_target
-from chaos.db.restore import parse_target, recovery_conf, unarchived_segments
+from chaos.db.restore import recovery_conf, unarchived_segments
+from chaos.moments import parse_moment
 
 NOW = dt.datetime(2026, 12, 2, 21, 0, 0, tzinfo=dt.UTC)
 
 
 def test_targets_in_iso_or_back_from_now() -> None:
-    assert parse_target("2026-12-02T20:30:00Z", NOW) == NOW - dt.timedelta(minutes=30)
-    assert parse_target("2026-12-02T20:30:00", NOW) == NOW - dt.timedelta(minutes=30)  # no zone: UTC
-    assert parse_target("90s ago", NOW) == NOW - dt.timedelta(seconds=90)
-    assert parse_target("1.5h ago", NOW) == NOW - dt.timedelta(minutes=90)
+    assert parse_moment("2026-12-02T20:30:00Z", NOW) == NOW - dt.timedelta(minutes=30)
+    assert parse_moment("2026-12-02T20:30:00", NOW) == NOW - dt.timedelta(minutes=30)  # no zone: UTC
+    assert parse_moment("90s ago", NOW) == NOW - dt.timedelta(seconds=90)
+    assert parse_moment("1.5h ago", NOW) == NOW - dt.timedelta(minutes=90)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +28,7 @@ def test_targets_in_iso_or_back_from_now() -> None:
 )
 def test_bad_targets_say_why(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        parse_target(text, NOW)
+        parse_moment(text, NOW)
 
 
 def backup(ended_min_ago: float) -> Backup:

@@ -1,12 +1,14 @@
-"""`chaoslab db backup` and `chaoslab db restore` against a real stack of their own: a
-restore to the latest moment loses no committed order and the services come back on
-their own; a restore to a moment in the past has exactly the orders committed before it,
-across every service's schema; bad input is refused with a message."""
+"""Bringing lost data back, against a real stack of their own: `chaoslab db restore` to
+the latest moment loses no committed order and the services come back on their own; to
+a moment in the past it has exactly the orders committed before it, across every
+service's schema; `chaoslab replay` re-delivers the events notifications lost, once
+each; bad input is refused with a message."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,13 +34,28 @@ def own_stack() -> Iterator[StackLayout]:
         stop_stack(layout)
 
 
-def db(layout: StackLayout, *args: str) -> subprocess.CompletedProcess[str]:
+def chaoslab(layout: StackLayout, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chaos.cli", "db", *args, "--run-dir", str(layout.run_dir)],
+        [sys.executable, "-m", "chaos.cli", *args, "--run-dir", str(layout.run_dir)],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def db(layout: StackLayout, *args: str) -> subprocess.CompletedProcess[str]:
+    return chaoslab(layout, "db", *args)
+
+
+def sql(layout: StackLayout, query: str, *args: object) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(layout.database_url, timeout=5)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def orders(layout: StackLayout, count: int) -> list[str]:
@@ -75,13 +92,35 @@ def stored(layout: StackLayout, ids: list[str]) -> set[str]:
 
 
 def verify_clean(layout: StackLayout) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "chaos.cli", "verify", "--run-dir", str(layout.run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = chaoslab(layout, "verify")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def announced(layout: StackLayout, ids: list[str]) -> dict[str, int]:
+    """How many times each order's event is in notifications' inbox (redeliveries absorbed)."""
+    rows = sql(
+        layout, "SELECT order_id, count(*) FROM notifications.inbox WHERE order_id = ANY($1::text[]) GROUP BY 1", ids
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+def test_replay_delivers_the_lost_events_once(own_stack: StackLayout) -> None:
+    ids = orders(own_stack, 4)
+    wait_until(lambda: len(announced(own_stack, ids)) == 4, timeout_s=30, message="every event delivered")
+    lost = ids[:2]
+    sql(own_stack, "DELETE FROM notifications.inbox WHERE order_id = ANY($1::text[])", lost)
+
+    listed = chaoslab(own_stack, "replay", "--since", "10m ago", "--grace", "0", "--dry-run", "--json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert sorted(item["order_id"] for item in json.loads(listed.stdout)) == sorted(lost)
+    assert set(announced(own_stack, ids)) == set(ids[2:]), "a dry run sent something"
+
+    replayed = chaoslab(own_stack, "replay", "--since", "10m ago", "--grace", "0")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert announced(own_stack, ids) == dict.fromkeys(ids, 1)
+    again = chaoslab(own_stack, "replay", "--since", "10m ago", "--grace", "0")
+    assert again.returncode == 0 and "nothing to replay" in again.stdout
+    verify_clean(own_stack)
 
 
 def test_restore_to_latest_then_to_a_moment_in_the_past(own_stack: StackLayout) -> None:
@@ -117,5 +156,7 @@ def test_bad_targets_are_refused_with_a_message(own_stack: StackLayout) -> None:
     assert garbage.returncode == 2 and "is not a time" in garbage.stderr
     ancient = db(own_stack, "restore", "--yes", "--to", "2001-01-01T00:00:00Z")
     assert ancient.returncode == 1 and "no backup ended before" in ancient.stderr
-    for result in (future, garbage, ancient):
+    bad_since = chaoslab(own_stack, "replay", "--since", "last tuesday")
+    assert bad_since.returncode == 2 and "is not a time" in bad_since.stderr
+    for result in (future, garbage, ancient, bad_since):
         assert "Traceback" not in result.stdout + result.stderr
