@@ -116,7 +116,7 @@ class K8sStack:
         deadline = time.monotonic() + FORWARD_TIMEOUT_S
         while not _accepts(local):
             if process.poll() is not None:
-                said = process.stderr.read()[-400:] if process.stderr else ""
+                said = (process.stderr.read() if process.stderr else "")[-400:] or f"exit status {process.returncode}"
                 raise K8sError(f"`kubectl port-forward service/{service}` failed: {said}")
             if time.monotonic() > deadline:
                 _stop(process)
