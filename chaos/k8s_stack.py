@@ -143,11 +143,6 @@ class K8sStack:
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.forward('redis')}/0"
 
-    def close(self) -> None:
-        for _port, process in self._forwards.values():
-            _stop(process)
-        self._forwards.clear()
-
     # -- pods and Deployments --------------------------------------------------------
 
     def pods(self) -> dict[str, Any]:
