@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from chaos import prometheus_config
-from chaos.k8s import OVERLAYS, render_argv
+from chaos.k8s import NAME_LABEL, OVERLAYS, PART_OF, render_argv
 from chaos.layout import StackLayout
 from services.__main__ import SERVICES
 from tests.unit.test_compose_file import CONTRACT_PORTS, SERVICES_IN_COMPOSE, settings_class
@@ -143,6 +143,15 @@ def test_every_configmap_and_secret_a_pod_uses_is_rendered(rendered):
             ]
         missing = [ref for ref in refs if ref not in names]
         assert not missing, f"{workload} uses {missing}, which the overlay does not render"
+
+
+def test_every_pod_carries_the_labels_chaoslab_selects_it_by(rendered):
+    """`chaoslab --target k8s` finds pods by PART_OF (status) and NAME_LABEL (kill, logs)."""
+    key, _, value = PART_OF.partition("=")
+    for o in rendered.objects:
+        if o["kind"] in WORKLOADS:
+            labels = o["spec"]["template"]["metadata"]["labels"]
+            assert labels.get(key) == value and labels.get(NAME_LABEL) == o["metadata"]["name"], o["metadata"]["name"]
 
 
 # --- our five services ----------------------------------------------------------------
