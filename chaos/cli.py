@@ -8,6 +8,7 @@ run directory (`--run-dir`, default ./.chaoslab or $CHAOSLAB_RUN_DIR).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ from chaos import verify as verifier
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
 from chaos.infra import MissingDependency
+from chaos.k8s import CONTEXT_ENV, NAMESPACE_ENV, K8sError
+from chaos.k8s_stack import K8sStack
 from chaos.layout import SERVICES, StackLayout
 
 app = typer.Typer(
@@ -38,6 +41,26 @@ cli_drill.register(app)
 cli_monkey.register(app)
 cli_compare.register(app)
 cli_replay.register(app)
+
+
+@app.callback()
+def cluster(
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context", envvar=CONTEXT_ENV, help="With --target k8s: the kubectl context (default: the current one)."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", envvar=NAMESPACE_ENV, help="With --target k8s: the namespace (default: chaoslab)."),
+    ] = None,
+) -> None:
+    """Where `--target k8s` acts, handed on through the environment, so the commands a drill
+    runs find the same cluster."""
+    for name, value in ((CONTEXT_ENV, context), (NAMESPACE_ENV, namespace)):
+        if value:
+            os.environ[name] = value
 
 
 @app.command()
@@ -153,13 +176,19 @@ def status(
     """Each process (or container): state, pid, uptime and health."""
     stack = stack_of(run_dir, target)
     try:
-        rows = stack.status() if isinstance(stack, ComposeStack) else runner.status(stack)
-    except (runner.StackError, ComposeError) as exc:
+        rows = stack.status() if isinstance(stack, ComposeStack | K8sStack) else runner.status(stack)
+    except (runner.StackError, ComposeError, K8sError) as exc:
         raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps([row.__dict__ for row in rows], indent=2))
     else:
-        where = f"compose project {stack.project}" if isinstance(stack, ComposeStack) else stack.run_dir
+        where = (
+            f"compose project {stack.project}"
+            if isinstance(stack, ComposeStack)
+            else stack.kube.where()
+            if isinstance(stack, K8sStack)
+            else stack.run_dir
+        )
         table = Table(title=f"chaoslab in {where}")
         for column in ("program", "state", "pid", "uptime", "health", "address"):
             table.add_column(column)
@@ -195,11 +224,11 @@ def logs(
             print(f"{name:<13} {line}" if len(names) > 1 else line)
 
 
-def _log_lines(stack: StackLayout | ComposeStack, name: str, lines: int) -> list[str]:
-    if isinstance(stack, ComposeStack):
+def _log_lines(stack: StackLayout | ComposeStack | K8sStack, name: str, lines: int) -> list[str]:
+    if isinstance(stack, ComposeStack | K8sStack):
         try:
             return stack.logs(name, lines)
-        except ComposeError as exc:
+        except (ComposeError, K8sError) as exc:
             raise fail(str(exc)) from exc
     path = stack.log_file(name)
     if not path.exists():

@@ -1,7 +1,8 @@
 """`chaoslab chaos ...`: set, list and clear faults in the stack's Redis.
 
 Writes go straight to Redis (the same keys the services read), so a fault can be
-cleared even while the service it breaks is down, as in a crash loop.
+cleared even while the service it breaks is down, as in a crash loop. On a cluster
+(`--target k8s`) they go through the services' own /chaos/config instead.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from chaos.chaos_api import ChaosApi
 from chaos.cli_common import RunDir, Target, console, fail, stack_of
+from chaos.k8s import K8sError
+from chaos.k8s_stack import K8sStack
 from services.common.faults.catalogue import CATALOGUE, MAX_TTL_S
 from services.common.faults.store import ChaosStore, connect
 from services.common.web.errors import ChaoslabError
@@ -44,6 +48,12 @@ def _run(run_dir, target, action):
     layout = stack_of(run_dir, target)
 
     async def go():
+        if isinstance(layout, K8sStack):
+            api = ChaosApi(layout.url, layout.chaos_token)
+            try:
+                return await action(api)
+            finally:
+                await api.aclose()
         store = ChaosStore(connect(layout.redis_url), layout.profile)
         try:
             return await action(store)
@@ -54,6 +64,8 @@ def _run(run_dir, target, action):
         return asyncio.run(go())
     except ChaoslabError as exc:
         raise fail(exc.message, 2 if exc.http_status == 422 else 1) from exc
+    except K8sError as exc:
+        raise fail(str(exc)) from exc
 
 
 @app.command("set")

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from chaos import monkey
 from chaos.cli_common import RunDir, Target, console, fail, stack_of
+from chaos.k8s_stack import K8sStack
 from chaos.layout import SERVICES
 
 
@@ -73,6 +74,8 @@ def monkey_command(
     except monkey.MonkeyError as exc:
         raise fail(str(exc), 2) from exc
     stack = stack_of(run_dir, target)
+    if isinstance(stack, K8sStack):
+        raise fail("the monkey runs on native and compose stacks; on a cluster, `chaoslab kill --target k8s`", 2)
     report_dir = (report or stack.run_dir / "monkey").resolve()
     try:
         run = monkey.Monkey(stack, options, report_dir=report_dir)

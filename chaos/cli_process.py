@@ -2,7 +2,8 @@
 
 Natively each acts on a program of this stack's supervisord by name (gateway ...
 notifications, their replicas such as payments-1, postgres, redis, prometheus); with
-`--target compose`, on that service's container. Nothing else on the machine is touched.
+`--target compose`, on that service's container; with `--target k8s`, on its Deployment
+(kill deletes one of its pods). Nothing else on the machine is touched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import typer
 from chaos import runner, supervision
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
+from chaos.k8s import K8sError
+from chaos.k8s_stack import K8sStack
 
 Program = Annotated[
     str,
@@ -28,19 +31,19 @@ Program = Annotated[
 ]
 
 
-def _compose(run_dir: Path, target: str) -> ComposeStack | None:
-    """The compose stack when --target says compose (stack_of refuses any other target)."""
+def _compose(run_dir: Path, target: str) -> ComposeStack | K8sStack | None:
+    """The compose or cluster stack --target names; None for the native one."""
     if target == "native":
         return None
     stack = stack_of(run_dir, target)
-    assert isinstance(stack, ComposeStack), "stack_of gives a ComposeStack for every target but native"
+    assert isinstance(stack, ComposeStack | K8sStack), "stack_of gives a StackLayout for native only"
     return stack
 
 
-def _in_compose(stack: ComposeStack, verb: str, program: str) -> None:
+def _in_compose(stack: ComposeStack | K8sStack, verb: str, program: str) -> None:
     try:
         stack.act(verb, program)
-    except ComposeError as exc:
+    except (ComposeError, K8sError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"{ {'restart': 'Restarted', 'stop': 'Stopped', 'start': 'Started'}[verb] } {program}.")
 
@@ -67,12 +70,16 @@ def _act(action, name: str) -> None:
 
 
 def kill(run_dir: RunDir, program: Program, target: Target) -> None:
-    """SIGKILL a program, as a crash would; supervision (or compose's restart policy) restarts it."""
+    """SIGKILL a program, as a crash would; supervision (or compose's restart policy) restarts it.
+    On a cluster, delete one of its pods (or the pod so named); its Deployment replaces it."""
     if stack := _compose(run_dir, target):
         try:
             pid = stack.kill(program)
-        except ComposeError as exc:
+        except (ComposeError, K8sError) as exc:
             raise fail(str(exc)) from exc
+        if isinstance(stack, K8sStack):
+            console.print(f"Deleted pod {pid}; its Deployment will start another.")
+            return
         console.print(f"Killed {program} (host pid {pid}); its restart policy will start it again.")
         return
     _layout, sup = _supervisor(run_dir)
@@ -119,8 +126,21 @@ def scale(
     replicas: Annotated[int, typer.Argument(help="how many replicas to run, 1 to 8")],
     target: Target,
 ) -> None:
-    """Run N replicas of a service on further ports; callers spread over them within a second."""
-    if _compose(run_dir, target):
+    """Run N replicas of a service on further ports; callers spread over them within a second.
+    On a cluster, scale its Deployment (its Service spreads callers over the ready pods)."""
+    stack = _compose(run_dir, target)
+    if isinstance(stack, K8sStack):
+        if not 0 <= replicas <= 20:
+            raise fail("replicas must be between 0 and 20", 2)
+        try:
+            stack.scale(service, replicas)
+        except K8sError as exc:
+            raise fail(str(exc)) from exc
+        console.print(
+            f"{service}: scaled to {replicas} replica(s) (`chaoslab status --target k8s` shows them come up)."
+        )
+        return
+    if stack:
         raise fail(
             "scale works on the native stack only: in compose each service publishes one fixed "
             "port, so it runs one container",

@@ -31,6 +31,8 @@ from chaos.drills.load import Failures, Load
 from chaos.drills.model import Incident, Step
 from chaos.drills.prom import Prometheus, PrometheusUnavailable
 from chaos.drills.watchdog import DeadMansSwitch
+from chaos.k8s import K8sError
+from chaos.k8s_stack import K8sStack
 from chaos.layout import SERVICES, StackLayout
 from chaos.slo import spec as slo_spec
 from services.common.faults.catalogue import parse_key
@@ -114,7 +116,7 @@ class DrillResult:
 class Drill:
     def __init__(
         self,
-        layout: StackLayout | ComposeStack,
+        layout: StackLayout | ComposeStack | K8sStack,
         incident: Incident,
         *,
         log_dir: Path,
@@ -143,7 +145,7 @@ class Drill:
         # The replicas each service runs before the drill: the rollback brings them back.
         self.replicas = (
             {}
-            if isinstance(layout, ComposeStack)
+            if isinstance(layout, ComposeStack | K8sStack)
             else {s: len(StackLayout.load(layout.run_dir).replica_ports(s)) for s in SERVICES}
         )
         self.rollback_confirm_s = 10.0
@@ -380,7 +382,7 @@ class Drill:
             check=False,
         )
         unhealthy = []
-        if isinstance(self.layout, ComposeStack):
+        if isinstance(self.layout, ComposeStack | K8sStack):
             started = self.layout.start_stopped()
             self.layout.wait_healthy(timeout_s=60)
         else:
@@ -433,10 +435,10 @@ class Drill:
         return [f"fault keys in Redis: {', '.join(keys)}"] if keys else []
 
     def _programs_left(self) -> list[str]:
-        if isinstance(self.layout, ComposeStack):
+        if isinstance(self.layout, ComposeStack | K8sStack):
             try:
                 rows = self.layout.status()
-            except ComposeError as exc:
+            except (ComposeError, K8sError) as exc:
                 return [f"containers unknown: {exc}"]
             bad = [
                 f"{r.name} {r.state.lower()}" + (" (unhealthy)" if r.healthy is False else "")
@@ -468,7 +470,13 @@ class Drill:
     def command_env(self) -> dict[str, str]:
         """What the runbook's commands need to find this stack (the defaults otherwise)."""
         bin_dir = str(Path(sys.executable).parent)
-        target = "compose" if isinstance(self.layout, ComposeStack) else "native"
+        target = (
+            "compose"
+            if isinstance(self.layout, ComposeStack)
+            else "k8s"
+            if isinstance(self.layout, K8sStack)
+            else "native"
+        )
         return {
             **os.environ,
             "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",

@@ -26,7 +26,7 @@ def chaoslab(*args: str, path: str) -> subprocess.CompletedProcess:
 def test_an_unknown_target_is_a_usage_error():
     result = chaoslab("status", "--target", "kubernetes", path=os.environ["PATH"])
     assert result.returncode == 2
-    assert "--target must be native or compose, not 'kubernetes'" in result.stderr
+    assert "--target must be native, compose or k8s, not 'kubernetes'" in result.stderr
 
 
 def test_compose_without_a_docker_command_says_so(tmp_path):
