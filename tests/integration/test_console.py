@@ -7,10 +7,7 @@ arrive on the page, clear it through the page. Screenshots go to reports/console
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,21 +15,33 @@ import httpx
 import pytest
 import redis
 
+from chaos import runner
 from chaos.gameday.secrecy import GAME_KEY, HIDDEN, token_digest
-from chaos.layout import StackLayout, free_ports
+from chaos.layout import StackLayout
 from tests.support.api import OrderStream
 from tests.support.browser import BINARY, Browser
-from tests.support.stack import start_stack, stop_stack, wait_until
+from tests.support.stack import stop_stack, wait_until
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "reports" / "console"
-TOKEN = "test-token"  # start_stack's chaos token
+TOKEN = "test-token"
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[StackLayout]:
-    layout = start_stack()
+    """A ci stack started as `chaoslab up` starts it: the console supervised beside it."""
+    base = Path(tempfile.mkdtemp(prefix="chaoslab-test-"))
+    base.chmod(0o755)  # PostgreSQL runs as another user and must reach its data
+    layout = runner.up(
+        base / "run",
+        profile="ci",
+        chaos_token=TOKEN,
+        pick_free_ports=True,
+        timeout_s=120,
+        progress=lambda _msg: None,
+        with_console=True,
+    )
     try:
         yield layout
     finally:
@@ -40,28 +49,12 @@ def stack() -> Iterator[StackLayout]:
 
 
 @pytest.fixture(scope="module")
-def console(stack: StackLayout) -> Iterator[str]:
-    """`chaoslab console` for the stack, in a process group of its own."""
-    [port] = free_ports(1)
-    log = (stack.logs_dir / "console-test.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chaos.cli", "console", "--run-dir", str(stack.run_dir), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(url + "/api/snapshot"), timeout_s=60, message="the console answering")
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+def console(stack: StackLayout) -> str:
+    """The console `chaoslab up` started (`chaoslab console` under supervisord)."""
+    url = stack.url("console")
+    wait_until(lambda: _answers(url + "/api/snapshot"), timeout_s=60, message="the console answering")
+    assert "console" in {row.name for row in runner.status(stack)}
+    return url
 
 
 @pytest.fixture()
