@@ -36,6 +36,11 @@ class DrillDesk:
     async def start(self, incident: str, who: str) -> dict[str, Any]:
         if incident not in BY_ID:
             raise BadInput(f"unknown incident {incident!r}; GET /api/drills lists them", code="incident_unknown")
+        if self.target == "network":
+            raise Conflict(
+                "drills_unavailable",
+                "drills run against a native or compose stack (`chaoslab drill`), not from inside compose's network",
+            )
         if self.current and self.current["state"] == "running":
             raise Conflict("drill_running", f"the drill {self.current['incident']} is still running: one at a time")
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{incident}"

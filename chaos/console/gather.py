@@ -12,11 +12,12 @@ import httpx
 
 from chaos import runner
 from chaos.compose import ComposeError, ComposeStack
+from chaos.console.network import NetworkStack
 from chaos.drills.engine import TIMELINE
 from chaos.drills.prom import Prometheus, PrometheusUnavailable
 from chaos.layout import StackLayout
 
-Stack = StackLayout | ComposeStack
+Stack = StackLayout | ComposeStack | NetworkStack
 
 # The dashboards' expressions (grafana/dashboards/overview.json), as the drills chart them.
 FIGURES = {
@@ -30,9 +31,9 @@ CALLERS = ("gateway", "orders")
 async def programs(stack: Stack) -> tuple[list[runner.ProgramStatus], str | None]:
     """Each program as `chaoslab status` shows it, or no rows and why."""
     try:
-        if isinstance(stack, ComposeStack):
-            return await asyncio.to_thread(stack.status), None
-        return await asyncio.to_thread(runner.status, stack), None
+        if isinstance(stack, StackLayout):
+            return await asyncio.to_thread(runner.status, stack), None
+        return await asyncio.to_thread(stack.status), None
     except (runner.StackError, ComposeError, OSError) as exc:
         return [], str(exc)
 
