@@ -110,6 +110,12 @@ def create_app(stack: Stack, *, target: str = "native", interval_s: float | None
         fault_desk.check(x_chaos_token)
         return await drill_desk.start(body.incident, faults.who_is(body.who, client(request)))
 
+    @app.delete("/api/drills", responses=error_responses(401, 403))
+    async def stop_drill(x_chaos_token: str | None = Header(None)) -> dict[str, Any]:
+        """Interrupt the running drill; it rolls its faults back first (like Ctrl-C)."""
+        fault_desk.check(x_chaos_token)
+        return await drill_desk.stop()
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/reports", StaticFiles(directory=reports, html=True), name="reports")
     return app

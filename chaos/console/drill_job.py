@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         result = drill.run()
     except KeyboardInterrupt:
         say(done=False, detail="interrupted: rolled back")
-        return 130
+        return 130  # chaos/console/drills.py INTERRUPTED
     reports.write([result], args.report, time.monotonic() - started)
     failed = next((f"{s.name}: {s.detail}" for s in result.steps if not s.ok), "")
     say(done=result.ok, detail=failed)

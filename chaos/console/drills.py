@@ -18,6 +18,8 @@ from chaos.cli_drill import STEPS
 from chaos.drills.catalog import BY_ID, INCIDENTS
 from services.common.web.errors import BadInput, Conflict
 
+INTERRUPTED = 130  # drill_job's exit status after SIGINT, once it has rolled back
+
 
 def incidents() -> list[dict[str, str]]:
     return [{"id": i.id, "title": i.title, "severity": i.severity, "alert": i.alert or "watchdog"} for i in INCIDENTS]
@@ -84,10 +86,10 @@ class DrillDesk:
             elif "done" in line:
                 run["detail"] = line.get("detail", "")
         code = await proc.wait()
-        run["state"] = "passed" if code == 0 else "failed"
+        run["state"] = {0: "passed", INTERRUPTED: "interrupted"}.get(code, "failed")
         run["ended_at"] = time.time()
 
-    async def stop(self) -> None:
+    async def stop(self) -> dict[str, Any]:
         """Interrupt a running drill (it rolls its faults back) and wait for it."""
         if self.proc and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGINT)
@@ -97,3 +99,4 @@ class DrillDesk:
                 self.proc.kill()
         if self.task:
             await asyncio.gather(self.task, return_exceptions=True)
+        return self.view()

@@ -210,3 +210,31 @@ def test_the_page_breaks_payments_and_shows_the_breaker_and_the_alert(
     for shot in shots:
         record_property("screenshot", str(shot))
         print(f"screenshot: {shot}")
+
+
+@pytest.mark.skipif(BINARY is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_the_page_launches_a_drill_shows_its_steps_and_stops_it(
+    stack: StackLayout, console: str, chaos_redis: redis.Redis, record_property
+) -> None:
+    with Browser() as page:
+        page.open(console + "/")
+        page.fill("#who", "trainer")
+        page.fill("#token", TOKEN)
+        page.wait_for("document.querySelector('#d-incident').options.length > 0", timeout_s=15, message="incidents")
+        page.fill("#d-incident", "payments-errors")
+        page.click("#d-launch")
+        page.wait_for(
+            "document.querySelector('#drill-steps li').dataset.status !== ''",
+            timeout_s=60,
+            message="the drill's first step on the page",
+        )
+        shot = page.screenshot(SHOTS / "5-drill.png")
+        page.click("#d-stop")
+        page.wait_for(
+            "document.querySelector('#drill-result').textContent.startsWith('payments-errors: interrupted')",
+            timeout_s=90,
+            message="the drill interrupted and rolled back",
+        )
+    assert chaos_redis.keys("chaos:*:*") == []
+    record_property("screenshot", str(shot))
+    print(f"screenshot: {shot}")

@@ -162,9 +162,10 @@ function drawDrill(drill) {
   }
   const result = $("#drill-result");
   result.replaceChildren();
+  $("#d-stop").hidden = !run || run.state !== "running";
   if (!run) return;
   result.textContent = `${run.incident}: ${run.state}${run.detail ? " (" + run.detail + ")" : ""} — ${run.who}. `;
-  if (run.state !== "running") {
+  if (run.state === "passed" || run.state === "failed") {
     const link = document.createElement("a");
     link.href = run.report;
     link.textContent = "report";
@@ -179,6 +180,17 @@ async function launchDrill(event) {
   try {
     await api("POST", "/api/drills", { incident: $("#d-incident").value, who: who() });
     say("#drill-msg", `launched ${$("#d-incident").value}`, true);
+  } catch (err) {
+    say("#drill-msg", err.message, false);
+  }
+}
+
+async function stopDrill() {
+  remember();
+  say("#drill-msg", "stopping: the drill rolls its faults back…", true);
+  try {
+    const data = await api("DELETE", "/api/drills", null);
+    say("#drill-msg", data.run ? `${data.run.incident}: ${data.run.state}` : "no drill ran", true);
   } catch (err) {
     say("#drill-msg", err.message, false);
   }
@@ -223,6 +235,7 @@ async function start() {
   const drills = await (await fetch("/api/drills")).json();
   $("#d-incident").replaceChildren(...drills.incidents.map((i) => new Option(`${i.id} — ${i.title}`, i.id)));
   $("#drill-form").onsubmit = launchDrill;
+  $("#d-stop").onclick = stopDrill;
   $("#token").onchange = () => { remember(); connect(); };
   connect();
   setInterval(countDown, 1000);
