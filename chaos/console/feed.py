@@ -18,8 +18,10 @@ import httpx
 from chaos.console import gather, topology
 from chaos.console.drills import DrillDesk
 from chaos.console.faults import FaultDesk
+from services.common.web import logging as log
 from services.common.web.errors import DependencyUnavailable
 
+LOG = log.get_logger("console")
 HISTORY = 150  # points per chart
 ALERT_EVENTS = 40
 
@@ -50,7 +52,11 @@ class Feed:
     async def _run(self) -> None:
         while True:
             started = time.monotonic()
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - the page must keep updating; the next tick retries
+                self.state = {**self.state, "status_error": f"the console could not refresh: {exc!r}"}
+                LOG.error("console.refresh_failed", error=repr(exc))
             await asyncio.sleep(max(0.1, self.interval_s - (time.monotonic() - started)))
 
     async def refresh(self) -> None:

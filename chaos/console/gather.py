@@ -32,9 +32,10 @@ async def programs(stack: Stack) -> tuple[list[runner.ProgramStatus], str | None
     """Each program as `chaoslab status` shows it, or no rows and why."""
     try:
         if isinstance(stack, StackLayout):
-            return await asyncio.to_thread(runner.status, stack), None
+            # Read again: `chaoslab scale` adds and removes replicas in stack.json.
+            return await asyncio.to_thread(lambda: runner.status(StackLayout.load(stack.run_dir))), None
         return await asyncio.to_thread(stack.status), None
-    except (runner.StackError, ComposeError, OSError) as exc:
+    except (runner.StackError, ComposeError, OSError, ValueError) as exc:
         return [], str(exc)
 
 
