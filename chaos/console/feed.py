@@ -60,7 +60,7 @@ class Feed:
             await asyncio.sleep(max(0.1, self.interval_s - (time.monotonic() - started)))
 
     async def refresh(self) -> None:
-        (rows, status_error), views, figures, alerts = await asyncio.gather(
+        (rows, status_error), views, (figures, figures_error), alerts = await asyncio.gather(
             gather.programs(self.stack),
             gather.breakers(self.stack, self.http),
             gather.figures(self.stack),
@@ -82,6 +82,7 @@ class Feed:
             "status_error": status_error,
             "edges": topology.edge_states(views),
             "figures": figures,
+            "figures_error": figures_error,
             "history": list(self.history),
             "alerts": alerts,
             "alert_events": list(self.alert_events),

@@ -53,19 +53,20 @@ async def breakers(stack: Stack, http: httpx.AsyncClient) -> dict[str, dict[str,
     return dict(zip(CALLERS, views, strict=True))
 
 
-async def figures(stack: Stack) -> dict[str, float | None]:
-    """The success rate, the gateway's p99 and the outbox backlog now (None: no data)."""
+async def figures(stack: Stack) -> tuple[dict[str, float | None], str | None]:
+    """The success rate, the gateway's p99 and the outbox backlog now (None: no sample,
+    or NaN, as when no order finished in the window), or none and why."""
     prom = Prometheus(stack.url("prometheus"), timeout_s=2.0)
 
     def read(expr: str) -> float | None:
-        try:
-            value = prom.value(expr)
-        except PrometheusUnavailable:
-            return None
-        return None if value is None or value != value else value  # NaN: no order in the window
+        value = prom.value(expr)
+        return None if value is None or value != value else value
 
-    values = await asyncio.gather(*(asyncio.to_thread(read, expr) for expr in FIGURES.values()))
-    return dict(zip(FIGURES, values, strict=True))
+    try:
+        values = await asyncio.gather(*(asyncio.to_thread(read, expr) for expr in FIGURES.values()))
+    except PrometheusUnavailable as exc:
+        return dict.fromkeys(FIGURES), str(exc)
+    return dict(zip(FIGURES, values, strict=True)), None
 
 
 async def alerts(stack: Stack, http: httpx.AsyncClient) -> list[dict[str, Any]] | None:

@@ -10,7 +10,7 @@ function svgEl(name, attrs, text) {
 }
 
 function formatValue(value, format) {
-  if (value === null || value === undefined) return "no data";
+  if (value === null || value === undefined) return format === "percent" ? "no order finished" : "no data";
   if (format === "percent") return (100 * value).toFixed(1) + " %";
   if (format === "seconds") return value < 1 ? (1000 * value).toFixed(0) + " ms" : value.toFixed(2) + " s";
   return String(Math.round(value));

@@ -203,6 +203,7 @@ function draw(state) {
   $("#status-error").textContent = state.status_error || "";
   drawFaults(state.faults);
   if (state.faults_error) say("#fault-msg", state.faults_error, false);
+  $("#figures-error").textContent = state.figures_error || "";
   for (const key of ["success_rate", "p99_s", "outbox_pending"]) drawChart($(`#chart-${key}`), state.history, key);
   drawAlerts(state.alerts, state.alert_events);
   drawDrill(state.drill);
