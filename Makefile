@@ -28,7 +28,7 @@ verify:
 	$(VENV)/bin/chaoslab verify
 
 test: lint  ## the linters, then every test: unit, integration (real PostgreSQL/Redis), drills, compose
-	$(PY) -m pytest -q
+	$(PY) tests/run_all.py
 
 test-unit: venv actionlint
 	$(PY) -m pytest -q tests/unit

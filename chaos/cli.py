@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chaos import cli_compare, cli_drill, cli_faults, cli_monkey, cli_observe, cli_process, runner
+from chaos import cli_compare, cli_db, cli_drill, cli_faults, cli_monkey, cli_observe, cli_process, cli_replay, runner
 from chaos import verify as verifier
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
@@ -32,11 +32,13 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(cli_faults.app, name="chaos")
+app.add_typer(cli_db.app, name="db")
 cli_process.register(app)
 cli_observe.register(app)
 cli_drill.register(app)
 cli_monkey.register(app)
 cli_compare.register(app)
+cli_replay.register(app)
 app.command("console")(console_command)
 
 

@@ -15,6 +15,7 @@ import glob
 import hashlib
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class Program:
     stop_signal: str = "TERM"
 
 
-def _postgres_bin(tool: str) -> str:
+def postgres_bin(tool: str) -> str:
     found = sorted(
         glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"),
         key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0,
@@ -97,25 +98,51 @@ def postgres_dir(layout: StackLayout) -> Path:
     return Path(pwd.getpwnam(user).pw_dir) / "chaoslab" / digest
 
 
-def init_postgres(layout: StackLayout) -> None:
-    """Create the cluster once (trust auth on 127.0.0.1, superuser `chaoslab`)."""
-    home = postgres_dir(layout)
-    data = home / "pgdata"
-    if (data / "PG_VERSION").exists():
-        return
+# PostgreSQL's folders under postgres_dir(): the cluster, its socket, the WAL archive
+# (every finished WAL segment, copied by archive_command) and the base backups
+# (`chaoslab db backup`); a restore keeps the cluster it replaced in `pgdata.replaced`.
+POSTGRES_DIRS = ("pgdata", "pgsock", "wal-archive", "backups", "pgdata.replaced")
+
+
+def postgres_files(layout: StackLayout, name: str) -> Path:
+    assert name in POSTGRES_DIRS, name
+    return postgres_dir(layout) / name
+
+
+def as_postgres(command: list[str]) -> list[str]:
+    """`command` run as the user PostgreSQL runs as (ourselves unless we are root)."""
     user = _postgres_user()
-    data.mkdir(parents=True, exist_ok=True)
-    socket_dir = home / "pgsock"
-    socket_dir.mkdir(exist_ok=True)
-    command = [_postgres_bin("initdb"), "-D", str(data), "-U", "chaoslab", "--auth=trust"]
-    command += ["-E", "UTF8", "--no-instructions"]
+    return ["runuser", "-u", user, "--", *command] if user else command
+
+
+def give_to_postgres(*paths: Path) -> None:
+    """Hand files and folders we made to the user PostgreSQL runs as."""
+    user = _postgres_user()
     if user:
         entry = pwd.getpwnam(user)
-        for path in (data, socket_dir):
+        for path in paths:
             os.chown(path, entry.pw_uid, entry.pw_gid)
-        command = ["runuser", "-u", user, "--", *command]
+
+
+def init_postgres(layout: StackLayout) -> None:
+    """Create the cluster once (trust auth on 127.0.0.1, superuser `chaoslab`), with its
+    WAL archive and backup folders."""
+    home = postgres_dir(layout)
+    data = home / "pgdata"
+    folders = [home / name for name in ("pgsock", "wal-archive", "backups")]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    give_to_postgres(*folders)
+    if (data / "PG_VERSION").exists():
+        return
+    data.mkdir(parents=True, exist_ok=True)
+    give_to_postgres(data)
+    command = [postgres_bin("initdb"), "-D", str(data), "-U", "chaoslab", "--auth=trust"]
+    # 1 MB WAL segments: archive_timeout ships a whole segment, so small ones keep the
+    # archive of a quiet training stack small.
+    command += ["-E", "UTF8", "--no-instructions", "--wal-segsize=1"]
     # Run from its own folder: our working directory may be closed to the postgres user.
-    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=home)
+    result = subprocess.run(as_postgres(command), capture_output=True, text=True, check=False, cwd=home)
     if result.returncode != 0:
         raise MissingDependency(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
 
@@ -123,7 +150,7 @@ def init_postgres(layout: StackLayout) -> None:
 def remove_postgres_data(layout: StackLayout) -> None:
     """Delete PostgreSQL's files for this run directory, wherever they live."""
     home = postgres_dir(layout)
-    for name in ("pgdata", "pgsock"):
+    for name in POSTGRES_DIRS:
         shutil.rmtree(home / name, ignore_errors=True)
     if home != layout.run_dir:
         shutil.rmtree(home, ignore_errors=True)
@@ -131,19 +158,26 @@ def remove_postgres_data(layout: StackLayout) -> None:
 
 def postgres(layout: StackLayout) -> Program:
     home = postgres_dir(layout)
+    archive = shlex.quote(str(home / "wal-archive"))
     settings = {
         "listen_addresses": "127.0.0.1",
         "port": str(layout.ports["postgres"]),
         "unix_socket_directories": str(home / "pgsock"),
         "max_connections": "300",
         "shared_buffers": "128MB",
+        # Every finished WAL segment is copied to the archive, so `chaoslab db restore` can
+        # replay from a base backup to any later moment. A segment is shipped at least
+        # every archive_timeout while there are writes: what a destroyed cluster can lose.
+        "archive_mode": "on",
+        "archive_command": f"test ! -f {archive}/%f && cp %p {archive}/%f",
+        "archive_timeout": "60",
     }
     if layout.profile == "ci":
         # Throwaway data in CI, safe from a machine crash only: skipping fsync loses nothing
         # when PostgreSQL itself is killed. synchronous_commit stays on: without it a kill -9
         # (chaoslab monkey --include-infra) loses the last commits clients were told about.
-        settings.update(fsync="off", full_page_writes="off")
-    command = [_postgres_bin("postgres"), "-D", str(home / "pgdata")]
+        settings.update(fsync="off", full_page_writes="off", archive_timeout="10")
+    command = [postgres_bin("postgres"), "-D", str(home / "pgdata")]
     for key, value in settings.items():
         command += ["-c", f"{key}={value}"]
     return Program("postgres", command, user=_postgres_user(), workdir=home, priority=10, stop_signal="INT")

@@ -135,7 +135,7 @@ class Supervisor:
     def start(self, name: str) -> None:
         self.rpc.supervisor.startProcess(name, True)
 
-    def _stop_if_running(self, name: str) -> None:
+    def stop_if_running(self, name: str) -> None:
         try:
             self.stop(name)
         except xmlrpc.client.Fault as fault:
@@ -143,7 +143,7 @@ class Supervisor:
                 raise
 
     def restart(self, name: str) -> None:
-        self._stop_if_running(name)
+        self.stop_if_running(name)
         self.start(name)
 
     def add(self, name: str) -> None:
@@ -152,7 +152,7 @@ class Supervisor:
         self.rpc.supervisor.addProcessGroup(name)
 
     def remove(self, name: str) -> None:
-        self._stop_if_running(name)
+        self.stop_if_running(name)
         self.rpc.supervisor.removeProcessGroup(name)
         self.rpc.supervisor.reloadConfig()
 

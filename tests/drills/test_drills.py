@@ -37,7 +37,11 @@ def test_drill(stack, incident, drill_results, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "incident", [pytest.param(BY_ID[i], marks=pytest.mark.timeout(training_timeout_s(i)), id=i) for i in TRAINING]
+    "incident",
+    [
+        pytest.param(BY_ID[i], marks=[pytest.mark.training, pytest.mark.timeout(training_timeout_s(i))], id=i)
+        for i in TRAINING
+    ],
 )
 def test_drill_in_training(training_stack, incident, training_drill_results, tmp_path_factory):
     result = Drill(training_stack, incident, log_dir=tmp_path_factory.mktemp("drill-logs-training")).run()

@@ -1,0 +1,107 @@
+"""`chaoslab db backup|backups|restore`: base backups of the native stack's PostgreSQL
+and point-in-time restore from them and the WAL archive (chaos/db/)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from chaos import supervision
+from chaos.cli_common import RunDir, Target, console, fail, layout_of
+from chaos.db import backup as backups
+from chaos.db import restore as restoring
+from chaos.layout import StackLayout
+from chaos.moments import parse_moment
+
+app = typer.Typer(
+    help="Back up the native stack's database and restore it to any moment since a backup. "
+    "Every finished WAL segment is archived (at least every minute while orders arrive; "
+    "every 10 s in the ci profile), so a restore can replay up to a chosen time or the latest one.",
+    no_args_is_help=True,
+)
+
+
+def _running(run_dir, target: str) -> StackLayout:
+    if target != "native":
+        raise fail("`chaoslab db` works on the native stack only for now (`--target native`)", 2)
+    layout = layout_of(run_dir)
+    if not supervision.Supervisor(layout).running():
+        raise fail(f"no stack is running in {layout.run_dir}: start it with `chaoslab up --detach`")
+    return layout
+
+
+@app.command("backup")
+def backup(run_dir: RunDir, target: Target) -> None:
+    """Take a base backup of the running database (pg_basebackup, a fast checkpoint)."""
+    layout = _running(run_dir, target)
+    with console.status("pg_basebackup ..."):
+        try:
+            taken = backups.take(layout)
+        except backups.BackupError as exc:
+            raise fail(str(exc)) from exc
+    seconds = (taken.ended_at - taken.started_at).total_seconds()
+    console.print(f"Backup [bold]{taken.name}[/]: {taken.size_bytes / 1e6:.1f} MB in {seconds:.1f}s ({taken.path})")
+
+
+@app.command("backups")
+def listing(
+    run_dir: RunDir,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The backups a restore can start from, oldest first."""
+    found = backups.listing(layout_of(run_dir))
+    if as_json:
+        print(json.dumps([b.as_dict() for b in found], indent=2))
+        return
+    if not found:
+        console.print("No backups yet: `chaoslab db backup` takes one.")
+        return
+    table = Table(title="base backups (a restore can reach any moment after one ended)")
+    for column in ("name", "started", "ended", "size"):
+        table.add_column(column)
+    for b in found:
+        table.add_row(
+            b.name,
+            b.started_at.isoformat(timespec="seconds"),
+            b.ended_at.isoformat(timespec="seconds"),
+            f"{b.size_bytes / 1e6:.1f} MB",
+        )
+    console.print(table)
+
+
+@app.command("restore")
+def restore(
+    run_dir: RunDir,
+    target: Target,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="The moment to restore: ISO 8601 (2026-12-02T21:30:00Z; no zone means UTC) or '5m ago'. "
+            "Default: as late as the archive and the old cluster's WAL allow.",
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask: the current database is replaced.")] = False,
+) -> None:
+    """Replace the database with a backup replayed to a moment (PostgreSQL stops meanwhile;
+    the services reconnect on their own). The replaced cluster is kept as pgdata.replaced."""
+    layout = _running(run_dir, target)
+    try:
+        when = None if to is None else parse_moment(to)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
+    goal = "the latest moment" if when is None else when.isoformat(timespec="seconds")
+    if not yes and not typer.confirm(f"Replace the database of {layout.run_dir} with its state at {goal}?"):
+        raise typer.Exit(1)
+    started = dt.datetime.now(dt.UTC)
+    with console.status("restoring ...") as status:
+        try:
+            used = restoring.restore(layout, when, progress=lambda msg: status.update(msg + " ..."))
+        except (backups.BackupError, restoring.RestoreError) as exc:
+            raise fail(str(exc)) from exc
+    seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    console.print(f"Restored to {goal} from backup {used.name} in {seconds:.1f}s; run `chaoslab verify` next.")

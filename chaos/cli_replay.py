@@ -1,0 +1,81 @@
+"""`chaoslab replay --since TIME [--dry-run]`: find the events notifications lost and
+deliver them again from the orders they announce (chaos/replay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from chaos import replay as replaying
+from chaos import verify as verifier
+from chaos.cli_common import RunDir, Target, console, fail, stack_of
+from chaos.moments import parse_moment
+from services.common.web.errors import ChaoslabError
+
+
+def replay(
+    run_dir: RunDir,
+    target: Target,
+    since: Annotated[
+        str,
+        typer.Option("--since", help="Orders finished since: ISO 8601 (2026-12-02T21:30:00Z) or '10m ago'."),
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be sent again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="List the lost events as JSON (with --dry-run).")] = False,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="Seconds an event may still be on its way (default: verify's grace for the profile)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the replayed events to arrive.")] = 120,
+) -> None:
+    """Deliver again every event notifications lost: a finished order whose event is in
+    neither the inbox nor the outbox's queue is announced again, with the same event id
+    (notifications takes an id once, so a replay never doubles anything)."""
+    stack = stack_of(run_dir, target)
+    try:
+        moment = parse_moment(since)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
+    grace_s = verifier.default_grace_s(stack.profile) if grace is None else grace
+    try:
+        lost, events = asyncio.run(replaying.find(stack.database_url, moment, grace_s))
+    except (ChaoslabError, OSError, asyncpg.PostgresError) as exc:
+        raise fail(f"the database cannot be read: {exc}") from exc
+    if as_json and dry_run:
+        print(json.dumps([asdict(item) for item in lost], indent=2))
+        return
+    if not lost:
+        console.print(f"No event lost since {moment.isoformat(timespec='seconds')}: nothing to replay.")
+        return
+    table = Table(title=f"{len(lost)} event(s) lost since {moment.isoformat(timespec='seconds')}")
+    for column in ("order", "status", "event", "id"):
+        table.add_column(column, overflow="fold")
+    for item in lost:
+        table.add_row(item.order_id, item.status, item.event_type, item.event_id)
+    console.print(table)
+    if dry_run:
+        console.print("Dry run: nothing was sent.")
+        return
+    asyncio.run(replaying.republish(stack.database_url, events))
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("delivered to notifications", total=len(lost))
+        arrived = replaying.wait_delivered(
+            stack.database_url, lost, timeout, lambda done, _total: bar.update(task, completed=done)
+        )
+    if arrived < len(lost):
+        raise fail(
+            f"{arrived} of {len(lost)} replayed event(s) arrived within {timeout:.0f}s; the rest wait in the "
+            "outbox (is notifications up? `chaoslab status`, `chaoslab query outbox_pending`)"
+        )
+    console.print(f"Replayed {len(lost)} event(s); each is in notifications' inbox once. Run `chaoslab verify` next.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay)
