@@ -22,6 +22,7 @@ from services.common.web import logging as log
 from services.common.web.errors import DependencyUnavailable
 
 LOG = log.get_logger("console")
+FIRST_REFRESH_S = 30
 HISTORY = 150  # points per chart
 ALERT_EVENTS = 40
 
@@ -35,11 +36,13 @@ class Feed:
         self.alert_events: deque[dict[str, Any]] = deque(maxlen=ALERT_EVENTS)
         self._seen_alerts: dict[str, dict[str, Any]] | None = None
         self.tick = asyncio.Event()
+        self.ready = asyncio.Event()  # set by the first refresh
         self._task: asyncio.Task[None] | None = None
         self.http = httpx.AsyncClient(timeout=2.0)
 
     async def start(self) -> None:
-        await self.refresh()
+        """Refresh in the background from now on: the page is served at once, even while a
+        source is slow to answer (a name that does not resolve, a hung service)."""
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
@@ -90,6 +93,7 @@ class Feed:
             "faults_error": faults_error,
             "drill": self.drills.view(),
         }
+        self.ready.set()
         self.tick.set()
         self.tick = asyncio.Event()
 
@@ -110,7 +114,14 @@ class Feed:
         self._seen_alerts = current
 
     async def snapshot(self, token: str | None) -> dict[str, Any]:
-        """The latest state, its faults as `token` may see them."""
+        """The latest state, its faults as `token` may see them (after the first refresh)."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), FIRST_REFRESH_S)
+        except TimeoutError:
+            raise DependencyUnavailable(
+                f"the console has not gathered the stack's state within {FIRST_REFRESH_S} s; see its log",
+                retry_after_s=5,
+            ) from None
         state = dict(self.state)
         if state.get("open_faults") is None and not state.get("faults_error"):
             try:

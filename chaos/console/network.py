@@ -10,6 +10,7 @@ import os
 import socket
 import urllib.parse
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,12 @@ class NetworkStack:
         return self.urls[service]
 
     def status(self) -> list[runner.ProgramStatus]:
-        rows = [self._row(name, runner.http_ok(url + PROBES[name]), url) for name, url in self.urls.items()]
-        return [*rows, self._row("redis", self._redis_answers(), self.redis_url)]
+        """Every program probed at once, so one that hangs costs its timeout only once."""
+        with ThreadPoolExecutor(len(self.urls) + 1) as pool:
+            probes = {name: pool.submit(runner.http_ok, url + PROBES[name]) for name, url in self.urls.items()}
+            redis_ok = pool.submit(self._redis_answers)
+            rows = [self._row(name, probe.result(), self.urls[name]) for name, probe in probes.items()]
+            return [*rows, self._row("redis", redis_ok.result(), self.redis_url)]
 
     @staticmethod
     def _row(name: str, ok: bool, url: str) -> runner.ProgramStatus:
