@@ -150,6 +150,19 @@ def test_a_game_in_progress_hides_the_faults_but_from_the_game_master(console: s
     assert wait_until(lambda: streamed("master-token")["faults"], timeout_s=10, message="the master's faults")
 
 
+def test_a_scaled_service_shows_its_replicas(stack: StackLayout, console: str) -> None:
+    def payments() -> dict:
+        boxes = httpx.get(console + "/api/snapshot", timeout=10).json()["boxes"]
+        return next(b for b in boxes if b["name"] == "payments")
+
+    runner.scale(stack, "payments", 2)
+    try:
+        wait_until(lambda: payments()["running"] == 2, timeout_s=30, message="payments' second replica on the console")
+    finally:
+        runner.scale(stack, "payments", 1)
+    wait_until(lambda: payments()["replicas"] == 1, timeout_s=30, message="payments back to one replica")
+
+
 @pytest.mark.skipif(BINARY is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_the_page_breaks_payments_and_shows_the_breaker_and_the_alert(
     stack: StackLayout, console: str, chaos_redis: redis.Redis, record_property
