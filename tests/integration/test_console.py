@@ -231,13 +231,14 @@ def test_the_page_launches_a_drill_shows_its_steps_and_stops_it(
 ) -> None:
     with Browser() as page:
         page.open(console + "/")
+        page.wait_for("document.querySelector('#link').textContent === 'live'", timeout_s=30, message="the feed")
         page.fill("#who", "trainer")
         page.fill("#token", TOKEN)
         page.wait_for("document.querySelector('#d-incident').options.length > 0", timeout_s=15, message="incidents")
         page.fill("#d-incident", "payments-errors")
         page.click("#d-launch")
         page.wait_for(
-            "document.querySelector('#drill-steps li').dataset.status !== ''",
+            "(document.querySelector('#drill-steps li')?.dataset.status || '') !== ''",
             timeout_s=60,
             message="the drill's first step on the page",
         )
