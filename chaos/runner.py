@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos import infra, prometheus_config, supervision
+from chaos import console, infra, prometheus_config, supervision
 from chaos.layout import SERVICES, StackLayout, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +43,9 @@ def programs(layout: StackLayout) -> list[infra.Program]:
                     priority=50,
                 )
             )
+    if "console" in layout.ports:  # `chaoslab up` asked for the training console
+        command = [sys.executable, "-m", "chaos.cli", "console", "--run-dir", str(layout.run_dir)]
+        progs.append(infra.Program("console", [*command, "--port", str(layout.ports["console"])], priority=60))
     return progs
 
 
@@ -55,8 +58,10 @@ def up(
     timeout_s: float,
     progress: Callable[[str], None],
     env: dict[str, str] | None = None,
+    with_console: bool = False,
 ) -> StackLayout:
-    """Start the stack and return once every service answers /health (or raise)."""
+    """Start the stack and return once every service answers /health (or raise); with
+    the training console (chaos/console/) too when `with_console`."""
     sup_probe = StackLayout(run_dir=run_dir.resolve())
     if supervision.Supervisor(sup_probe).running():
         raise StackError(f"a stack is already running in {run_dir}: `chaoslab down` first, or choose another --run-dir")
@@ -67,6 +72,8 @@ def up(
         pick_free_ports=pick_free_ports,
         env=env,
     )
+    if with_console:
+        layout.ports["console"] = free_ports(1)[0] if pick_free_ports else console.DEFAULT_PORT
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     layout.run_dir.chmod(0o755)
     progress("initialising PostgreSQL")

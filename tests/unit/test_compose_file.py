@@ -35,6 +35,7 @@ CONTRACT_PORTS = {
     "alertmanager": 9093,
     "grafana": 3000,
     "locust": 8089,
+    "console": 8090,
 }
 # Images whose tag cannot say which version runs.
 UNPINNED_TAGS = {"latest", "stable", "main", "master", "edge", "nightly"}
