@@ -11,6 +11,7 @@ from chaos.cli_common import RunDir, console, err, fail, stack_of
 from chaos.console import DEFAULT_PORT
 from chaos.console.app import create_app
 from chaos.console.network import NetworkStack
+from chaos.k8s_stack import K8sStack
 
 
 def serve(
@@ -39,6 +40,7 @@ def serve(
     if target not in ("native", "compose", "network"):
         raise fail(f"--target must be native, compose or network, not {target!r}", 2)
     stack = NetworkStack.from_env() if target == "network" else stack_of(run_dir, target)
+    assert not isinstance(stack, K8sStack), "--target k8s is refused above"
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches it sees the stack")
     app = create_app(stack, target=target, interval_s=interval)
