@@ -48,6 +48,15 @@ def test_under_overload_the_limit_settles_near_the_knee_and_latency_stays_near_t
     assert sum(limit >= service.knee for limit, _rtt in settled) >= 0.8 * len(settled)
 
 
+def test_a_limit_that_starts_far_above_the_knee_falls_to_it_within_a_few_windows():
+    service = ModelService(initial=64, max_limit=64)
+    samples = 0
+    while service.limit.probing or service.limit.min_rtt_s == 0 or service.limit.limit > 2 * service.knee:
+        service.run(1, offered=500)
+        samples += 1
+        assert samples <= 64 + 10 + 64 + 32  # a busy window, the probe, then halving per window
+
+
 def test_when_the_service_gets_slower_the_next_probe_relearns_its_quiet_latency():
     service = ModelService(initial=20)
     service.run(5000, offered=500)

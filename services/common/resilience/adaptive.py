@@ -18,8 +18,9 @@ whole window, as TCP Vegas moves once per RTT), from the window's mean latency `
 service's routes differ in latency: the mean of a mix compares with the mean of the same
 mix, where a minimum would only find the cheapest route. The gradient
 `min_rtt x tolerance / rtt` falls below 1 as soon as requests wait in a queue, and the
-limit shrinks with it; while nothing waits, the limit grows by a headroom of
-sqrt(limit). So the limit settles where more concurrency would only add waiting
+limit shrinks with it at once; while nothing waits, the limit grows by a headroom of
+sqrt(limit) x `smoothing` (slow up, fast down, as TCP). So the limit settles where more
+concurrency would only add waiting
 (Little's law: concurrency = throughput x latency), and the latency it keeps is a
 multiple of the one this machine measured, not a fixed number that a slower or busier
 machine could never meet.
@@ -42,8 +43,9 @@ class AdaptiveConfig:
     """`tolerance`: how much slower than the quiet latency a window may be before it
     counts as queueing (the latency the limit keeps: a multiple of the measured one).
     `probe_interval_s`: how often, at most, the quiet latency is measured again, over
-    `probe_samples` requests admitted at `min_limit`. `smoothing`: how much of a new
-    estimate replaces the limit at each window of samples (0-1)."""
+    `probe_samples` requests admitted at `min_limit`. `smoothing`: the share of the
+    headroom sqrt(limit) the limit grows by at each window of samples that saw no
+    queueing (0-1); it shrinks by the gradient at once."""
 
     initial: int
     min_limit: int
@@ -133,6 +135,10 @@ class GradientLimit:
     def _learn(self, rtt_s: float) -> None:
         cfg = self.config
         gradient = max(0.5, min(1.0, self.min_rtt_s * cfg.tolerance / rtt_s)) if rtt_s > 0 else 1.0
-        target = self.estimate * gradient + (math.sqrt(self.estimate) if gradient >= 1.0 else 0.0)
-        estimate = self.estimate * (1 - cfg.smoothing) + target * cfg.smoothing
+        if gradient < 1.0:
+            # Requests queue: cut at once (at most by half a window), as TCP does on loss; a
+            # slow machine's limit must fall from its start in a few round trips, not dozens.
+            estimate = self.estimate * gradient
+        else:
+            estimate = self.estimate + math.sqrt(self.estimate) * cfg.smoothing
         self.estimate = max(float(cfg.min_limit), min(float(cfg.max_limit), estimate))
