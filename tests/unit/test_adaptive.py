@@ -54,7 +54,7 @@ def test_a_limit_that_starts_far_above_the_knee_falls_to_it_within_a_few_windows
     while service.limit.probing or service.limit.min_rtt_s == 0 or service.limit.limit > 2 * service.knee:
         service.run(1, offered=500)
         samples += 1
-        assert samples <= 64 + 10 + 64 + 32  # a busy window, the probe, then halving per window
+        assert samples <= 64 + 10 + 64 + 48 + 36 + 27 + 20  # a busy window, the probe, then -25% per window
 
 
 def test_when_the_service_gets_slower_the_next_probe_relearns_its_quiet_latency():

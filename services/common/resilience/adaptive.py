@@ -18,12 +18,11 @@ whole window, as TCP Vegas moves once per RTT), from the window's mean latency `
 service's routes differ in latency: the mean of a mix compares with the mean of the same
 mix, where a minimum would only find the cheapest route. The gradient
 `min_rtt x tolerance / rtt` falls below 1 as soon as requests wait in a queue, and the
-limit shrinks with it at once; while nothing waits, the limit grows by a headroom of
-sqrt(limit) x `smoothing` (slow up, fast down, as TCP). So the limit settles where more
-concurrency would only add waiting
-(Little's law: concurrency = throughput x latency), and the latency it keeps is a
-multiple of the one this machine measured, not a fixed number that a slower or busier
-machine could never meet.
+limit shrinks with it (by up to a quarter per window); while nothing waits, it grows by
+a headroom of sqrt(limit) x `smoothing` (slow up, fast down, as TCP). So the limit
+settles where more concurrency would only add waiting (Little's law: concurrency =
+throughput x latency), and the latency it keeps is a multiple of the one this machine
+measured, not a fixed number that a slower or busier machine could never meet.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ class AdaptiveConfig:
     `probe_interval_s`: how often, at most, the quiet latency is measured again, over
     `probe_samples` requests admitted at `min_limit`. `smoothing`: the share of the
     headroom sqrt(limit) the limit grows by at each window of samples that saw no
-    queueing (0-1); it shrinks by the gradient at once."""
+    queueing (0-1); it shrinks by half the gradient's cut."""
 
     initial: int
     min_limit: int
@@ -136,9 +135,10 @@ class GradientLimit:
         cfg = self.config
         gradient = max(0.5, min(1.0, self.min_rtt_s * cfg.tolerance / rtt_s)) if rtt_s > 0 else 1.0
         if gradient < 1.0:
-            # Requests queue: cut at once (at most by half a window), as TCP does on loss; a
-            # slow machine's limit must fall from its start in a few round trips, not dozens.
-            estimate = self.estimate * gradient
+            # Requests queue: cut by half the gradient's cut (at most a quarter per window):
+            # a slow machine's limit falls from its start in a few round trips, not dozens,
+            # and one noisy window on a busy machine does not halve it.
+            estimate = self.estimate * (1 + gradient) / 2
         else:
             estimate = self.estimate + math.sqrt(self.estimate) * cfg.smoothing
         self.estimate = max(float(cfg.min_limit), min(float(cfg.max_limit), estimate))
