@@ -18,7 +18,7 @@ whole window, as TCP Vegas moves once per RTT), from the window's mean latency `
 service's routes differ in latency: the mean of a mix compares with the mean of the same
 mix, where a minimum would only find the cheapest route. The gradient
 `min_rtt x tolerance / rtt` falls below 1 as soon as requests wait in a queue, and the
-limit shrinks with it (by up to a quarter per window); while nothing waits, it grows by
+limit shrinks by its square root; while nothing waits, it grows by
 a headroom of sqrt(limit) x `smoothing` (slow up, fast down, as TCP). So the limit
 settles where more concurrency would only add waiting (Little's law: concurrency =
 throughput x latency), and the latency it keeps is a multiple of the one this machine
@@ -44,7 +44,7 @@ class AdaptiveConfig:
     `probe_interval_s`: how often, at most, the quiet latency is measured again, over
     `probe_samples` requests admitted at `min_limit`. `smoothing`: the share of the
     headroom sqrt(limit) the limit grows by at each window of samples that saw no
-    queueing (0-1); it shrinks by half the gradient's cut."""
+    queueing (0-1); it shrinks by the gradient's square root."""
 
     initial: int
     min_limit: int
@@ -114,7 +114,9 @@ class GradientLimit:
         else:
             self._window.append(rtt_s)
             self._window_inflight = max(self._window_inflight, inflight)
-            if len(self._window) >= max(int(self.estimate), cfg.probe_samples):
+            # Before the first probe a window only has to tell whether the door is busy.
+            size = max(int(self.estimate), cfg.probe_samples) if self.min_rtt_s > 0 else cfg.probe_samples
+            if len(self._window) >= size:
                 self._end_window()
         CONCURRENCY_LIMIT.set(self.limit)
         return self.limit
@@ -133,12 +135,13 @@ class GradientLimit:
 
     def _learn(self, rtt_s: float) -> None:
         cfg = self.config
-        gradient = max(0.5, min(1.0, self.min_rtt_s * cfg.tolerance / rtt_s)) if rtt_s > 0 else 1.0
+        gradient = max(0.1, min(1.0, self.min_rtt_s * cfg.tolerance / rtt_s)) if rtt_s > 0 else 1.0
         if gradient < 1.0:
-            # Requests queue: cut by half the gradient's cut (at most a quarter per window):
-            # a slow machine's limit falls from its start in a few round trips, not dozens,
-            # and one noisy window on a busy machine does not halve it.
-            estimate = self.estimate * (1 + gradient) / 2
+            # Requests queue: cut by the square root of the gradient. A window a little slow
+            # (0.8: noise on a busy machine) costs 11 %; one ten times too slow (a limit far
+            # above a slow machine's capacity) cuts it to a third, so it falls from its start
+            # in two or three round trips, before slow calls open the breakers behind it.
+            estimate = self.estimate * math.sqrt(gradient)
         else:
             estimate = self.estimate + math.sqrt(self.estimate) * cfg.smoothing
         self.estimate = max(float(cfg.min_limit), min(float(cfg.max_limit), estimate))

@@ -111,7 +111,9 @@ _TRAINING: dict[str, Any] = {
     "adaptive_tolerance": 2.5,
     "adaptive_probe_interval_s": 30.0,
     "adaptive_probe_samples": 10,
-    "adaptive_smoothing": 0.2,
+    # Growth per window without queueing: half of sqrt(limit), so that after a surge the
+    # limit is back where the remaining clients need it within seconds.
+    "adaptive_smoothing": 0.5,
     # The gateway's requests per second per client (X-Client-ID, else the address); 0: no limit.
     "rate_limit_rps": 0.0,
 }
