@@ -18,7 +18,6 @@ class ModelService:
             "initial": 20,
             "min_limit": 2,
             "max_limit": 500,
-            "latency_ceiling_s": 0.25,
             "tolerance": 1.5,
             "probe_interval_s": 5.0,
             "probe_samples": 10,
@@ -49,6 +48,15 @@ def test_under_overload_the_limit_settles_near_the_knee_and_latency_stays_near_t
     assert sum(limit >= service.knee for limit, _rtt in settled) >= 0.8 * len(settled)
 
 
+def test_a_limit_that_starts_far_above_the_knee_falls_to_it_within_a_few_windows():
+    service = ModelService(initial=64, max_limit=64)
+    samples = 0
+    while service.limit.probing or service.limit.min_rtt_s == 0 or service.limit.limit > 2 * service.knee:
+        service.run(1, offered=500)
+        samples += 1
+        assert samples <= 10 + 10 + 64 + 40 + 30  # a busy window, the probe, then a few windows
+
+
 def test_when_the_service_gets_slower_the_next_probe_relearns_its_quiet_latency():
     service = ModelService(initial=20)
     service.run(5000, offered=500)
@@ -59,31 +67,54 @@ def test_when_the_service_gets_slower_the_next_probe_relearns_its_quiet_latency(
     assert service.knee / 2 <= service.limit.limit <= 4 * service.knee
 
 
-def test_the_latency_ceiling_holds_even_when_the_quiet_latency_is_above_it():
-    service = ModelService(initial=40, base_s=0.3, latency_ceiling_s=0.25)
-    service.run(20_000, offered=500)
-    assert service.limit.limit == service.limit.config.min_limit  # admits as little as it may
+def test_the_limit_it_keeps_is_a_multiple_of_this_machines_quiet_latency_however_slow():
+    # A machine ten times slower than the last test's: no fixed ceiling pulls it to the floor.
+    service = ModelService(initial=40, base_s=0.3)
+    settled = service.run(20_000, offered=500)[-2000:]
+    assert service.limit.min_rtt_s == pytest.approx(0.3)
+    assert all(limit <= 4 * service.knee for limit, _rtt in settled)
+    assert sum(limit >= service.knee for limit, _rtt in settled) >= 0.8 * len(settled)  # probes aside
+    assert max(rtt for _limit, rtt in settled) <= 0.3 * 2.5
 
 
 def test_with_spare_capacity_the_limit_grows():
-    service = ModelService(initial=4, knee=64, latency_ceiling_s=1.0)
+    service = ModelService(initial=4, knee=64)
     service.run(3000, offered=500)
     assert service.limit.limit > 16
 
 
-def test_clients_that_send_little_teach_nothing():
+def test_clients_that_send_little_teach_nothing_and_never_meet_a_probe():
     service = ModelService(initial=40)
-    service.run(5000, offered=3)  # far below half the limit: the clients set the pace
-    assert service.limit.limit == 40
+    seen = service.run(5000, offered=3)  # far below half the limit: the clients set the pace
+    assert {limit for limit, _rtt in seen} == {40}
+    assert service.limit.min_rtt_s == 0  # never probed: nothing to learn from
 
 
-def test_a_probe_admits_only_the_minimum_until_it_has_its_samples():
+def test_the_first_probe_waits_for_load_then_admits_only_the_minimum_until_it_has_its_samples():
     service = ModelService(initial=40, probe_samples=10)
+    assert not service.limit.probing and service.limit.limit == 40  # a static limit until then
+    service.run(10, offered=500)  # one busy window: before the first probe, probe_samples long
     assert service.limit.probing and service.limit.limit == 2
     service.run(9, offered=500)
     assert service.limit.probing
     service.run(1, offered=500)
     assert not service.limit.probing and service.limit.limit == 40
+    assert service.limit.min_rtt_s == pytest.approx(0.02)
+
+
+def test_a_probe_comes_again_only_after_its_interval_and_only_under_load():
+    service = ModelService(initial=40, probe_interval_s=5.0)
+    service.run(50, offered=500)
+    assert service.limit.min_rtt_s > 0 and not service.limit.probing
+    probes = 0
+    for _ in range(3000):
+        was = service.limit.probing
+        service.run(1, offered=500)
+        probes += service.limit.probing and not was
+    assert 1 <= probes <= service.now / 5.0 + 1
+    service.now += 60  # long past the interval, but only a few clients now
+    seen = service.run(2000, offered=2)
+    assert not any(limit == 2 and service.limit.probing for limit, _rtt in seen[100:])
 
 
 @pytest.mark.parametrize(
@@ -92,7 +123,6 @@ def test_a_probe_admits_only_the_minimum_until_it_has_its_samples():
         {"min_limit": 0},
         {"initial": 1, "min_limit": 2},
         {"initial": 600},
-        {"latency_ceiling_s": 0},
         {"tolerance": 0.9},
         {"probe_interval_s": 0},
         {"probe_samples": 0},

@@ -139,9 +139,10 @@ def test_a_failing_request_frees_its_slot():
 class RecordingLimit:
     """A limit the test sets by hand; it keeps the samples the door gives it."""
 
-    def __init__(self, limit: int, usual_latency_s: float = 0.0) -> None:
+    def __init__(self, limit: int, usual_latency_s: float = 0.0, queue_capacity: int = 0) -> None:
         self.limit = limit
         self.usual_latency_s = usual_latency_s
+        self.queue_capacity = queue_capacity
         self.samples: list[tuple[float, int]] = []
 
     def update(self, rtt_s: float, inflight: int) -> int:
@@ -189,11 +190,124 @@ def test_the_door_follows_the_limit_object_and_feeds_it_each_admitted_request():
     asyncio.run(scenario())
 
 
+class Gate:
+    """An app whose /work?n= requests wait until `release` is set; `order` lists the
+    requests as they entered the app (past the door)."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.order: list[str] = []
+
+        async def work(request: Request) -> JSONResponse:
+            self.order.append(request.query_params["n"])
+            await self.release.wait()
+            return JSONResponse({"done": True})
+
+        self.app = Starlette(routes=[Route("/work", work)])
+
+    async def entered(self, count: int) -> None:
+        while len(self.order) < count:
+            await asyncio.sleep(0)
+
+
+def _queued(outcome: str) -> float:
+    return REGISTRY.get_sample_value("admission_queue_total", {"outcome": outcome}) or 0.0
+
+
+def test_past_the_limit_a_request_waits_for_a_slot_and_the_newest_waiter_goes_first():
+    async def scenario():
+        gate = Gate()
+        door = BackpressureMiddleware(gate.app, limit=RecordingLimit(1, queue_capacity=2), queue_wait_s=30)
+        admitted_before = _queued("admitted")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door), base_url="http://test") as client:
+            first = asyncio.create_task(client.get("/work", params={"n": "first"}))
+            await gate.entered(1)
+            older = asyncio.create_task(client.get("/work", params={"n": "older"}))
+            while len(door.queue) < 1:
+                await asyncio.sleep(0)
+            newer = asyncio.create_task(client.get("/work", params={"n": "newer"}))
+            while len(door.queue) < 2:
+                await asyncio.sleep(0)
+            full = await client.get("/work", params={"n": "full"})  # the queue is full: refused at once
+            assert full.status_code == 429 and full.headers["retry-after"] == "1"
+            gate.release.set()
+            assert [r.status_code for r in await asyncio.gather(first, older, newer)] == [200, 200, 200]
+        assert gate.order == ["first", "newer", "older"]  # served newest first
+        assert _queued("admitted") == admitted_before + 2
+        assert door.inflight == 0 and len(door.queue) == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_gets_429_when_no_slot_frees_within_its_wait():
+    async def scenario():
+        gate = Gate()
+        door = BackpressureMiddleware(gate.app, limit=RecordingLimit(1, queue_capacity=4), queue_wait_s=0.05)
+        shed_before = _queued("shed")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door), base_url="http://test") as client:
+            first = asyncio.create_task(client.get("/work", params={"n": "first"}))
+            await gate.entered(1)
+            waited = await client.get("/work", params={"n": "late"})
+            assert waited.status_code == 429 and not first.done()
+            gate.release.set()
+            assert (await first).status_code == 200
+        assert gate.order == ["first"] and _queued("shed") == shed_before + 1
+        assert door.inflight == 0 and len(door.queue) == 0
+
+    asyncio.run(scenario())
+
+
+def test_while_the_queue_stands_a_newcomer_is_refused_at_once():
+    async def scenario():
+        now = [0.0]
+        gate = Gate()
+        door = BackpressureMiddleware(
+            gate.app, limit=RecordingLimit(1, queue_capacity=4), queue_wait_s=30, clock=lambda: now[0]
+        )
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door), base_url="http://test") as client:
+            first = asyncio.create_task(client.get("/work", params={"n": "first"}))
+            await gate.entered(1)
+            waiting = asyncio.create_task(client.get("/work", params={"n": "waiting"}))
+            while len(door.queue) < 1:
+                await asyncio.sleep(0)
+            assert not door.queue.standing()
+            now[0] = 30.0  # the queue has not been empty for a whole wait: it stands
+            assert door.queue.standing()
+            assert (await client.get("/work", params={"n": "newcomer"})).status_code == 429
+            gate.release.set()
+            assert [r.status_code for r in await asyncio.gather(first, waiting)] == [200, 200]
+        assert gate.order == ["first", "waiting"]
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_whose_client_leaves_gives_its_place_up():
+    async def scenario():
+        gate = Gate()
+        door = BackpressureMiddleware(gate.app, limit=RecordingLimit(1, queue_capacity=4), queue_wait_s=30)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door), base_url="http://test") as client:
+            first = asyncio.create_task(client.get("/work", params={"n": "first"}))
+            await gate.entered(1)
+            gone = asyncio.create_task(client.get("/work", params={"n": "gone"}))
+            while len(door.queue) < 1:
+                await asyncio.sleep(0)
+            gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+            assert len(door.queue) == 0
+            gate.release.set()
+            assert (await first).status_code == 200
+        assert door.inflight == 0 and gate.order == ["first"]
+
+    asyncio.run(scenario())
+
+
 def test_a_static_limit_learns_nothing():
     from services.common.resilience.backpressure import StaticLimit
 
     limit = StaticLimit(5)
     assert limit.update(9.0, 5) == 5 and limit.limit == 5 and limit.usual_latency_s == 0
+    assert limit.queue_capacity == 0  # past a fixed limit nothing waits
 
 
 def test_deadline_aware_admission_refuses_a_request_that_cannot_finish_in_time():
@@ -226,6 +340,12 @@ def test_the_profile_picks_the_door(monkeypatch):
     from services.gateway.settings import Settings as GatewaySettings
     from services.orders.settings import Settings as OrdersSettings
 
+    monkeypatch.delenv("ADMISSION", raising=False)
+    for profile in ("training", "ci"):  # by default only the gateway's door, and it learns
+        monkeypatch.setenv("CHAOSLAB_PROFILE", profile)
+        assert isinstance(admission_limit(GatewaySettings()), GradientLimit)
+        assert admission_limit(OrdersSettings()) is None
+        assert GatewaySettings().admission_queue_wait_s > 0
     monkeypatch.setenv("ADMISSION", "static")
     assert isinstance(admission_limit(GatewaySettings()), StaticLimit)
     assert admission_limit(OrdersSettings()) is None  # no MAX_INFLIGHT, static: no door at all

@@ -2,21 +2,27 @@
 the latency of the ones it admitted (Envoy's adaptive concurrency filter; the gradient
 of Netflix concurrency-limits).
 
-The service's quiet latency (`min_rtt`) is measured now and then by admitting only a few
-requests for a moment (a probe): the mean of `probe_samples` requests admitted at
-`min_limit`. Between probes every finished request is a sample, and the limit moves
-once per window of samples (as many as the limit, at least `probe_samples`: about one
-round trip of the whole window, as TCP Vegas moves once per RTT), from the window's mean
-latency `rtt`. A service's routes differ in latency: the mean of a mix compares with
-the mean of the same mix, where a minimum would only find the cheapest route. The
-gradient `min_rtt x tolerance / rtt` falls below 1 as soon as requests wait in a queue,
-and the limit shrinks with it; while nothing waits, the limit grows by a headroom of
-sqrt(limit). So the limit settles where more concurrency would only add
-waiting (Little's law: concurrency = throughput x latency), whatever the machine. A
-latency ceiling pulls the limit down whatever the gradient says, so admitted requests
-keep the latency the service promises. It trips (the door answers 429 + Retry-After)
-when the requests in flight reach the limit; watch `concurrency_limit`,
-`concurrency_min_rtt_seconds` and `load_shed_total`.
+It trips (the door queues briefly, then answers 429 + Retry-After) when the requests in
+flight reach the limit; watch `concurrency_limit`, `concurrency_min_rtt_seconds` and
+`load_shed_total`.
+
+The service's quiet latency (`min_rtt`) is measured by a probe: the mean of
+`probe_samples` requests admitted at `min_limit`. A probe runs only when the door is busy
+(a window of samples saw at least half the limit in flight) and the last one is older
+than `probe_interval_s`: a handful of clients never meets one, and the first probe waits
+for the first load worth learning from (until then the limit stays at `initial`). During
+a probe the requests past `min_limit` wait in the door's queue rather than being shed.
+Between probes every finished request is a sample, and the limit moves once per window
+of samples (as many as the limit, at least `probe_samples`: about one round trip of the
+whole window, as TCP Vegas moves once per RTT), from the window's mean latency `rtt`. A
+service's routes differ in latency: the mean of a mix compares with the mean of the same
+mix, where a minimum would only find the cheapest route. The gradient
+`min_rtt x tolerance / rtt` falls below 1 as soon as requests wait in a queue, and the
+limit shrinks by its square root; while nothing waits, it grows by
+a headroom of sqrt(limit) x `smoothing` (slow up, fast down, as TCP). So the limit
+settles where more concurrency would only add waiting (Little's law: concurrency =
+throughput x latency), and the latency it keeps is a multiple of the one this machine
+measured, not a fixed number that a slower or busier machine could never meet.
 """
 
 from __future__ import annotations
@@ -33,16 +39,16 @@ MIN_RTT = Gauge("concurrency_min_rtt_seconds", "The quiet latency the adaptive l
 
 @dataclass(frozen=True, kw_only=True)
 class AdaptiveConfig:
-    """`tolerance`: how much slower than the quiet latency a sample may be before it
-    counts as queueing. `latency_ceiling_s`: a sample slower than this pulls the limit
-    down in any case. `probe_interval_s`: how often the quiet latency is measured again,
-    over `probe_samples` requests admitted at `min_limit`. `smoothing`: how much of a new
-    estimate replaces the limit at each window of samples (0-1)."""
+    """`tolerance`: how much slower than the quiet latency a window may be before it
+    counts as queueing (the latency the limit keeps: a multiple of the measured one).
+    `probe_interval_s`: how often, at most, the quiet latency is measured again, over
+    `probe_samples` requests admitted at `min_limit`. `smoothing`: the share of the
+    headroom sqrt(limit) the limit grows by at each window of samples that saw no
+    queueing (0-1); it shrinks by the gradient's square root."""
 
     initial: int
     min_limit: int
     max_limit: int
-    latency_ceiling_s: float
     tolerance: float
     probe_interval_s: float
     probe_samples: int
@@ -51,8 +57,8 @@ class AdaptiveConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.min_limit <= self.initial <= self.max_limit:
             raise ValueError("the limits must satisfy 1 <= min_limit <= initial <= max_limit")
-        if self.latency_ceiling_s <= 0 or self.tolerance < 1 or self.probe_interval_s <= 0:
-            raise ValueError("latency_ceiling_s and probe_interval_s must be > 0, tolerance >= 1")
+        if self.tolerance < 1 or self.probe_interval_s <= 0:
+            raise ValueError("probe_interval_s must be > 0 and tolerance >= 1")
         if self.probe_samples < 1 or not 0 < self.smoothing <= 1:
             raise ValueError("probe_samples must be >= 1 and smoothing in (0, 1]")
 
@@ -68,7 +74,7 @@ class GradientLimit:
         self.rtt_s = 0.0  # the mean latency of the last window
         self._window: list[float] = []
         self._window_inflight = 0  # the most requests in flight a sample of the window saw
-        self._probe: list[float] | None = []  # a probe runs from the start: nothing is known yet
+        self._probe: list[float] | None = None  # the first one waits for load worth learning from
         self._next_probe = 0.0
         CONCURRENCY_LIMIT.set(self.limit)
 
@@ -81,6 +87,12 @@ class GradientLimit:
     def usual_latency_s(self) -> float:
         """The quiet latency of the last probe (0 until the first one ends)."""
         return self.min_rtt_s
+
+    @property
+    def queue_capacity(self) -> int:
+        """How many requests may wait at the door for a slot: as many as the estimate (a
+        probe's low limit included), so a wait lasts about one latency (Little's law)."""
+        return int(self.estimate)
 
     @property
     def probing(self) -> bool:
@@ -99,25 +111,37 @@ class GradientLimit:
                 self._probe = None
                 self._next_probe = self._clock() + cfg.probe_interval_s
                 self._window, self._window_inflight = [], 0
-        elif self._clock() >= self._next_probe:
-            self._probe = []
         else:
             self._window.append(rtt_s)
             self._window_inflight = max(self._window_inflight, inflight)
-            if len(self._window) >= max(int(self.estimate), cfg.probe_samples):
-                self.rtt_s = sum(self._window) / len(self._window)
-                # Below half the limit the clients set the pace: nothing is learnt.
-                if self._window_inflight >= self.estimate / 2:
-                    self._learn(self.rtt_s)
-                self._window, self._window_inflight = [], 0
+            # Before the first probe a window only has to tell whether the door is busy.
+            size = max(int(self.estimate), cfg.probe_samples) if self.min_rtt_s > 0 else cfg.probe_samples
+            if len(self._window) >= size:
+                self._end_window()
         CONCURRENCY_LIMIT.set(self.limit)
         return self.limit
 
+    def _end_window(self) -> None:
+        self.rtt_s = sum(self._window) / len(self._window)
+        # Below half the limit the clients set the pace: nothing is learnt, nothing probed.
+        busy = self._window_inflight >= self.estimate / 2
+        self._window, self._window_inflight = [], 0
+        if not busy:
+            return
+        if self._clock() >= self._next_probe:
+            self._probe = []
+        elif self.min_rtt_s > 0:
+            self._learn(self.rtt_s)
+
     def _learn(self, rtt_s: float) -> None:
         cfg = self.config
-        gradient = max(0.5, min(1.0, self.min_rtt_s * cfg.tolerance / rtt_s)) if rtt_s > 0 else 1.0
-        if rtt_s > cfg.latency_ceiling_s:
-            gradient = min(gradient, max(0.5, cfg.latency_ceiling_s / rtt_s))
-        target = self.estimate * gradient + (math.sqrt(self.estimate) if gradient >= 1.0 else 0.0)
-        estimate = self.estimate * (1 - cfg.smoothing) + target * cfg.smoothing
+        gradient = max(0.1, min(1.0, self.min_rtt_s * cfg.tolerance / rtt_s)) if rtt_s > 0 else 1.0
+        if gradient < 1.0:
+            # Requests queue: cut by the square root of the gradient. A window a little slow
+            # (0.8: noise on a busy machine) costs 11 %; one ten times too slow (a limit far
+            # above a slow machine's capacity) cuts it to a third, so it falls from its start
+            # in two or three round trips, before slow calls open the breakers behind it.
+            estimate = self.estimate * math.sqrt(gradient)
+        else:
+            estimate = self.estimate + math.sqrt(self.estimate) * cfg.smoothing
         self.estimate = max(float(cfg.min_limit), min(float(cfg.max_limit), estimate))

@@ -7,6 +7,10 @@ limit; `/health` and `/metrics` are never shed. The limit is an object: a fixed 
 latency of the requests it admitted (`services/common/resilience/adaptive.py`): each
 admitted request's time from admission to the end of its response is a sample.
 
+With `queue_wait_s`, a request that finds the limit reached may first wait that long for
+a slot, in a short queue that sheds at once while it stands
+(`services/common/resilience/admission_queue.py`); a static limit has no queue.
+
 With `deadline_aware`, a request whose caller's deadline leaves less time than the
 service's usual latency (the limit's `usual_latency_s`) is refused at once with 504: it
 could not be answered in time, and working on it would only take a slot from one that can.
@@ -23,6 +27,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 
+from services.common.resilience.admission_queue import AdmissionQueue
 from services.common.web import errors
 from services.common.web.middleware import request_deadline
 
@@ -38,10 +43,13 @@ HTTP_INFLIGHT = Gauge("http_inflight_requests", "HTTP requests in flight (exempt
 
 class Limit(Protocol):
     """What the door asks of a limit: how many requests may be in flight now (0: no
-    limit), and a sample after each admitted request finished."""
+    limit), how many may wait for a slot, and a sample after each admitted request finished."""
 
     @property
     def limit(self) -> int: ...
+
+    @property
+    def queue_capacity(self) -> int: ...
 
     @property
     def usual_latency_s(self) -> float: ...
@@ -54,6 +62,7 @@ class StaticLimit:
 
     learns = False
     usual_latency_s = 0.0  # knows no latency: deadline-aware admission refuses nothing
+    queue_capacity = 0  # past a fixed limit, refused at once
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -66,8 +75,9 @@ class BackpressureMiddleware:
     """Pure ASGI middleware (no BaseHTTPMiddleware: it sits on every request's path).
 
     `app.add_middleware(BackpressureMiddleware, max_inflight=200, retry_after_s=1)`, or
-    `limit=GradientLimit(...)` for an adaptive one; a limit of 0 turns shedding off
-    (in-flight requests are still counted).
+    `limit=GradientLimit(...), queue_wait_s=0.025` for an adaptive one whose excess
+    waits up to 25 ms for a slot; a limit of 0 turns shedding off (in-flight requests are
+    still counted).
     """
 
     def __init__(
@@ -77,6 +87,7 @@ class BackpressureMiddleware:
         retry_after_s: float = 1.0,
         *,
         limit: Limit | None = None,
+        queue_wait_s: float = 0.0,
         deadline_aware: bool = False,
         retry_after_jitter: bool = False,
         exempt_paths: Iterable[str] = ("/health", "/metrics"),
@@ -89,6 +100,9 @@ class BackpressureMiddleware:
         self.exempt_paths = frozenset(exempt_paths)
         self._clock = clock
         self.inflight = 0
+        self.queue = AdmissionQueue(
+            lambda: self.limit.queue_capacity, queue_wait_s, abandoned=self._free_slot, clock=clock
+        )
         what = f"{max_inflight} requests" if limit is None else "as many requests as it admits at once"
         body = errors.error_body("overloaded", f"the service has {what} in flight; retry after the Retry-After delay")
         # Built once: shedding must stay the cheapest thing the service does. With
@@ -120,26 +134,42 @@ class BackpressureMiddleware:
             await self.app(scope, receive, send)
             return
         if 0 < self.limit.limit <= self.inflight:
-            LOAD_SHED.inc()
-            self._shed += 1
-            await send(dict(self._starts[self._shed % len(self._starts)]))
-            await send(dict(self._body))
-            return
-        if self.deadline_aware and await self._too_late(send):
-            return
-        self.inflight += 1
+            if not await self.queue.wait():  # True: a slot was handed over, counted already
+                LOAD_SHED.inc()
+                self._shed += 1
+                await send(dict(self._starts[self._shed % len(self._starts)]))
+                await send(dict(self._body))
+                return
+        else:
+            self._take_slot()
         admitted_with = self.inflight
-        HTTP_INFLIGHT.inc()
         started = self._clock()
         finished = False
         try:
+            if self.deadline_aware and await self._too_late(send):
+                return
             await self.app(scope, receive, send)
             finished = True
         finally:
-            self.inflight -= 1
-            HTTP_INFLIGHT.dec()
+            self._free_slot()
             if finished and self._learns:
                 self.limit.update(self._clock() - started, admitted_with)
+                self._admit_waiters()  # the limit may have grown
+
+    def _take_slot(self) -> None:
+        self.inflight += 1
+        HTTP_INFLIGHT.inc()
+
+    def _free_slot(self) -> None:
+        self.inflight -= 1
+        HTTP_INFLIGHT.dec()
+        self._admit_waiters()
+
+    def _admit_waiters(self) -> None:
+        """Hand the free slots to waiting requests (newest first)."""
+        if len(self.queue):
+            for _ in range(self.queue.hand_over(self.limit.limit - self.inflight)):
+                self._take_slot()
 
     async def _too_late(self, send: Send) -> bool:
         """Refuse (504) a request whose deadline leaves less than the usual latency."""

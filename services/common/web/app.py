@@ -187,6 +187,7 @@ def create_app(
         app.add_middleware(
             BackpressureMiddleware,
             limit=limit,
+            queue_wait_s=settings.admission_queue_wait_s,
             retry_after_s=settings.admission_retry_after_s,
             retry_after_jitter=settings.admission_retry_after_jitter,
             deadline_aware=settings.admission_deadline_aware,
@@ -209,7 +210,6 @@ def admission_limit(settings: ServiceSettings) -> Limit | None:
             initial=max(settings.adaptive_min_limit, min(settings.adaptive_initial, ceiling)),
             min_limit=min(settings.adaptive_min_limit, ceiling),
             max_limit=ceiling,
-            latency_ceiling_s=settings.adaptive_latency_ceiling_s,
             tolerance=settings.adaptive_tolerance,
             probe_interval_s=settings.adaptive_probe_interval_s,
             probe_samples=settings.adaptive_probe_samples,

@@ -84,28 +84,36 @@ _TRAINING: dict[str, Any] = {
     "max_inflight": 0,
     "gateway.max_inflight": 128,
     # Admission at a service's door (services/common/resilience/backpressure.py):
-    # `static` sheds past max_inflight; `adaptive` learns the limit from the latency of
-    # the requests it admits (services/common/resilience/adaptive.py), max_inflight
-    # (when > 0) staying its ceiling. `admission_deadline_aware`: refuse at once (504) a
-    # request whose deadline leaves less than the service's usual latency.
+    # `adaptive` learns the limit from the latency of the requests it admits
+    # (services/common/resilience/adaptive.py), max_inflight (when > 0) staying its
+    # ceiling; `static` sheds past max_inflight. Only the gateway's door is adaptive: it
+    # sheds the excess before any inner service sees it. `admission_deadline_aware`:
+    # refuse at once (504) a request whose deadline leaves less than the usual latency.
     "admission": "static",
+    "gateway.admission": "adaptive",
     "admission_deadline_aware": False,
+    # How long a request past the adaptive limit may wait for a slot before its 429: a
+    # burst or a probe costs a few ms instead of a refusal, and a 429 still comes fast.
+    "admission_queue_wait_s": 0.025,
     # The Retry-After of a shed request: how long a client waits before coming back;
     # with the jitter, every other one says a second more (shed clients come back spread).
     "admission_retry_after_s": 1.0,
     "admission_retry_after_jitter": False,
-    # The adaptive limit: starts at `initial`, stays within min-max; a window whose mean
-    # latency passes min_rtt x tolerance, or the ceiling, shrinks it. Its maximum is
-    # orders' bulkhead (64): every request the gateway admits makes one call at a time to
-    # inventory or payments, so the door keeps orders below its bulkheads.
-    "adaptive_initial": 16,
-    "adaptive_min_limit": 2,
+    # The adaptive limit: starts at `initial` (until the first probe under load it acts as
+    # a static limit), stays within min-max; a window whose mean latency passes
+    # min_rtt x tolerance shrinks it. Its maximum is orders' bulkhead (64): every request
+    # the gateway admits makes one call at a time to inventory or payments, so the door
+    # keeps orders below its bulkheads. The minimum is Envoy's (3): a handful of clients
+    # is never cut below.
+    "adaptive_initial": 64,
+    "adaptive_min_limit": 3,
     "adaptive_max_limit": 64,
-    "adaptive_latency_ceiling_s": 0.15,
     "adaptive_tolerance": 2.5,
     "adaptive_probe_interval_s": 30.0,
     "adaptive_probe_samples": 10,
-    "adaptive_smoothing": 0.2,
+    # Growth per window without queueing: half of sqrt(limit), so that after a surge the
+    # limit is back where the remaining clients need it within seconds.
+    "adaptive_smoothing": 0.5,
     # The gateway's requests per second per client (X-Client-ID, else the address); 0: no limit.
     "rate_limit_rps": 0.0,
 }
@@ -138,8 +146,6 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "bulkhead_max_wait_s": 0.02,
         "ejection_base_s": 1.0,
         "ejection_max_s": 10.0,
-        # A charge alone takes 0.1 s here: the ceiling leaves room for the whole order.
-        "adaptive_latency_ceiling_s": 0.5,
         "adaptive_probe_interval_s": 10.0,
     },
 }
@@ -188,12 +194,12 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     max_inflight: int
     admission: Literal["static", "adaptive"]
     admission_deadline_aware: bool
+    admission_queue_wait_s: float
     admission_retry_after_s: float
     admission_retry_after_jitter: bool
     adaptive_initial: int
     adaptive_min_limit: int
     adaptive_max_limit: int
-    adaptive_latency_ceiling_s: float
     adaptive_tolerance: float
     adaptive_probe_interval_s: float
     adaptive_probe_samples: int
