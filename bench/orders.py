@@ -167,7 +167,9 @@ def measure_in_turns(
     weighs on every target alike and their ratio holds even when the absolute figures
     drift from one minute to the next."""
     for target in targets.values():
-        asyncio.run(drive(target.url, 8, 2.0))  # warm-up: pools, caches, connections
+        # Warm-up at the highest concurrency measured: every pool grows to the size the
+        # measurement needs (connections, their prepared statements) before it starts.
+        asyncio.run(drive(target.url, max(clients_list), 3.0))
     results: dict[str, dict[int, Sample]] = {name: {} for name in targets}
     for clients in clients_list:
         totals = {name: Sample([], 0, 0.0) for name in targets}
