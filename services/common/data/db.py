@@ -154,7 +154,12 @@ class Database:
         waiting = self._waiting
         waiting.inc()
         try:
-            conn = await pool.acquire(timeout=self.acquire_timeout_s)
+            if pool.get_idle_size():
+                # A connection is free and is handed over at once: asyncpg's timeout would
+                # cost a task and a timer on every acquire, for a wait that cannot happen.
+                conn = await pool.acquire()
+            else:
+                conn = await pool.acquire(timeout=self.acquire_timeout_s)
         except TimeoutError as exc:
             db_pool_timeouts_total.labels(self.schema).inc()
             raise DependencyUnavailable(
