@@ -3,8 +3,10 @@
 In one run: the real stack with each inter-service client (aiohttp, httpx) and a bare
 chain of FastAPI apps with the same hops and writes (bench/bare_chain.py), all running
 at once and driven in turns at fixed concurrency for a fixed time, so that the ratio
-of each to the bare chain holds on a machine shared with other work. Prints figures;
-asserts nothing.
+of each to the bare chain holds on a machine shared with other work. Beside the rate and
+latency it prints where the CPU went: each program's CPU time (its processes and their
+children, from /proc, so PostgreSQL's backends count) per order answered. Prints
+figures; asserts nothing.
 
     .venv/bin/python bench/orders.py [--duration 8] [--clients 16,32,64] [--set ADMISSION=static]
 
@@ -35,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from chaos import runner  # noqa: E402
-from chaos.layout import free_ports  # noqa: E402
+from chaos.layout import SERVICES, free_ports  # noqa: E402
 
 # Orders spread over the catalogue like shoppers' (one hot SKU would measure row locks).
 BODIES = [b'{"customer_id": "bench", "items": [{"sku": "SKU-%03d", "quantity": 1}]}' % i for i in range(1, 11)]
@@ -73,17 +75,28 @@ async def drive(url: str, clients: int, duration_s: float) -> Sample:
 
 
 class Sample:
-    """What the clients saw in one window: the 2xx latencies, the other answers, the time.
-    (A plain class: bench/resilience.py loads this file without registering it as a
-    module, which a dataclass needs.)"""
+    """What the clients saw in one window: the 2xx latencies, the other answers, the time,
+    and the CPU seconds each program of the target used meanwhile. (A plain class:
+    bench/resilience.py loads this file without registering it as a module, which a
+    dataclass needs.)"""
 
-    def __init__(self, latencies: list[float], errors: int, elapsed_s: float) -> None:
+    def __init__(
+        self, latencies: list[float], errors: int, elapsed_s: float, cpu_s: dict[str, float] | None = None
+    ) -> None:
         self.latencies, self.errors, self.elapsed_s = latencies, errors, elapsed_s
+        self.cpu_s = dict(cpu_s or {})
 
     def add(self, other: Sample) -> None:
         self.latencies += other.latencies
         self.errors += other.errors
         self.elapsed_s += other.elapsed_s
+        for program, seconds in other.cpu_s.items():
+            self.cpu_s[program] = self.cpu_s.get(program, 0.0) + seconds
+
+    def cpu_ms_per_order(self) -> dict[str, float]:
+        """Each program's CPU milliseconds per order answered 2xx."""
+        orders = len(self.latencies)
+        return {program: seconds * 1000 / orders for program, seconds in self.cpu_s.items()} if orders else {}
 
     def figures(self) -> dict:
         latencies = sorted(self.latencies)
@@ -101,30 +114,77 @@ def measure(url: str, clients_list: list[int], duration_s: float) -> dict[int, d
     return {c: asyncio.run(drive(url, c, duration_s)).figures() for c in clients_list}
 
 
+def _cpu_ticks() -> tuple[dict[int, int], dict[int, list[int]]]:
+    """Every process's CPU ticks (user + system) and every process's children, from /proc."""
+    ticks: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        pid, ppid = int(entry.name), int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+        children.setdefault(ppid, []).append(pid)
+    return ticks, children
+
+
+def cpu_seconds(programs: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each program: its process and all its descendants
+    (PostgreSQL's backends, a wrapper's child)."""
+    ticks, children = _cpu_ticks()
+    per_second = os.sysconf("SC_CLK_TCK")
+
+    def tree(pid: int) -> int:
+        return ticks.get(pid, 0) + sum(tree(child) for child in children.get(pid, ()))
+
+    return {name: tree(pid) / per_second for name, pid in programs.items()}
+
+
+class Target:
+    """A stack or a bare chain under measurement: where to send orders, and its programs'
+    process ids by name, for the CPU they use."""
+
+    def __init__(self, url: str, programs: dict[str, int]) -> None:
+        self.url, self.programs = url, programs
+
+    def window(self, clients: int, duration_s: float) -> Sample:
+        before = cpu_seconds(self.programs)
+        sample = asyncio.run(drive(self.url, clients, duration_s))
+        after = cpu_seconds(self.programs)
+        sample.cpu_s = {name: after[name] - before[name] for name in self.programs}
+        return sample
+
+
 def measure_in_turns(
-    urls: dict[str, str], clients_list: list[int], duration_s: float, rounds: int
-) -> dict[str, dict[int, dict]]:
-    """Each target's figures at each concurrency, the targets taking turns in `rounds`
+    targets: dict[str, Target], clients_list: list[int], duration_s: float, rounds: int
+) -> dict[str, dict[int, Sample]]:
+    """Each target's sample at each concurrency, the targets taking turns in `rounds`
     windows (in turn order A B, then B A ...), so that whatever else runs on the machine
     weighs on every target alike and their ratio holds even when the absolute figures
     drift from one minute to the next."""
-    for url in urls.values():
-        asyncio.run(drive(url, 8, 2.0))  # warm-up: pools, caches, connections
-    results: dict[str, dict[int, dict]] = {name: {} for name in urls}
+    for target in targets.values():
+        # Warm-up at the highest concurrency measured: every pool grows to the size the
+        # measurement needs (connections, their prepared statements) before it starts.
+        asyncio.run(drive(target.url, max(clients_list), 3.0))
+    results: dict[str, dict[int, Sample]] = {name: {} for name in targets}
     for clients in clients_list:
-        totals = {name: Sample([], 0, 0.0) for name in urls}
+        totals = {name: Sample([], 0, 0.0) for name in targets}
         for turn in range(rounds):
-            names = list(urls) if turn % 2 == 0 else list(reversed(urls))
+            names = list(targets) if turn % 2 == 0 else list(reversed(targets))
             for name in names:
-                totals[name].add(asyncio.run(drive(urls[name], clients, duration_s / rounds)))
+                totals[name].add(targets[name].window(clients, duration_s / rounds))
         for name, total in totals.items():
-            results[name][clients] = total.figures()
+            results[name][clients] = total
     return results
 
 
 @contextlib.contextmanager
-def stack(settings: dict[str, str]) -> Iterator[str]:
-    """A fresh native stack started with `settings` for every service; its gateway's URL."""
+def stack(settings: dict[str, str]) -> Iterator[Target]:
+    """A fresh native stack started with `settings` for every service."""
     base = Path(tempfile.mkdtemp(prefix="chaoslab-bench-"))
     base.chmod(0o755)
     print(f"  starting the stack with {settings} ...", flush=True)
@@ -138,14 +198,16 @@ def stack(settings: dict[str, str]) -> Iterator[str]:
         env=settings,
     )
     try:
-        yield layout.url("gateway")
+        programs = {p.name: p.pid for p in runner.status(layout) if p.name in (*SERVICES, "postgres", "redis")}
+        yield Target(layout.url("gateway"), programs)
     finally:
         runner.down(layout)
 
 
 @contextlib.contextmanager
-def bare_chain() -> Iterator[str]:
-    """The bare chain, on the database of a stack started for it; its gateway's URL."""
+def bare_chain() -> Iterator[Target]:
+    """The bare chain, on the database of a stack started for it (whose idle services
+    are not counted in its CPU; its PostgreSQL is)."""
     base = Path(tempfile.mkdtemp(prefix="chaoslab-bench-bare-"))
     base.chmod(0o755)
     print("  starting PostgreSQL and the bare chain ...", flush=True)
@@ -173,7 +235,8 @@ def bare_chain() -> Iterator[str]:
             deadline = time.monotonic() + 30
             while not runner.http_ok(urls[role] + "/docs") and time.monotonic() < deadline:
                 time.sleep(0.1)
-        yield urls["gateway"]
+        postgres = {p.name: p.pid for p in runner.status(layout) if p.name == "postgres"}
+        yield Target(urls["gateway"], {**{role: proc.pid for role, proc in zip(roles, procs, strict=True)}, **postgres})
     finally:
         for proc in procs:
             proc.terminate()
@@ -184,8 +247,8 @@ def bare_chain() -> Iterator[str]:
 
 def stack_figures(settings: dict[str, str], clients_list: list[int], duration_s: float) -> dict[int, dict]:
     """Figures of a fresh native stack started with `settings` (bench/resilience.py uses it)."""
-    with stack(settings) as url:
-        return measure(url, clients_list, duration_s)
+    with stack(settings) as target:
+        return measure(target.url, clients_list, duration_s)
 
 
 def _assignment(text: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
@@ -214,12 +277,13 @@ def main() -> None:
     clients_list = [int(c) for c in args.clients.split(",")]
     extra = dict(_assignment(a, parser) for a in args.set)
     with contextlib.ExitStack() as running:
-        urls = {
+        targets = {
             f"stack ({client})": running.enter_context(stack({**extra, "HTTP_CLIENT": client}))
             for client in args.http_clients.split(",")
         }
-        urls["bare chain"] = running.enter_context(bare_chain())
-        results = measure_in_turns(urls, clients_list, args.duration, max(1, args.rounds))
+        targets["bare chain"] = running.enter_context(bare_chain())
+        samples = measure_in_turns(targets, clients_list, args.duration, max(1, args.rounds))
+    results = {name: {c: sample.figures() for c, sample in by_clients.items()} for name, by_clients in samples.items()}
     bare = results["bare chain"]
     print(f"\nPOST /orders, {args.duration:.0f} s per point in {max(1, args.rounds)} turns, {os.cpu_count()} cores\n")
     print(
@@ -234,6 +298,12 @@ def main() -> None:
                 f"{name:<18}{clients:>8}{f['rate']:>10.0f}{f['p50']:>9.1f}{f['p99']:>9.1f}{f['errors']:>8}{ratio:>9.0%}"
                 f"{p99_ratio:>12.1f}x"
             )
+    print("\nCPU ms per order (each program with its child processes)\n")
+    for name, by_clients in samples.items():
+        for clients, sample in by_clients.items():
+            per_order = sample.cpu_ms_per_order()
+            cells = "  ".join(f"{program} {ms:.2f}" for program, ms in per_order.items())
+            print(f"{name:<18}{clients:>8}  total {sum(per_order.values()):.2f}  {cells}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ One image and one command for all five; the name picks which.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -21,6 +22,7 @@ def main(argv: list[str]) -> int:
     module = importlib.import_module(f"services.{argv[0]}.app")
     app = module.build_app()
     settings = module.Settings()
+    tune_gc()
     uvicorn.run(
         app,
         host=settings.host,
@@ -32,6 +34,23 @@ def main(argv: list[str]) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+# Objects allocated between two collections of the youngest generation. Python's 700
+# collects a request's objects while they are still alive: they are walked, promoted,
+# walked again and end up in the old generation, whose full collections grow with it.
+# 20 000 lets most of a request's objects die (by reference count) before a collection.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Keep the garbage collector off the request path: what start-up built (modules,
+    routes, schemas, settings) lives as long as the process, so it is frozen out of every
+    future collection; and the young generation is made larger (GC_YOUNG_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 if __name__ == "__main__":

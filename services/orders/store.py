@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from services.common.data.db import Connection
-from services.common.data.outbox import Event, write_event
+from services.common.data.outbox import Event, event_arrays, insert_events
 from services.common.web.errors import DependencyUnavailable
 from services.common.web.metrics import orders_total
 
@@ -204,6 +204,16 @@ def final_events(order: OrderRow, *, status: str, total_cents: int | None, void_
     return events
 
 
+# The unit of work as one statement (one round trip, one implicit transaction): the
+# fenced UPDATE, and the events inserted only when it found the order.
+_FINISH = f"""WITH done AS (
+        UPDATE orders SET status = $3, response_status = $4, response_body = $5, items = $6,
+                          total_cents = $7, lease_token = NULL, lease_until = NULL, updated_at = now()
+        WHERE order_id = $1 AND status = 'pending' AND lease_token = $2 RETURNING true
+    ), events AS ({insert_events(8, only_if="EXISTS (SELECT FROM done)")})
+    SELECT EXISTS (SELECT FROM done)"""
+
+
 async def finish(
     conn: Connection,
     order: OrderRow,
@@ -220,31 +230,20 @@ async def finish(
     (`final_events`) are written together or not at all. False when this caller no
     longer holds the lease. With `outbox` False (the pattern off) no event is written:
     the caller sends them itself once this returns."""
-    async with conn.transaction():
-        done = await conn.fetchval(
-            """UPDATE orders SET status = $3, response_status = $4, response_body = $5, items = $6,
-                                 total_cents = $7, lease_token = NULL, lease_until = NULL, updated_at = now()
-               WHERE order_id = $1 AND status = 'pending' AND lease_token = $2 RETURNING true""",
-            order.order_id,
-            order.lease_token,
-            status,
-            http_status,
-            body,
-            items,
-            total_cents,
-        )
-        if not done:
-            return False
-        if outbox:
-            for event in final_events(order, status=status, total_cents=total_cents, void_charge=void_charge):
-                await write_event(
-                    conn,
-                    event_type=event.type,
-                    order_id=event.order_id,
-                    correlation_id=event.correlation_id,
-                    payload=event.payload,
-                    destination=event.destination,
-                )
+    events = final_events(order, status=status, total_cents=total_cents, void_charge=void_charge) if outbox else []
+    done = await conn.fetchval(
+        _FINISH,
+        order.order_id,
+        order.lease_token,
+        status,
+        http_status,
+        body,
+        items,
+        total_cents,
+        *event_arrays(events),
+    )
+    if not done:
+        return False
     orders_total.labels(status).inc()
     return True
 

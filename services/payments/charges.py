@@ -6,8 +6,9 @@ late retry of it is refused: the caller that gave up can be sure nothing was tak
 
 A request looks its key up first (`stored`): a key already charged, declined or voided
 is answered from its row and never reaches the card processor. Only a new key is
-authorised, then written by `charge`, whose insert still settles a race between two
-first requests with one key (two replicas, say): one row, and the loser answers from it.
+authorised, then written by `charge`, whose insert (on conflict, nothing) settles a race
+between two first requests with one key (two replicas, say): one row, and the loser
+answers from it.
 
 With the `idempotency` pattern off (PATTERNS) keys are only recorded: every request is
 a new charge (`charge_again`, stored with `deduplicated` false), so a retried charge is
@@ -46,34 +47,31 @@ async def charge(
     still_wanted,
 ) -> dict[str, Any]:
     """Charge once per key. `still_wanted()` is false once the caller's deadline passed:
-    then nothing is written, so a caller that gave up is never charged behind its back."""
-    status, reason = _decision(amount_cents, limit_cents)
-    async with conn.transaction():
-        existing = await conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1 AND deduplicated FOR UPDATE", key
+    then nothing is written, so a caller that gave up is never charged behind its back.
+
+    The insert comes first and alone (one round trip, its own transaction): a new key,
+    the usual case, is charged by it. A key it finds taken (a race lost to another
+    replica, a void's tombstone) is answered from the row that holds it, as is a key
+    already charged when the caller has given up meanwhile."""
+    if still_wanted():
+        status, reason = _decision(amount_cents, limit_cents)
+        row = await conn.fetchrow(
+            f"""INSERT INTO charges (idempotency_key, order_id, customer_id, amount_cents, status, reason)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (idempotency_key) WHERE deduplicated DO NOTHING RETURNING {_COLUMNS}""",
+            key,
+            order_id,
+            customer_id,
+            amount_cents,
+            status,
+            reason,
         )
-        if existing is None:
-            if not still_wanted():
-                raise DeadlineExceeded("the caller's deadline passed before the charge was made")
-            row = await conn.fetchrow(
-                f"""INSERT INTO charges (idempotency_key, order_id, customer_id, amount_cents, status, reason)
-                    VALUES ($1, $2, $3, $4, $5, $6)
-                    ON CONFLICT (idempotency_key) WHERE deduplicated DO NOTHING RETURNING {_COLUMNS}""",
-                key,
-                order_id,
-                customer_id,
-                amount_cents,
-                status,
-                reason,
-            )
-            if row is not None:
-                return _charge(row)
-            existing = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM charges WHERE idempotency_key = $1 AND deduplicated", key
-            )
-            # The insert lost to one that committed, and charges are never deleted: the row is there.
-            assert existing is not None, f"charge {key!r} conflicted on insert but cannot be read"
-        return _answer(existing, key=key, order_id=order_id, amount_cents=amount_cents)
+        if row is not None:
+            return _charge(row)
+    existing = await stored(conn, key=key, order_id=order_id, amount_cents=amount_cents)
+    if existing is None:  # the insert was not tried: the key is new and its caller gone
+        raise DeadlineExceeded("the caller's deadline passed before the charge was made")
+    return existing
 
 
 def _decision(amount_cents: int, limit_cents: int) -> tuple[str, str | None]:

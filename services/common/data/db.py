@@ -151,10 +151,22 @@ class Database:
         pool = self.pool
         if self._waiting is None:  # looked up once: `.labels()` validates and locks on every call
             self._waiting = db_pool_waiting.labels(self.schema)
-        waiting = self._waiting
+        if pool.get_idle_size():
+            # A free connection is handed over at once: there is no wait to count, and
+            # asyncpg's timeout would cost a task and a timer for a wait that cannot happen.
+            conn = await pool.acquire()
+        else:
+            conn = await self._wait_for_connection(pool, self._waiting)
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    async def _wait_for_connection(self, pool: asyncpg.Pool, waiting: Gauge) -> PoolConnectionProxy:
+        """Wait in `db_pool_waiting` for a connection to free up, at most the acquire timeout."""
         waiting.inc()
         try:
-            conn = await pool.acquire(timeout=self.acquire_timeout_s)
+            return await pool.acquire(timeout=self.acquire_timeout_s)
         except TimeoutError as exc:
             db_pool_timeouts_total.labels(self.schema).inc()
             raise DependencyUnavailable(
@@ -164,10 +176,6 @@ class Database:
             ) from exc
         finally:
             waiting.dec()
-        try:
-            yield conn
-        finally:
-            await pool.release(conn)
 
     def hold(self, count: int | None) -> None:
         """The db_pool_hold fault: take `count` connections and keep them (0 gives back)."""

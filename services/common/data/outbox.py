@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from services.common.data.db import DB_ERRORS, Connection, Database
 from services.common.web import logging as log
 from services.common.web.errors import ChaoslabError, DownstreamError
@@ -87,7 +89,7 @@ def event_id_of(order_id: str, event_type: str) -> str:
 
 @dataclass(frozen=True)
 class Event:
-    """One fact for one destination, before it is written to the outbox (`write_event`)
+    """One fact for one destination, before it is written to the outbox (`insert_events`)
     or, with the outbox off, sent at once (`DirectDelivery`)."""
 
     type: str
@@ -108,29 +110,31 @@ class Event:
         }
 
 
-async def write_event(
-    conn: Connection,
-    *,
-    event_type: str,
-    order_id: str,
-    correlation_id: str | None,
-    payload: dict[str, Any],
-    destination: str = "notifications",
-) -> str:
-    """Add an event for `destination` inside the caller's transaction. Its id is derived
-    from the order and the event type, so writing the same fact twice makes one event."""
-    event_id = event_id_of(order_id, event_type)
-    await conn.execute(
-        """INSERT INTO outbox_events (event_id, type, order_id, correlation_id, payload, destination)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING""",
-        event_id,
-        event_type,
-        order_id,
-        correlation_id,
-        payload,
-        destination,
+def insert_events(first: int, only_if: str = "true") -> str:
+    """An INSERT of outbox events whose columns come as six array parameters, `$first`
+    on (`event_arrays`), made only if the SQL condition `only_if` holds. One statement,
+    so it can be a data-modifying WITH inside the statement that writes the change the
+    events announce: both commit, or neither. An event's id is derived from its order
+    and type, so the same fact twice is one event."""
+    ids, types, orders, cids, payloads = (f"${first + i}" for i in range(5))
+    return f"""INSERT INTO outbox_events (event_id, type, order_id, correlation_id, payload, destination)
+        SELECT e.event_id, e.type, e.order_id, e.correlation_id, e.payload::jsonb, e.destination
+        FROM unnest({ids}::uuid[], {types}::text[], {orders}::text[], {cids}::text[], {payloads}::text[],
+                    ${first + 5}::text[]) AS e(event_id, type, order_id, correlation_id, payload, destination)
+        WHERE {only_if}
+        ON CONFLICT (event_id) DO NOTHING"""
+
+
+def event_arrays(events: Sequence[Event]) -> tuple[list[Any], ...]:
+    """The six array parameters of `insert_events`, one element per event."""
+    return (
+        [event_id_of(e.order_id, e.type) for e in events],
+        [e.type for e in events],
+        [e.order_id for e in events],
+        [e.correlation_id for e in events],
+        [orjson.dumps(e.payload).decode() for e in events],
+        [e.destination for e in events],
     )
-    return event_id
 
 
 class DirectDelivery:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 
+import orjson
 import structlog
-from structlog.typing import EventDict, WrappedLogger
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
@@ -25,7 +27,15 @@ def _add_context(_logger: WrappedLogger, _name: str, event: EventDict) -> EventD
 
 
 def configure(service: str, level: str = "info", as_json: bool = True) -> None:
-    renderer = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    # JSON lines go out as orjson's bytes: the standard json module was about a tenth of
+    # a request's logging cost, written on every request.
+    renderer: Processor
+    factory: Callable[..., WrappedLogger]
+    if as_json:
+        renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
+        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+    else:
+        renderer, factory = structlog.dev.ConsoleRenderer(), structlog.WriteLoggerFactory(sys.stdout)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -36,7 +46,7 @@ def configure(service: str, level: str = "info", as_json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
