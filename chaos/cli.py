@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -16,10 +17,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chaos import cli_compare, cli_drill, cli_faults, cli_monkey, cli_observe, cli_process, runner
+from chaos import cli_compare, cli_drill, cli_faults, cli_gameday, cli_monkey, cli_observe, cli_process, runner
 from chaos import verify as verifier
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
+from chaos.gameday import journal as gameday_journal
 from chaos.infra import MissingDependency
 from chaos.layout import SERVICES, StackLayout
 
@@ -36,6 +38,7 @@ cli_observe.register(app)
 cli_drill.register(app)
 cli_monkey.register(app)
 cli_compare.register(app)
+app.add_typer(cli_gameday.app, name="gameday")
 
 
 @app.command()
@@ -278,6 +281,7 @@ def verify(
 
 
 def main() -> None:
+    gameday_journal.record_command(sys.argv[1:])
     app()
 
 

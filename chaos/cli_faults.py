@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from chaos.cli_common import RunDir, Target, console, fail, stack_of
+from chaos.gameday.secrecy import HIDDEN, faults_hidden
 from services.common.faults.catalogue import CATALOGUE, MAX_TTL_S
 from services.common.faults.store import ChaosStore, connect
 from services.common.web.errors import ChaoslabError
@@ -88,9 +89,21 @@ def list_faults(
     target: Target,
     service: Annotated[str | None, typer.Argument(help="only this service")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="CHAOSLAB_GAMEMASTER_TOKEN", help="The game master's token: shows faults during a game."),
+    ] = None,
 ) -> None:
-    """Every fault that is on, with the time it has left."""
-    faults = _run(run_dir, target, lambda store: store.active(service))
+    """Every fault that is on, with the time it has left (during a game day, only with the
+    game master's token)."""
+
+    async def listing(store: ChaosStore) -> list | None:
+        return None if await faults_hidden(store.redis, token) else await store.active(service)
+
+    faults = _run(run_dir, target, listing)
+    if faults is None:
+        print(json.dumps({"hidden": HIDDEN})) if as_json else console.print(HIDDEN)
+        return
     if as_json:
         print(json.dumps([f.as_dict() for f in faults], indent=2))
         return
