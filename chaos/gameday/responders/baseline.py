@@ -2,9 +2,12 @@
 
 It sees what a person sees: Alertmanager's alerts (a silenced cause leaves only its
 symptom, so it then asks Prometheus' API which catalogue alert is firing), and
-Watchdog leaving Alertmanager when monitoring is down. It acknowledges, names the
-incident's cause from the runbook (`chaoslab gameday diagnose`), runs the runbook's
-remediation as written, and says `resolve` once nothing fires. Its score is the par a
+Watchdog leaving Alertmanager when monitoring is down. An alert can be a consequence
+(payments failing also trips the retry and latency alerts), so before it acts it
+checks the runbook's cause on the dashboards' own metric, `chaos_active` (a stopped
+program's alert is its own proof). Then it acknowledges, names the cause (`chaoslab
+gameday diagnose`), runs the runbook's remediation as written, and says `resolve` once
+nothing fires. Its score is the par a
 human team plays against. Run by the game master: `python -m chaos.gameday.responders.baseline`.
 """
 
@@ -78,7 +81,18 @@ class Responder:
                 causes = [BY_ALERT[a] for a in sorted(self.prom.firing()) if a in BY_ALERT]
             except PrometheusUnavailable:
                 causes = []
-        return found + causes
+        return found + [inc for inc in causes if self.confirmed(inc)]
+
+    def confirmed(self, inc: Incident) -> bool:
+        for service, fault in picking.causes(inc):
+            if fault == "down":
+                return True
+            try:
+                if (self.prom.value(f'max(chaos_active{{service="{service}",fault="{fault}"}})') or 0) > 0:
+                    return True
+            except PrometheusUnavailable:
+                continue
+        return False
 
     def before_fixing(self, inc: Incident) -> None:
         """What the responder does once it has seen an incident, before the runbook's fix."""
@@ -91,7 +105,7 @@ class Responder:
         for inc in seen:
             self.log(f"incident {inc.id} (alert {inc.alert})")
             self.before_fixing(inc)
-            service, fault = sorted(picking.causes(inc))[0]
+            service, fault = sorted(picking.causes(inc))[0]  # the runbook's cause
             self.gameday("diagnose", service, fault)
             for remedy in inc.remediate:
                 self.sh(remedy.run)
