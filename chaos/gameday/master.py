@@ -344,7 +344,8 @@ class GameMaster:
         for a in actions:
             if a["action"] == "diagnose" and not picking.diagnosis_right(defs, a["service"], a.get("fault")):
                 guess = a["service"] + (f" {a['fault']}" if a.get("fault") else "")
-                penalties.append(collateral.Penalty("wrong diagnosis", f"{guess} at {a['t']:.0f}"))
+                at = time.strftime("%H:%M:%S", time.localtime(a["t"]))
+                penalties.append(collateral.Penalty("wrong diagnosis", f"{guess} at {at}"))
         for p in self.played:
             t0 = p.injected_at
             times: dict[str, float | None] = {"acknowledge": None, "detect": None, "localize": None, "mitigate": None}

@@ -71,7 +71,7 @@ def test_chaos_list_hides_faults_during_a_game_without_the_token(stack: StackLay
         shown = chaoslab(stack, "chaos", "list", "--json", env={"CHAOSLAB_GAMEMASTER_TOKEN": "gm-token"})
         assert [f["key"] for f in json.loads(shown.stdout)] == ["chaos:inventory:latency_ms"]
         client.delete(secrecy.GAME_KEY)
-        assert "chaos:inventory:latency_ms" in chaoslab(stack, "chaos", "list").stdout
+        assert "latency_ms" in chaoslab(stack, "chaos", "list").stdout
     finally:
         client.delete(secrecy.GAME_KEY)
         client.close()

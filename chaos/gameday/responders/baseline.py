@@ -52,7 +52,8 @@ class Responder:
         self.prom = Prometheus(os.environ["PROMETHEUS_URL"])
         self.switch = DeadMansSwitch(self.alertmanager)
         self.acked = self.resolved = False
-        self.handled: set[str] = set()
+        self.handled: set[str] = set()  # incidents acted on
+        self.fixed: set[tuple[str, str]] = set()  # their causes
 
     def log(self, line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
@@ -103,6 +104,9 @@ class Responder:
             self.gameday("ack")
             self.acked = True
         for inc in seen:
+            if picking.causes(inc) & self.fixed:  # another alert of a cause already dealt with
+                self.handled.add(inc.id)
+                continue
             self.log(f"incident {inc.id} (alert {inc.alert})")
             self.before_fixing(inc)
             service, fault = sorted(picking.causes(inc))[0]  # the runbook's cause
@@ -110,6 +114,7 @@ class Responder:
             for remedy in inc.remediate:
                 self.sh(remedy.run)
             self.handled.add(inc.id)
+            self.fixed |= picking.causes(inc)
         if self.handled and not self.resolved and not self.incidents():
             self.gameday("resolve")
             self.resolved = True
