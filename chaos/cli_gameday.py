@@ -74,7 +74,11 @@ def start(
     )
     with console.status("starting") as status:
         master.progress = lambda line: status.update(line)
-        result = master.play()
+        try:
+            result = master.play()
+        except KeyboardInterrupt:
+            console.print("[yellow]Interrupted: every fault was rolled back; the game is not scored.[/]")
+            raise typer.Exit(130) from None
     console.print(_score_table(result))
     path = debrief.write(result, master.game.path)
     console.print(f"Debrief: {path} (JSON: {master.game.path / 'result.json'})")

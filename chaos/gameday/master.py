@@ -256,8 +256,11 @@ class GameMaster:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            self.silences.append(json.load(resp)["silenceID"])
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                self.silences.append(json.load(resp)["silenceID"])
+        except (OSError, ValueError, KeyError) as exc:  # the game goes on, easier than asked
+            self.progress(f"could not silence {alert} in Alertmanager: {exc}")
 
     def _unsilence(self) -> None:
         for silence in self.silences:

@@ -6,6 +6,8 @@ that let another terminal reach the game."""
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -209,3 +211,22 @@ def test_another_terminal_reaches_the_game_through_its_files(tmp_path, monkeypat
     record_command(["alerts"])
     assert len(game.entries("commands")) == 2
     assert Game.latest(run_dir).path == game.path
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chaos.cli", "gameday", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_responders_commands_say_clearly_when_there_is_no_game_or_a_bad_guess(tmp_path):
+    no_game = _cli("ack", "--run-dir", str(tmp_path))
+    assert no_game.returncode == 1 and "no game is in progress" in no_game.stderr
+    Game.create(tmp_path, "g1", "secret", {})
+    bad = _cli("diagnose", "billing", "--run-dir", str(tmp_path))
+    assert bad.returncode == 2 and "unknown service 'billing'" in bad.stderr
+    worse = _cli("diagnose", "payments", "slowness", "--run-dir", str(tmp_path))
+    assert worse.returncode == 2 and "unknown fault 'slowness'" in worse.stderr
+    duration = _cli("start", "--duration", "soon", "--run-dir", str(tmp_path))
+    assert duration.returncode == 2 and "--duration takes a duration" in duration.stderr
+    assert "Traceback" not in bad.stderr + worse.stderr + duration.stderr
