@@ -14,95 +14,19 @@ import secrets
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 
-from chaos import supervision
-from chaos.drills.engine import STEADY_LOAD, Drill, StepFailed
-from chaos.gameday import collateral, picking, secrecy
+from chaos.drills.engine import StepFailed
+from chaos.drills.prom import PrometheusUnavailable
+from chaos.gameday import collateral, picking, secrecy, silences
+from chaos.gameday.gamedrill import GameDrill, Played, running_pids
 from chaos.gameday.journal import Game
-from chaos.gameday.picking import Pick
 from chaos.gameday.scoring import GameScore, Par, score_game, score_incident
 from chaos.layout import StackLayout
-from services.common.faults.catalogue import parse_key
 from services.common.faults.store import AUDIT_STREAM
-
-
-class GameDrill(Drill):
-    """One incident of the game: the drill's inject and recovery check, no remediation."""
-
-    def command_env(self) -> dict[str, str]:
-        return {**super().command_env(), "CHAOSLAB_RESPONDER": "game master"}
-
-    def inject(self) -> set[str]:
-        """Run the incident's inject steps; the fault keys they set."""
-        before = self.fault_keys()
-        self._mark("inject")
-        self.pages.armed(self._firing())
-        self._run_steps(self.incident.inject)
-        return self.fault_keys() - before
-
-    def detected(self) -> bool:
-        if self.switch is not None:
-            return self.switch.armed() is False
-        return self.incident.alert in self._firing()
-
-    def fault_keys(self) -> set[str]:
-        client = redis.Redis.from_url(self.layout.redis_url, socket_timeout=2, decode_responses=True)
-        try:
-            return {k for k in client.scan_iter(match="chaos:*", count=500) if parse_key(k)}
-        except (redis.RedisError, OSError):
-            return set()
-        finally:
-            client.close()
-
-    def start_load(self) -> None:
-        self._load(users=self.users, tags="shop", env=STEADY_LOAD)
-
-    def steady(self) -> None:
-        self._step("steady state", self._steady)
-
-    def finish(self) -> None:
-        """Stop the load, roll every fault back and verify (quietly: the score reads them)."""
-        for load in self.loads:
-            load.stop()
-        self._judge_loads()
-        self._step_quietly("roll back", self.rollback)
-        self.result.marks.setdefault("recovered", time.time())
-        self._step_quietly("verify", self._verify)
-        self._count_orders()
-        self.result.ended_at = time.time()
-        self.result.timeline = self._timeline()
-
-
-@dataclass
-class Played:
-    """One pick as it went: wall times, and the fault keys its inject set."""
-
-    pick: Pick
-    drill: GameDrill
-    injected_at: float | None = None
-    detected_at: float | None = None
-    over_at: float | None = None
-    keys: set[str] = field(default_factory=set)
-
-    def fault_gone(self) -> bool:
-        live = self.drill.fault_keys()
-        stopped = {s for s, f in picking.causes(self.pick.definition) if f == "down"}
-        if stopped & set(self._not_running()):
-            return False
-        return not self.keys & live
-
-    def _not_running(self) -> list[str]:
-        try:
-            procs = supervision.Supervisor(StackLayout.load(self.drill.layout.run_dir)).processes()
-        except OSError:
-            return []
-        return [p["name"] for p in procs if p["statename"] != "RUNNING"]
-
 
 Progress = Callable[[str], None]
 
@@ -133,6 +57,7 @@ class GameMaster:
         ]
         self.primary = self.played[0].drill
         self.alerts: list[dict] = []  # alert transitions seen in Prometheus
+        self.firing: set[str] = set()
         self.silences: list[str] = []
         self.responder: subprocess.Popen[bytes] | None = None
         self.pids_before: dict[str, int] = {}
@@ -172,7 +97,7 @@ class GameMaster:
         finally:
             self._stop_responder()
             self.played_until = time.time()
-            self.pids_after = self._pids()
+            self.pids_after = running_pids(self.layout.run_dir)
             self._unsilence()
             Game.end(self.layout.run_dir)
             redis_client.delete(secrecy.GAME_KEY)
@@ -209,68 +134,35 @@ class GameMaster:
 
     def _inject(self, p: Played) -> None:
         if not self.pids_before:
-            self.pids_before = self._pids()
+            self.pids_before = running_pids(self.layout.run_dir)
         if p.pick.silence:
             self._silence(p.pick.silence)
         p.keys = p.drill.inject()
         p.injected_at = p.drill.result.marks["inject"]
 
     def _watch_alerts(self) -> None:
+        """Record each alert's transitions (firing, resolved) as Prometheus shows them."""
         try:
             firing = self.primary.prom.firing()
-        except Exception:  # noqa: BLE001 - Prometheus down is part of some games
+        except PrometheusUnavailable:  # Prometheus down is part of some games
             return
-        was = {a["alert"] for a in self.alerts if a["state"] == "firing"} - {
-            a["alert"] for a in self.alerts if a["state"] == "resolved" and a["t"] > self._last_fired(a["alert"])
-        }
         now = time.time()
-        for name in sorted(firing - was):
-            self.alerts.append({"t": now, "alert": name, "state": "firing"})
-        for name in sorted(was - firing):
-            self.alerts.append({"t": now, "alert": name, "state": "resolved"})
-
-    def _last_fired(self, alert: str) -> float:
-        return max((a["t"] for a in self.alerts if a["alert"] == alert and a["state"] == "firing"), default=0.0)
-
-    def _pids(self) -> dict[str, int]:
-        try:
-            procs = supervision.Supervisor(StackLayout.load(self.layout.run_dir)).processes()
-        except OSError:
-            return {}
-        return {p["name"]: p["pid"] for p in procs}
+        self.alerts += [{"t": now, "alert": a, "state": "firing"} for a in sorted(firing - self.firing)]
+        self.alerts += [{"t": now, "alert": a, "state": "resolved"} for a in sorted(self.firing - firing)]
+        self.firing = firing
 
     # -- Alertmanager silences (medium) ----------------------------------------------------
 
     def _silence(self, alert: str) -> None:
-        now = time.time()
-        body = {
-            "matchers": [{"name": "alertname", "value": alert, "isRegex": False, "isEqual": True}],
-            "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 5)),
-            "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + self.settings.duration_s + 600)),
-            "createdBy": "chaoslab gameday",
-            "comment": "medium difficulty: the cause is hidden behind its symptom",
-        }
-        request = urllib.request.Request(
-            self.layout.url("alertmanager") + "/api/v2/silences",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
+        url = self.layout.url("alertmanager")
         try:
-            with urllib.request.urlopen(request, timeout=5) as resp:
-                self.silences.append(json.load(resp)["silenceID"])
+            self.silences.append(silences.silence(url, alert, self.settings.duration_s + 600))
         except (OSError, ValueError, KeyError) as exc:  # the game goes on, easier than asked
             self.progress(f"could not silence {alert} in Alertmanager: {exc}")
 
     def _unsilence(self) -> None:
-        for silence in self.silences:
-            request = urllib.request.Request(
-                f"{self.layout.url('alertmanager')}/api/v2/silence/{silence}", method="DELETE"
-            )
-            try:
-                urllib.request.urlopen(request, timeout=5).close()
-            except OSError:
-                continue  # it expires on its own
+        for silence_id in self.silences:
+            silences.expire(self.layout.url("alertmanager"), silence_id)
 
     # -- the responder program ---------------------------------------------------------
 
