@@ -86,6 +86,14 @@ class Played:
     over_at: float | None = None
     keys: set[str] = field(default_factory=set)
 
+    def could_be_over(self) -> bool:
+        """Detected, or its detect budget passed without the alert: before that, a quiet
+        stack may only mean the fault has not shown yet (a relay stuck by a fault key that
+        expires in seconds looks healthy until the outbox ages)."""
+        if self.injected_at is None:
+            return False
+        return self.detected_at is not None or time.time() - self.injected_at >= self.drill.budgets.detect_s
+
     def fault_gone(self) -> bool:
         live = self.drill.fault_keys()
         stopped = {s for s, f in picking.causes(self.pick.definition) if f == "down"}

@@ -121,7 +121,7 @@ class GameMaster:
                     continue
                 if p.detected_at is None and p.drill.detected():
                     p.detected_at = time.time()
-                if p.fault_gone() and p.drill.recovery_holds():
+                if p.could_be_over() and p.fault_gone() and p.drill.recovery_holds():
                     p.over_at = time.time()
                     self.progress(f"incident {self.played.index(p) + 1} is over")
             if all(p.over_at is not None for p in self.played):
