@@ -98,10 +98,10 @@ def test_a_wrong_responder_scores_worse_and_the_debrief_names_each_penalty(stack
     wrong = play(stack, "wrong")
     score = wrong["score"]
     assert score["total"] < baseline["score"]["total"] and not score["within_par"]
-    kinds = [p["kind"] for p in score["penalties"]]
-    assert kinds.count("wrong diagnosis") == 1 and kinds.count("needless restart") >= 1, kinds
-    restarted = [p["detail"] for p in score["penalties"] if p["kind"] == "needless restart"]
-    assert any(d.startswith("notifications ") for d in restarted), restarted
+    # Its restart can start a second incident of its own making (the outbox ages while
+    # notifications restarts): at least the first wrong moves are named.
+    named = {(p["kind"], p["detail"].split()[0]) for p in score["penalties"]}
+    assert {("wrong diagnosis", "notifications"), ("needless restart", "notifications")} <= named, named
     page = (stack.run_dir / "gameday" / wrong["game"] / "report.html").read_text()
     for penalty in score["penalties"]:
         assert f"<b>{penalty['kind']}</b> (-{penalty['points']})" in page

@@ -4,11 +4,12 @@ It sees what a person sees: Alertmanager's alerts (a silenced cause leaves only 
 symptom, so it then asks Prometheus' API which catalogue alert is firing), and
 Watchdog leaving Alertmanager when monitoring is down. An alert can be a consequence
 (payments failing also trips the retry and latency alerts), so before it acts it
-checks the runbook's cause on the dashboards' own metric, `chaos_active` (a stopped
-program's alert is its own proof). Then it acknowledges, names the cause (`chaoslab
-gameday diagnose`), runs the runbook's remediation as written, and says `resolve` once
-nothing fires. Its score is the par a
-human team plays against. Run by the game master: `python -m chaos.gameday.responders.baseline`.
+checks the runbook's cause on the dashboards' own metrics: `chaos_active` for a fault,
+`up` for a stopped service (a stopped infrastructure program's alert is its own
+proof). Then it acknowledges, names the cause (`chaoslab gameday diagnose`), runs the
+runbook's remediation as written, and says `resolve` once nothing fires. Its score is
+the par a human team plays against. Run by the game master:
+`python -m chaos.gameday.responders.baseline`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from chaos.drills.prom import Prometheus, PrometheusUnavailable
 from chaos.drills.watchdog import WATCHDOG, DeadMansSwitch
 from chaos.gameday import picking
 from chaos.gameday.journal import Game, NoGame
-from chaos.layout import default_run_dir
+from chaos.layout import SERVICES, default_run_dir
 
 REPO = Path(__file__).resolve().parents[3]
 BY_ALERT = {inc.alert: inc for inc in INCIDENTS if picking.playable(inc) and picking.causes(inc)}
@@ -85,11 +86,18 @@ class Responder:
         return found + [inc for inc in causes if self.confirmed(inc)]
 
     def confirmed(self, inc: Incident) -> bool:
+        """The runbook's cause shows: its fault active, or its service's target down (a
+        stopped infrastructure program's alert is its own proof)."""
         for service, fault in picking.causes(inc):
-            if fault == "down":
+            if fault == "down" and service not in SERVICES:
                 return True
+            query = (
+                f'min(up{{job="{service}"}}) < 1'
+                if fault == "down"
+                else (f'max(chaos_active{{service="{service}",fault="{fault}"}}) > 0')
+            )
             try:
-                if (self.prom.value(f'max(chaos_active{{service="{service}",fault="{fault}"}})') or 0) > 0:
+                if self.prom.value(query) is not None:
                     return True
             except PrometheusUnavailable:
                 continue
