@@ -83,7 +83,12 @@ class Responder:
                 causes = [BY_ALERT[a] for a in sorted(self.prom.firing()) if a in BY_ALERT]
             except PrometheusUnavailable:
                 causes = []
-        return found + [inc for inc in causes if self.confirmed(inc)]
+        confirmed = [inc for inc in causes if self.confirmed(inc)]
+        if not confirmed and not self.handled:
+            # Nothing shows the cause (a fault key that expired, as when the relay stays
+            # stuck): the first alert is the best evidence there is.
+            confirmed = causes[:1]
+        return found + confirmed
 
     def confirmed(self, inc: Incident) -> bool:
         """The runbook's cause shows: its fault active, or its service's target down (a
