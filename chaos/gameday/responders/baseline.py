@@ -34,6 +34,9 @@ from chaos.layout import SERVICES, default_run_dir
 
 REPO = Path(__file__).resolve().parents[3]
 BY_ALERT = {inc.alert: inc for inc in INCIDENTS if picking.playable(inc) and picking.causes(inc)}
+# How long an alert whose cause nothing confirms must fire alone before it is acted on:
+# a consequence (the retry alert of a hanging payments) often fires before its cause's.
+PATIENCE_S = 30.0
 BLIND = next(inc for inc in INCIDENTS if inc.id == picking.BLIND)
 
 
@@ -55,6 +58,7 @@ class Responder:
         self.acked = self.resolved = False
         self.handled: set[str] = set()  # incidents acted on
         self.fixed: set[tuple[str, str]] = set()  # their causes
+        self.first_seen: dict[str, float] = {}  # incident id -> when its alert first showed
 
     def log(self, line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
@@ -83,11 +87,14 @@ class Responder:
                 causes = [BY_ALERT[a] for a in sorted(self.prom.firing()) if a in BY_ALERT]
             except PrometheusUnavailable:
                 causes = []
+        now = time.monotonic()
+        for inc in causes:
+            self.first_seen.setdefault(inc.id, now)
         confirmed = [inc for inc in causes if self.confirmed(inc)]
         if not confirmed and not self.handled:
             # Nothing shows the cause (a fault key that expired, as when the relay stays
-            # stuck): the first alert is the best evidence there is.
-            confirmed = causes[:1]
+            # stuck): an alert that has fired a while with no other is the best evidence.
+            confirmed = [inc for inc in causes if now - self.first_seen[inc.id] >= PATIENCE_S][:1]
         return found + confirmed
 
     def confirmed(self, inc: Incident) -> bool:
