@@ -4,11 +4,11 @@ It sees what a person sees: Alertmanager's alerts (a silenced cause leaves only 
 symptom, so it then asks Prometheus' API which catalogue alert is firing), and
 Watchdog leaving Alertmanager when monitoring is down. An alert can be a consequence
 (payments failing also trips the retry and latency alerts), so before it acts it
-checks the runbook's cause on the dashboards' own metrics: `chaos_active` for a fault,
-`up` for a stopped service (a stopped infrastructure program's alert is its own
-proof). Then it acknowledges, names the cause (`chaoslab gameday diagnose`), runs the
-runbook's remediation as written, and says `resolve` once nothing fires. Its score is
-the par a human team plays against. Run by the game master:
+checks the runbook's cause on the dashboards' own metrics (`chaos_active` for a fault,
+`up` for a stopped service) or `chaoslab status` (a stopped infrastructure program).
+Then it acknowledges, names the cause (`chaoslab gameday diagnose`), runs the runbook's
+remediation as written, and says `resolve` once nothing fires. Its score is the par a
+human team plays against. Run by the game master:
 `python -m chaos.gameday.responders.baseline`.
 """
 
@@ -98,11 +98,13 @@ class Responder:
         return found + confirmed
 
     def confirmed(self, inc: Incident) -> bool:
-        """The runbook's cause shows: its fault active, or its service's target down (a
-        stopped infrastructure program's alert is its own proof)."""
+        """The runbook's cause shows: its fault active, its service's target down, or its
+        infrastructure program stopped."""
         for service, fault in picking.causes(inc):
             if fault == "down" and service not in SERVICES:
-                return True
+                if self.stopped(service):
+                    return True
+                continue
             query = (
                 f'min(up{{job="{service}"}}) < 1'
                 if fault == "down"
@@ -114,6 +116,17 @@ class Responder:
             except PrometheusUnavailable:
                 continue
         return False
+
+    def stopped(self, program: str) -> bool:
+        """`chaoslab status` says the program is not running (a database alert may only
+        mean a service's pool is held)."""
+        out = subprocess.run(
+            ["chaoslab", "status", "--json"], capture_output=True, text=True, check=False, timeout=60
+        ).stdout
+        try:
+            return any(row["name"] == program and row["state"] != "RUNNING" for row in json.loads(out))
+        except (ValueError, KeyError, TypeError):
+            return True  # no verdict: the alert is the evidence
 
     def before_fixing(self, inc: Incident) -> None:
         """What the responder does once it has seen an incident, before the runbook's fix."""
