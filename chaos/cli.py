@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -17,11 +18,23 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chaos import cli_compare, cli_db, cli_drill, cli_faults, cli_monkey, cli_observe, cli_process, cli_replay, runner
+from chaos import (
+    cli_compare,
+    cli_db,
+    cli_drill,
+    cli_faults,
+    cli_gameday,
+    cli_monkey,
+    cli_observe,
+    cli_process,
+    cli_replay,
+    runner,
+)
 from chaos import verify as verifier
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
 from chaos.console.command import serve as console_command
+from chaos.gameday import journal as gameday_journal
 from chaos.infra import MissingDependency
 from chaos.k8s import CONTEXT_ENV, NAMESPACE_ENV, K8sError
 from chaos.k8s_stack import K8sStack
@@ -42,6 +55,7 @@ cli_drill.register(app)
 cli_monkey.register(app)
 cli_compare.register(app)
 cli_replay.register(app)
+app.add_typer(cli_gameday.app, name="gameday")
 app.command("console")(console_command)
 
 
@@ -317,6 +331,7 @@ def verify(
 
 
 def main() -> None:
+    gameday_journal.record_command(sys.argv[1:])
     app()
 
 

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from chaos.chaos_api import ChaosApi
 from chaos.cli_common import RunDir, Target, console, fail, stack_of
+from chaos.gameday.secrecy import HIDDEN, faults_hidden
 from chaos.k8s import K8sError
 from chaos.k8s_stack import K8sStack
 from services.common.faults.catalogue import CATALOGUE, MAX_TTL_S
@@ -100,9 +101,23 @@ def list_faults(
     target: Target,
     service: Annotated[str | None, typer.Argument(help="only this service")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="CHAOSLAB_GAMEMASTER_TOKEN", help="The game master's token: shows faults during a game."),
+    ] = None,
 ) -> None:
-    """Every fault that is on, with the time it has left."""
-    faults = _run(run_dir, target, lambda store: store.active(service))
+    """Every fault that is on, with the time it has left (during a game day, only with the
+    game master's token)."""
+
+    async def listing(store: ChaosStore | ChaosApi) -> list | None:
+        # A game day runs on a stack whose Redis we reach (not through a cluster's API).
+        hidden = isinstance(store, ChaosStore) and await faults_hidden(store.redis, token)
+        return None if hidden else await store.active(service)
+
+    faults = _run(run_dir, target, listing)
+    if faults is None:
+        print(json.dumps({"hidden": HIDDEN})) if as_json else console.print(HIDDEN)
+        return
     if as_json:
         print(json.dumps([f.as_dict() for f in faults], indent=2))
         return

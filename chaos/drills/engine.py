@@ -270,33 +270,35 @@ class Drill:
             except PrometheusUnavailable:
                 continue
 
-    def _recover(self) -> str:
+    def recovery_holds(self) -> str | None:
+        """The recovery check, once: the incident's alert (and page) resolved, the dead
+        man's switch armed, the success rate back and the incident's own condition met;
+        what holds, or None. The recover step polls it; a game day asks it directly."""
         alert = self.incident.prometheus_alert
         over = f"{alert} resolved" if alert else f"{self.incident.alert} back in Alertmanager"
-
-        def recovered() -> str | None:
-            try:
-                firing = self.prom.firing()
-                self.pages.see(firing, time.monotonic() - self.clock["inject"])
-                if {alert, self.page} & firing:
-                    return None
-                if not self._switch_armed():
-                    return None
-                rate = self.prom.value(SUCCESS_RATE)
-            except PrometheusUnavailable:
+        try:
+            firing = self.prom.firing()
+            self.pages.see(firing, time.monotonic() - self.clock["inject"])
+            if {alert, self.page} & firing:
                 return None
-            if not rate_holds(rate, self.incident.steady_success):
+            if not self._switch_armed():
                 return None
-            if self.incident.recovered_when:
-                extra = self.prom.value(self.incident.recovered_when)
-                if extra is None or math.isnan(extra):
-                    return None
-            return f"{over}, success rate {rate:.2f}"
+            rate = self.prom.value(SUCCESS_RATE)
+        except PrometheusUnavailable:
+            return None
+        if not rate_holds(rate, self.incident.steady_success):
+            return None
+        if self.incident.recovered_when:
+            extra = self.prom.value(self.incident.recovered_when)
+            if extra is None or math.isnan(extra):
+                return None
+        return f"{over}, success rate {rate:.2f}" + (f", {self.page} resolved" if self.page else "")
 
-        if self.page:
-            over += f", {self.page} resolved"
+    def _recover(self) -> str:
         budget_s = self.budgets.recover_s
-        detail, took_s = self._poll(recovered, budget_s, "did not recover within budget", since=self.clock["remediate"])
+        detail, took_s = self._poll(
+            self.recovery_holds, budget_s, "did not recover within budget", since=self.clock["remediate"]
+        )
         self.result.time_to_recover_s = round(took_s, 1)
         self._within_budget("recovered", self.result.time_to_recover_s, budget_s)
         return f"{detail} after {self.result.time_to_recover_s}s"

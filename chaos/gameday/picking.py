@@ -1,0 +1,109 @@
+"""Which incidents a game plays, when, and how hidden: drawn from the catalogue with a
+seed, so that the same seed, difficulty and count replay the same game.
+
+easy: each incident alone, with its own alert. medium: the incident's own alert is
+silenced in Alertmanager, so the responders see only the symptom (the SLO page, the
+gateway's latency) and must find the cause. hard: two incidents at once, or one that
+starts while monitoring is down.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from chaos.drills.catalog import BY_ID, INCIDENTS
+from chaos.drills.model import Incident
+
+DIFFICULTIES = ("easy", "medium", "hard")
+BLIND = "monitoring-down"  # what a hard game may start with
+# Share of an incident's slot of the game before its inject: late enough that the
+# responders cannot tell when, early enough to leave them time.
+INJECT_WINDOW = (0.05, 0.25)
+_STOPPED = re.compile(r"^chaoslab stop (\S+)$")
+_PROCESS = re.compile(r"^chaoslab (?:stop|start|restart|kill) (\S+)$")
+
+
+class GameError(ValueError):
+    """A game that cannot be set up as asked (bad difficulty, count, duration)."""
+
+
+def playable(inc: Incident) -> bool:
+    """An incident a responder can end with the ordinary commands: no step of it is the
+    drill's own load (a surge only the load generator can stop), and Prometheus detects it."""
+    steps = inc.inject + inc.remediate
+    return not any(s.action for s in steps) and inc.detection == "prometheus"
+
+
+def causes(inc: Incident) -> set[tuple[str, str]]:
+    """(service or program, fault) pairs that name the incident's cause: its faults, and
+    `down` for a program its inject stops."""
+    found = {(service, fault) for service, fault, _ in inc.faults}
+    for step in inc.inject:
+        if match := _STOPPED.match(step.run):
+            found.add((match.group(1), "down"))
+    return found
+
+
+def programs(inc: Incident) -> set[str]:
+    """The services and programs an incident involves: its causes', and those its runbook
+    stops, starts or restarts (restarting them is no collateral)."""
+    named = {m.group(1) for step in inc.inject + inc.remediate if (m := _PROCESS.match(step.run))}
+    return named | {service for service, _ in causes(inc)}
+
+
+def pool(difficulty: str) -> list[Incident]:
+    if difficulty not in DIFFICULTIES:
+        raise GameError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, not {difficulty!r}")
+    found = [inc for inc in INCIDENTS if playable(inc) and causes(inc)]
+    if difficulty == "medium":  # a cause that shows as a customer symptom first
+        found = [inc for inc in found if inc.slos]
+    return found
+
+
+@dataclass(frozen=True)
+class Pick:
+    incident: str
+    at_s: float  # seconds after the game's steady state holds
+    silence: str | None = None  # the alert Alertmanager keeps quiet (medium)
+
+    @property
+    def definition(self) -> Incident:
+        return BY_ID[self.incident]
+
+
+def pick(seed: int, difficulty: str, count: int, duration_s: float, only: tuple[str, ...] = ()) -> list[Pick]:
+    """`count` incidents, one per equal slot of the game, each injected at a seeded moment
+    early in its slot; hard adds a second incident, or monitoring down, to each. `only`
+    narrows the draw to those incidents (the trainer's choice)."""
+    candidates = pool(difficulty)
+    unknown = [i for i in only if i not in {c.id for c in candidates}]
+    if unknown:
+        names = ", ".join(c.id for c in candidates)
+        raise GameError(f"not playable at {difficulty}: {', '.join(unknown)}; choose among {names}")
+    if only:
+        candidates = [c for c in candidates if c.id in only]
+    if not 1 <= count <= len(candidates):
+        raise GameError(f"--incidents must be between 1 and {len(candidates)} for {difficulty}, not {count}")
+    if duration_s < 60:
+        raise GameError(f"--duration must be at least 1m, not {duration_s:.0f}s")
+    rng = random.Random(f"{seed}:{difficulty}:{count}")
+    chosen = rng.sample(candidates, count)
+    slot = duration_s / count
+    picks: list[Pick] = []
+    for i, inc in enumerate(chosen):
+        at_s = round(slot * (i + rng.uniform(*INJECT_WINDOW)), 1)
+        picks.append(Pick(inc.id, at_s, inc.alert if difficulty == "medium" else None))
+        if difficulty == "hard":
+            others = [c for c in candidates if c not in chosen and not causes(c) & causes(inc)]
+            if others and rng.random() < 0.5:
+                picks.append(Pick(rng.choice(others).id, at_s))
+            else:
+                picks.insert(len(picks) - 1, Pick(BLIND, at_s))
+    return picks
+
+
+def diagnosis_right(incidents: list[Incident], service: str, fault: str | None) -> bool:
+    """Whether `service` (and `fault`, when given) names the cause of one of `incidents`."""
+    return any(s == service and fault in (None, f) for inc in incidents for s, f in causes(inc))

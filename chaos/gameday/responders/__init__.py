@@ -1,0 +1,1 @@
+"""Responder programs for `chaoslab gameday start --responder "<command>"`."""
