@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chaos import cli_compare, cli_drill, cli_faults, cli_monkey, cli_observe, cli_process, runner
+from chaos import cli_compare, cli_drill, cli_faults, cli_load, cli_monkey, cli_observe, cli_process, runner
 from chaos import verify as verifier
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeError, ComposeStack
@@ -36,6 +36,7 @@ cli_observe.register(app)
 cli_drill.register(app)
 cli_monkey.register(app)
 cli_compare.register(app)
+cli_load.register(app)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.support.stack import assert_verify_clean
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 LOCUST = [sys.executable, "-m", "locust"]
+CHAOSLAB = [sys.executable, "-m", "chaos.cli"]
 
 
 class LocustRun:
@@ -127,6 +129,27 @@ def test_surge_shape_surges_then_stops_by_itself(stack, gateway, tmp_path):
     users = [int(row["User Count"]) for row in run.rows("stats_history") if row["Name"] == "Aggregated"]
     assert max(users) == 12, users
     assert users[0] <= 3 and users[-1] <= 3, users
+    assert_verify_clean(stack)
+
+
+def test_chaoslab_load_runs_distributed_over_worker_processes(stack, tmp_path):
+    """`chaoslab load --workers 2`: a master and two worker processes share the users;
+    the master adds up their statistics, and every process is gone afterwards."""
+    result = subprocess.run(
+        [*CHAOSLAB, "load", "--run-dir", str(stack.run_dir), "--workers", "2", "--users", "4", "--duration", "6"],
+        cwd=REPO,
+        env={**environment(), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    summary = re.search(r"2 worker\(s\), 4 users: (\d+) requests/s, (\d+) requests, (\d+) failed", out)
+    assert summary, out[-3000:]
+    assert int(summary.group(2)) > 0 and int(summary.group(3)) == 0, summary.group(0)
+    # The master saw two workers of its own, and each one quit when the run ended.
+    assert len(set(re.findall(r"Worker '([^']+)' \(index \d+\) quit", out))) == 2, out[-3000:]
     assert_verify_clean(stack)
 
 
