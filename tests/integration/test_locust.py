@@ -19,6 +19,7 @@ import pytest
 
 # Only the locust-free parts of loadtests: importing locust here would let gevent
 # monkey-patch the whole test session.
+from chaos.drills.load import locust_command
 from loadtests import schedules
 from loadtests.checks import SameAnswer
 from loadtests.settings import LoadSettingsError, SpikeSettings, SteadySettings, StepSettings, SurgeSettings
@@ -145,7 +146,7 @@ def test_chaoslab_load_runs_distributed_over_worker_processes(stack, tmp_path):
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    summary = re.search(r"2 worker\(s\), 4 users: (\d+) requests/s, (\d+) requests, (\d+) failed", out)
+    summary = re.search(r"2 worker\(s\), 4 users: (\d+) requests/s \(\d+ orders/s\), (\d+) requests, (\d+) failed", out)
     assert summary, out[-3000:]
     assert int(summary.group(2)) > 0 and int(summary.group(3)) == 0, summary.group(0)
     # The master saw two workers of its own, and each one quit when the run ended.
@@ -275,3 +276,11 @@ def test_the_storm_judge_flags_a_second_order_and_a_second_fresh_answer():
         same.check(_Answer(409, {"error": {"code": "idempotency_key_reused"}}, replayed=False))
         == "unexpected 409 idempotency_key_reused"
     )
+
+
+def test_a_drill_load_runs_distributed_only_when_asked(tmp_path):
+    one = locust_command("http://127.0.0.1:1", users=6, run_time_s=30)
+    assert "--processes" not in one and "--only-summary" in one
+    four = locust_command("http://127.0.0.1:1", users=6, run_time_s=30, workers=4, stats=tmp_path / "s")
+    assert four[four.index("--processes") + 1] == "4" and four[four.index("--csv") + 1] == str(tmp_path / "s")
+    assert four[four.index("-u") + 1] == "6", "the users are the run's total, shared by the workers"
