@@ -228,16 +228,17 @@ class ComposeStack:
             time.sleep(0.5)
 
     def logs(self, program: str, lines: int) -> list[str]:
-        self._check(program)
-        result = self.compose("logs", "--no-color", "--no-log-prefix", "--tail", str(lines), program, timeout_s=60)
+        service, index = self._replica(program)
+        flags = ["--no-color", "--no-log-prefix", "--tail", str(lines), "--index", str(index)]
+        result = self.compose("logs", *flags, service, timeout_s=60)
         return (result.stdout + result.stderr).splitlines()
 
     def start_stopped(self) -> list[str]:
         """Start every container that is not running; the names started."""
-        stopped = [name for name, c in self.containers().items() if not c["State"].get("Running")]
+        stopped = {name: c["Id"] for name, c in self.containers().items() if not c["State"].get("Running")}
         if stopped:
-            self.compose("start", *stopped, timeout_s=120)
-        return stopped
+            _docker("start", *stopped.values(), timeout_s=120, env=self.env)
+        return list(stopped)
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -248,9 +249,6 @@ class ComposeStack:
             if time.monotonic() > deadline:
                 raise ComposeError(f"not healthy after {timeout_s:.0f}s: {', '.join(waiting)}")
             time.sleep(0.5)
-
-    def _check(self, program: str) -> None:
-        self._replica(program)
 
     def _replica(self, program: str) -> tuple[str, int]:
         """(service, compose's container number) of `payments` (1) or `payments-2` (3)."""
