@@ -2,7 +2,8 @@
 inventory containers behind their names; orders spreads its calls over every replica,
 Prometheus scrapes each one, and orders keep flowing while one replica is killed.
 
-The stack goes back to one container per service at the end, for the tests after these.
+Runs after test_compose_stack.py (file order), on the same stack; it goes back to one
+container per service at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from tests.e2e.compose.conftest import Engine
 from tests.support.api import OrderStream
 from tests.support.stack import wait_until
 
-pytestmark = pytest.mark.timeout(300)
+# Starting containers is the slow part: on a busy 2-core machine a replica takes a minute.
+pytestmark = pytest.mark.timeout(420)
 
 SCALE = {"payments": 3, "inventory": 2}
 # The call each replica answers for an order: a charge, a reservation.
