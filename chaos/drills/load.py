@@ -113,7 +113,8 @@ def locust_command(
     if summary_only:
         command.append("--only-summary")
     if workers > 1:
-        command += ["--processes", str(workers)]
+        # The master starts the users once every worker has connected, not the first one.
+        command += ["--processes", str(workers), "--expect-workers", str(workers)]
     if stats is not None:
         stats.parent.mkdir(parents=True, exist_ok=True)
         command += ["--csv", str(stats)]
