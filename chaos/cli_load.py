@@ -61,7 +61,7 @@ def load(
         int, typer.Option(min=1, max=32, help="locust processes: 1 runs one; N runs a master and N workers")
     ] = 1,
     duration: Annotated[int, typer.Option(min=1, max=86400, help="seconds of load, then locust stops")] = 30,
-    tags: Annotated[str, typer.Option(help="which users (loadtests/users.py tags): shop, storm, ...")] = "shop",
+    tags: Annotated[str, typer.Option(help="which users (loadtests/users.py tags): shop, duplicates")] = "shop",
     shape: Annotated[
         str | None, typer.Option(help="a load shape (loadtests/shapes.py, as CHAOSLAB_SHAPE): it sets the users")
     ] = None,
