@@ -24,6 +24,7 @@ from chaos import (
     cli_drill,
     cli_faults,
     cli_gameday,
+    cli_load,
     cli_monkey,
     cli_observe,
     cli_process,
@@ -55,6 +56,7 @@ cli_drill.register(app)
 cli_monkey.register(app)
 cli_compare.register(app)
 cli_replay.register(app)
+cli_load.register(app)
 app.add_typer(cli_gameday.app, name="gameday")
 app.command("console")(console_command)
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from chaos import alertmanager_config, prometheus_config
 from chaos.cli_common import RunDir, Target, console, fail, stack_of
+from chaos.compose import ComposeError, ComposeStack
 from chaos.slo import rules as slo_rules
 from chaos.slo import spec as slo_spec
 
@@ -79,12 +80,23 @@ def alerts(run_dir: RunDir, target: Target) -> None:
             console.print(groups_table(json.load(resp)))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         console.print(f"[yellow]Alertmanager does not answer ({exc}): no groups to show.[/]")
-    delivered = _get(layout.url("notifications") + "/alerts?limit=10")["alerts"]
+    delivered = _notifications_alerts(layout)
     if delivered:
         console.print(
             "Latest delivered by Alertmanager: "
             + ", ".join(f"{a['alertname']} ({a['status']}, {a.get('receiver') or '?'})" for a in delivered)
         )
+
+
+def _notifications_alerts(layout) -> list[dict]:
+    """The latest alerts notifications received; in compose it publishes no port (it may
+    run replicas), so it is asked inside its container."""
+    if isinstance(layout, ComposeStack):
+        try:
+            return layout.service_json("notifications", "/alerts?limit=10")["alerts"]  # type: ignore[index]
+        except ComposeError as exc:
+            raise fail(f"notifications does not answer: {exc}") from exc
+    return _get(layout.url("notifications") + "/alerts?limit=10")["alerts"]
 
 
 def groups_table(groups: list[dict]) -> Table | str:

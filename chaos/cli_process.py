@@ -126,8 +126,10 @@ def scale(
     replicas: Annotated[int, typer.Argument(help="how many replicas to run, 1 to 8")],
     target: Target,
 ) -> None:
-    """Run N replicas of a service on further ports; callers spread over them within a second.
-    On a cluster, scale its Deployment (its Service spreads callers over the ready pods)."""
+    """Run N replicas of a service. Natively on further ports (callers spread over them
+    within a second); with --target compose, `docker compose up -d --no-deps --no-recreate
+    --scale service=N` (callers re-resolve the service's name within 10 s); on a cluster,
+    scale its Deployment (its Service spreads callers over the ready pods)."""
     stack = _compose(run_dir, target)
     if isinstance(stack, K8sStack):
         if not 0 <= replicas <= 20:
@@ -141,11 +143,13 @@ def scale(
         )
         return
     if stack:
-        raise fail(
-            "scale works on the native stack only: in compose each service publishes one fixed "
-            "port, so it runs one container",
-            2,
-        )
+        try:
+            with console.status(f"scaling {service} to {replicas}") as spinner:
+                stack.scale(service, replicas, progress=spinner.update)
+        except ComposeError as exc:
+            raise fail(str(exc)) from exc
+        console.print(f"{service}: {replicas} healthy container(s) in compose project {stack.project!r}")
+        return
     layout, _sup = _supervisor(run_dir)
     try:
         with console.status(f"scaling {service} to {replicas}") as spinner:

@@ -5,6 +5,11 @@ model as `docker compose config` resolves it (the file, `.env`, the shell's over
 such as GATEWAY_PORT or COMPOSE_PROJECT_NAME), so it finds the ports, chaos token and
 profile the stack was started with. It acts on containers through `docker compose`;
 a crash is a SIGKILL to the container's main process, which the restart policy answers.
+
+Only the gateway and the infrastructure publish ports: orders, payments, inventory and
+notifications may run several replicas (`scale`), which one host port cannot front, so
+the tools reach them inside their containers (`docker compose exec`, `service_json`).
+Replicas are named as natively: `payments` is the first, `payments-2` the third.
 """
 
 from __future__ import annotations
@@ -14,15 +19,19 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from chaos.layout import INFRA, SERVICES
+from chaos.layout import DEFAULT_PORTS, INFRA, SERVICES
 from chaos.runner import ProgramStatus
 
 REPO = Path(__file__).resolve().parent.parent
 PROGRAMS = SERVICES + INFRA
+# The services that publish no port, so compose can run several containers of each.
+SCALABLE = tuple(s for s in SERVICES if s != "gateway")
+MAX_REPLICAS = 8  # as natively (chaos/runner.py)
 
 
 class ComposeError(Exception):
@@ -81,10 +90,28 @@ class ComposeStack:
     # -- the same addresses a native StackLayout gives ---------------------------------
 
     def url(self, service: str) -> str:
+        if service not in self.ports:
+            raise ComposeError(
+                f"{service} publishes no port in compose (it can run several replicas): "
+                "only the gateway, redis, postgres, prometheus and alertmanager are reachable from the host"
+            )
         return f"http://127.0.0.1:{self.ports[service]}"
 
-    def replica_urls(self, service: str) -> list[str]:
-        return [self.url(service)]
+    def service_json(self, program: str, path: str, timeout_s: float = 30) -> object:
+        """GET `path` from one replica of a service, inside its container (no published port)."""
+        service, index = self._replica(program)
+        port = DEFAULT_PORTS[service]
+        fetch = (
+            "import sys, urllib.request; "
+            f"answer = urllib.request.urlopen('http://127.0.0.1:{port}' + sys.argv[1], timeout=10); "
+            "sys.stdout.write(answer.read().decode())"
+        )
+        exec_args = ["exec", "-T", "--index", str(index), service, "python", "-c", fetch, path]
+        result = self.compose(*exec_args, timeout_s=timeout_s)
+        try:
+            return json.loads(result.stdout)
+        except ValueError:
+            raise ComposeError(f"{program}{path} answered no JSON: {result.stdout[:200]!r}") from None
 
     @property
     def database_url(self) -> str:
@@ -100,20 +127,25 @@ class ComposeStack:
         return _docker("compose", *self.compose_args, *args, timeout_s=timeout_s, env=self.env)
 
     def containers(self) -> dict[str, dict]:
-        """Each service's container as `docker inspect` describes it (created ones only)."""
+        """Each container as `docker inspect` describes it (created ones only), by program
+        name: `payments` for replica 1 of the service, `payments-1` for replica 2, ..."""
         ids = self.compose("ps", "-a", "-q", timeout_s=30).stdout.split()
         if not ids:
             return {}
         inspected = json.loads(_docker("inspect", *ids, timeout_s=30, env=self.env).stdout)
-        return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
+        out = {}
+        for c in sorted(inspected, key=_replica_number):
+            service = c["Config"]["Labels"]["com.docker.compose.service"]
+            out[program_name(service, _replica_number(c))] = c
+        return out
 
     def _container(self, program: str) -> dict:
-        self._check(program)
+        self._replica(program)
         container = self.containers().get(program)
         if container is None:
             raise ComposeError(
                 f"{program} has no container in compose project {self.project!r}: "
-                "is the stack up (`docker compose up -d --wait`)?"
+                "is the stack up (`docker compose up -d --wait`), with that many replicas?"
             )
         return container
 
@@ -124,7 +156,7 @@ class ComposeStack:
                 f"no containers in compose project {self.project!r}: start them with `docker compose up -d --wait`"
             )
         rows = []
-        for name in [*PROGRAMS, *sorted(set(containers) - set(PROGRAMS))]:
+        for name in sorted(containers, key=lambda n: (_rank(n.partition("-")[0]), n.partition("-")[0], len(n), n)):
             state = containers.get(name, {}).get("State")
             if state is None:
                 continue
@@ -168,21 +200,45 @@ class ComposeStack:
         return pid
 
     def act(self, verb: str, program: str) -> None:
-        """restart, stop or start one service's container."""
-        self._container(program)
-        self.compose(verb, program, timeout_s=120)
+        """restart, stop or start one service's containers (every replica), or one replica's."""
+        container = self._container(program)
+        if program in PROGRAMS:
+            self.compose(verb, program, timeout_s=120)
+        else:
+            _docker(verb, container["Id"], timeout_s=120, env=self.env)
+
+    def scale(
+        self, service: str, count: int, *, timeout_s: float = 120, progress: Callable[[str], None] = lambda _m: None
+    ) -> int:
+        """Run `count` containers of `service`, then wait until each is healthy. Callers
+        re-resolve the service's name within 10 s; Prometheus finds the replicas by DNS."""
+        progress(f"docker compose up --scale {service}={count}")
+        self.compose(*scale_command(service, count), timeout_s=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows = [r for r in self.status() if r.name in _names(service)]
+            waiting = [r.name for r in rows if r.state != "RUNNING" or r.healthy is not True]
+            if len(rows) == count and not waiting:
+                return count
+            if time.monotonic() > deadline:
+                raise ComposeError(
+                    f"{service}: {len(rows)} of {count} replica(s) up, not yet healthy: {', '.join(waiting) or '-'}"
+                )
+            progress(f"waiting for {service}: {len(rows) - len(waiting)} of {count} healthy")
+            time.sleep(0.5)
 
     def logs(self, program: str, lines: int) -> list[str]:
-        self._check(program)
-        result = self.compose("logs", "--no-color", "--no-log-prefix", "--tail", str(lines), program, timeout_s=60)
+        service, index = self._replica(program)
+        flags = ["--no-color", "--no-log-prefix", "--tail", str(lines), "--index", str(index)]
+        result = self.compose("logs", *flags, service, timeout_s=60)
         return (result.stdout + result.stderr).splitlines()
 
     def start_stopped(self) -> list[str]:
         """Start every container that is not running; the names started."""
-        stopped = [name for name, c in self.containers().items() if not c["State"].get("Running")]
+        stopped = {name: c["Id"] for name, c in self.containers().items() if not c["State"].get("Running")}
         if stopped:
-            self.compose("start", *stopped, timeout_s=120)
-        return stopped
+            _docker("start", *stopped.values(), timeout_s=120, env=self.env)
+        return list(stopped)
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -194,9 +250,47 @@ class ComposeStack:
                 raise ComposeError(f"not healthy after {timeout_s:.0f}s: {', '.join(waiting)}")
             time.sleep(0.5)
 
-    def _check(self, program: str) -> None:
-        if program not in PROGRAMS:
-            raise ComposeError(f"no service {program!r} in compose: services are {', '.join(PROGRAMS)}")
+    def _replica(self, program: str) -> tuple[str, int]:
+        """(service, compose's container number) of `payments` (1) or `payments-2` (3)."""
+        service, dash, replica = program.partition("-")
+        if program in PROGRAMS:
+            return program, 1
+        if service in SCALABLE and dash and replica.isdigit() and int(replica) >= 1:
+            return service, int(replica) + 1
+        raise ComposeError(
+            f"no service {program!r} in compose: services are {', '.join(PROGRAMS)} "
+            f"(a replica of {', '.join(SCALABLE)} is named like payments-1)"
+        )
+
+
+def scale_command(service: str, count: int) -> list[str]:
+    """`docker compose` arguments that run `count` containers of `service` and touch
+    nothing else: running replicas stay (--no-recreate), its dependencies too (--no-deps)."""
+    if service not in SCALABLE:
+        raise ComposeError(
+            f"cannot scale {service!r} in compose: scalable services are {', '.join(SCALABLE)} "
+            "(the gateway publishes the stack's one front port)"
+        )
+    if not 1 <= count <= MAX_REPLICAS:
+        raise ComposeError(f"replicas must be between 1 and {MAX_REPLICAS}, not {count}")
+    return ["up", "-d", "--no-deps", "--no-recreate", "--scale", f"{service}={count}", service]
+
+
+def program_name(service: str, number: int) -> str:
+    """The native naming of compose's container `number` (1-based) of a service."""
+    return service if number <= 1 else f"{service}-{number - 1}"
+
+
+def _names(service: str) -> set[str]:
+    return {program_name(service, n) for n in range(1, MAX_REPLICAS + 1)}
+
+
+def _rank(service: str) -> int:
+    return PROGRAMS.index(service) if service in PROGRAMS else len(PROGRAMS)
+
+
+def _replica_number(container: dict) -> int:
+    return int(container["Config"]["Labels"].get("com.docker.compose.container-number", "1"))
 
 
 def _timestamp(text: str) -> float:

@@ -8,6 +8,7 @@ that the runbook's remediation stops.
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import os
 import signal
@@ -74,8 +75,63 @@ def read_failures(prefix: Path) -> Failures:
     return found
 
 
+def locust_command(
+    host: str,
+    *,
+    users: int,
+    run_time_s: float,
+    tags: str = "shop",
+    workers: int = 1,
+    stats: Path | None = None,
+    summary_only: bool = True,
+) -> list[str]:
+    """A headless locust run that stops by itself after `run_time_s`. `workers` > 1 runs
+    locust distributed on this machine: a master forks that many workers (`--processes`),
+    each a process of its own, so the load is no longer bound to one core."""
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "-u",
+        str(users),
+        "-r",
+        str(max(1, users)),
+        "-t",
+        f"{int(run_time_s)}s",
+        "--tags",
+        tags,
+        "--stop-timeout",
+        "2",
+        "--exit-code-on-error",
+        "0",  # the failure table is judged instead (failures()), by class
+    ]
+    if summary_only:
+        command.append("--only-summary")
+    if workers > 1:
+        # The master starts the users once every worker has connected, not the first one.
+        command += ["--processes", str(workers), "--expect-workers", str(workers)]
+    if stats is not None:
+        stats.parent.mkdir(parents=True, exist_ok=True)
+        command += ["--csv", str(stats)]
+    return command
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a locust we started in a session of its own, with the workers it forked
+    (they share its process group, whose id is its pid)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=5)
+
+
 class Load:
-    """One locust run: `tags` pick the users, `shape` (env CHAOSLAB_SHAPE) a load shape."""
+    """One locust run: `tags` pick the users, `shape` (env CHAOSLAB_SHAPE) a load shape,
+    `workers` > 1 spreads the users over that many locust processes."""
 
     def __init__(
         self,
@@ -88,40 +144,24 @@ class Load:
         log: Path | None = None,
         env: dict[str, str] | None = None,
         stats: Path | None = None,
+        workers: int = 1,
     ) -> None:
         self.host, self.users, self.tags, self.shape, self.max_s = host, users, tags, shape, max_s
         self.log = log
         self.env = env or {}
         self.stats = stats  # locust's `--csv` prefix: its failure table is read after stop()
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Load:
-        command = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--headless",
-            "--host",
+        command = locust_command(
             self.host,
-            "-u",
-            str(self.users),
-            "-r",
-            str(max(1, self.users)),
-            "-t",
-            f"{int(self.max_s)}s",
-            "--tags",
-            self.tags,
-            "--only-summary",
-            "--stop-timeout",
-            "2",
-            "--exit-code-on-error",
-            "0",  # the failure table is judged instead (failures()), by class
-        ]
-        if self.stats is not None:
-            self.stats.parent.mkdir(parents=True, exist_ok=True)
-            command += ["--csv", str(self.stats)]
+            users=self.users,
+            run_time_s=self.max_s,
+            tags=self.tags,
+            workers=self.workers,
+            stats=self.stats,
+        )
         env = {**os.environ, **self.env}
         if self.shape:
             env["CHAOSLAB_SHAPE"] = self.shape
@@ -144,8 +184,7 @@ class Load:
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+            kill_group(proc)
 
     def failures(self) -> Failures:
         """After stop(): the failures locust counted, by class (nothing when no `stats`).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 # Only the locust-free parts of loadtests: importing locust here would let gevent
 # monkey-patch the whole test session.
+from chaos.drills.load import locust_command
 from loadtests import schedules
 from loadtests.checks import SameAnswer
 from loadtests.settings import LoadSettingsError, SpikeSettings, SteadySettings, StepSettings, SurgeSettings
@@ -26,6 +28,7 @@ from tests.support.stack import assert_verify_clean
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 LOCUST = [sys.executable, "-m", "locust"]
+CHAOSLAB = [sys.executable, "-m", "chaos.cli"]
 
 
 class LocustRun:
@@ -127,6 +130,27 @@ def test_surge_shape_surges_then_stops_by_itself(stack, gateway, tmp_path):
     users = [int(row["User Count"]) for row in run.rows("stats_history") if row["Name"] == "Aggregated"]
     assert max(users) == 12, users
     assert users[0] <= 3 and users[-1] <= 3, users
+    assert_verify_clean(stack)
+
+
+def test_chaoslab_load_runs_distributed_over_worker_processes(stack, tmp_path):
+    """`chaoslab load --workers 2`: a master and two worker processes share the users;
+    the master adds up their statistics, and every process is gone afterwards."""
+    result = subprocess.run(
+        [*CHAOSLAB, "load", "--run-dir", str(stack.run_dir), "--workers", "2", "--users", "4", "--duration", "6"],
+        cwd=REPO,
+        env={**environment(), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    summary = re.search(r"2 worker\(s\), 4 users: (\d+) requests/s \(\d+ orders/s\), (\d+) requests, (\d+) failed", out)
+    assert summary, out[-3000:]
+    assert int(summary.group(2)) > 0 and int(summary.group(3)) == 0, summary.group(0)
+    # The master waited for both workers and shared the users between them.
+    assert re.search(r"Sending spawn jobs of 4 users .* to 2 ready workers", out), out[:3000]
     assert_verify_clean(stack)
 
 
@@ -252,3 +276,12 @@ def test_the_storm_judge_flags_a_second_order_and_a_second_fresh_answer():
         same.check(_Answer(409, {"error": {"code": "idempotency_key_reused"}}, replayed=False))
         == "unexpected 409 idempotency_key_reused"
     )
+
+
+def test_a_drill_load_runs_distributed_only_when_asked(tmp_path):
+    one = locust_command("http://127.0.0.1:1", users=6, run_time_s=30)
+    assert "--processes" not in one and "--only-summary" in one
+    four = locust_command("http://127.0.0.1:1", users=6, run_time_s=30, workers=4, stats=tmp_path / "s")
+    assert four[four.index("--processes") + 1] == four[four.index("--expect-workers") + 1] == "4"
+    assert four[four.index("--csv") + 1] == str(tmp_path / "s")
+    assert four[four.index("-u") + 1] == "6", "the users are the run's total, shared by the workers"

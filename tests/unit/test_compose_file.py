@@ -34,9 +34,14 @@ CONTRACT_PORTS = {
     "prometheus": 9090,
     "alertmanager": 9093,
     "grafana": 3000,
-    "locust": 8089,
+    "locust-master": 8089,
     "console": 8090,
 }
+# The published ports' override variables, where they are not <NAME>_PORT.
+PORT_VARIABLES = {"locust-master": "LOCUST_PORT"}
+# What the host reaches: the front door, and what the tools need (chaos keys, verify,
+# alerts) and people look at. The other services publish nothing, so they can scale.
+PUBLISHED = {"gateway", "redis", "postgres", "prometheus", "alertmanager", "grafana", "locust-master", "console"}
 # Images whose tag cannot say which version runs.
 UNPINNED_TAGS = {"latest", "stable", "main", "master", "edge", "nightly"}
 
@@ -137,12 +142,28 @@ def test_environment_sets_only_settings_fields(name):
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
-def test_published_port_is_the_settings_and_contract_port(name):
+def test_service_listens_on_its_settings_and_contract_port(name):
     default_port = settings_class(name).default_port
     assert default_port == CONTRACT_PORTS[name]
     spec = APP_SERVICES[name]
-    assert [(host, container) for _, host, container in published(spec)] == [(default_port, default_port)]
     assert int(spec.get("environment", {}).get("PORT", default_port)) == default_port
+    expected = [(default_port, default_port)] if name in PUBLISHED else []
+    assert [(host, container) for _, host, container in published(spec)] == expected
+
+
+def test_only_the_front_door_and_the_tools_infrastructure_publish_ports():
+    # A published port is one container's: `--scale payments=3` would be refused.
+    assert {name for name, spec in SERVICES_IN_COMPOSE.items() if spec.get("ports")} == PUBLISHED
+
+
+def test_distributed_locust_is_one_image_in_two_roles_under_the_load_profile():
+    master, worker = SERVICES_IN_COMPOSE["locust-master"], SERVICES_IN_COMPOSE["locust-worker"]
+    assert master["profiles"] == worker["profiles"] == ["load"]
+    assert master["image"] == worker["image"] and master["build"] == worker["build"]
+    assert "--master" in master["command"] and "--host" in master["command"]
+    command = worker["command"]
+    assert "--worker" in command and command[command.index("--master-host") + 1] == "locust-master"
+    assert not worker.get("ports"), "workers are scaled: they publish nothing"
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
@@ -205,7 +226,8 @@ def test_published_ports_are_the_contract_ports(name):
 def test_published_ports_are_overridable_from_the_environment(name):
     # So a test (or a second stack) can run compose beside a native stack on other ports.
     for entry in port_entries(SERVICES_IN_COMPOSE[name]):
-        assert entry["var"] == f"{name.upper()}_PORT", f"{name}: publish as ${{{name.upper()}_PORT:-port}}"
+        var = PORT_VARIABLES.get(name, f"{name.upper()}_PORT")
+        assert entry["var"] == var, f"{name}: publish as ${{{var}:-port}}"
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES_IN_COMPOSE))
@@ -277,8 +299,11 @@ def test_prometheus_scrapes_every_service_under_the_native_stacks_job_names(tmp_
     for job in compose["scrape_configs"]:
         name = job["job_name"]
         if name in SERVICES:
-            # No `service` target label: it would clash with http_requests_total's own.
-            assert job["static_configs"] == [{"targets": [f"{name}:{CONTRACT_PORTS[name]}"]}]
+            # Every replica: each A record of the service's name. No `service` target
+            # label: it would clash with http_requests_total's own.
+            [dns] = job["dns_sd_configs"]
+            assert (dns["names"], dns["type"], dns["port"]) == ([name], "A", CONTRACT_PORTS[name])
+            assert "static_configs" not in job
     assert compose["global"]["scrape_interval"] == native["global"]["scrape_interval"]
 
 

@@ -379,7 +379,7 @@ def test_grafana_gets_every_dashboard_and_provisioning_file_from_the_repository(
 
 def test_locust_master_and_workers_drive_the_gateway(rendered):
     master, worker = rendered.container("locust"), rendered.container("locust-worker")
-    assert master["image"] == worker["image"] == SERVICES_IN_COMPOSE["locust"]["image"]
+    assert master["image"] == worker["image"] == SERVICES_IN_COMPOSE["locust-master"]["image"]
     assert "--master" in master["command"] and "--worker" in worker["command"]
     assert master["command"][master["command"].index("--host") + 1] == f"http://gateway:{CONTRACT_PORTS['gateway']}"
     assert worker["command"][worker["command"].index("--master-host") + 1] == "locust"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from chaos.compose import ComposeStack
-from tests.e2e.compose.conftest import PUBLISHED, REPO, Engine
+from tests.e2e.compose.conftest import REPO, STARTED, Engine
 from tests.support.api import OrderStream, new_key, order_body, place_order
 from tests.support.dashboards import dashboard_paths, load, panel_queries, panels
 from tests.support.stack import wait_until
@@ -43,8 +43,8 @@ def firing_in_alertmanager(stack: ComposeStack) -> set[str]:
 
 
 def delivered_to_notifications(stack: ComposeStack, status: str) -> set[str]:
-    with httpx.Client(timeout=10) as client:
-        alerts = client.get(f"{stack.url('notifications')}/alerts", params={"status": status}).json()["alerts"]
+    # notifications publishes no port (it may run replicas): asked inside its container.
+    alerts = stack.service_json("notifications", f"/alerts?status={status}")["alerts"]  # type: ignore[index]
     return {a["alertname"] for a in alerts}
 
 
@@ -76,7 +76,7 @@ def test_prometheus_scrapes_every_target_and_loads_every_rule_file(stack: Compos
         return jobs if len(jobs) == len(targets) == 6 else None
 
     assert wait_until(all_up, timeout_s=30, interval_s=0.5, message="every target up") == sorted(
-        [*PUBLISHED[:5], "prometheus"]
+        [*STARTED[:5], "prometheus"]
     )
     # The ci profile's rules (CHAOSLAB_PROFILE=ci picks prometheus/compose/ci.yml).
     loaded = {g["file"].rsplit("/", 1)[1] for g in prometheus(stack, "/api/v1/rules")["groups"]}
@@ -193,7 +193,7 @@ def test_chaoslab_commands_drive_the_compose_stack(engine: Engine, stack: Compos
     stack.wait_healthy(timeout_s=90)
     status = engine.chaoslab("status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
-    assert {row["name"] for row in json.loads(status.stdout)} == set(PUBLISHED)
+    assert {row["name"] for row in json.loads(status.stdout)} == set(STARTED)
 
     set_fault = engine.chaoslab("chaos", "set", "payments", "latency_ms", "50", "--ttl", "30s")
     assert set_fault.returncode == 0, set_fault.stderr
