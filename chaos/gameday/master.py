@@ -174,6 +174,8 @@ class GameMaster:
             "CHAOSLAB_RESPONDER": "responder program",
             "ALERTMANAGER_URL": self.layout.url("alertmanager"),
         }
+        if "console" in self.layout.ports:  # the console's API, as a person has its page
+            env["CHAOSLAB_CONSOLE_URL"] = self.layout.url("console")
         log = open(self.game.path / "responder.log", "ab")  # noqa: SIM115 - closed with the process
         self.responder = subprocess.Popen(
             self.settings.responder, shell=True, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
