@@ -54,18 +54,7 @@ async def charge(
     replica, a void's tombstone) is answered from the row that holds it, as is a key
     already charged when the caller has given up meanwhile."""
     if still_wanted():
-        status, reason = _decision(amount_cents, limit_cents)
-        row = await conn.fetchrow(
-            f"""INSERT INTO charges (idempotency_key, order_id, customer_id, amount_cents, status, reason)
-                VALUES ($1, $2, $3, $4, $5, $6)
-                ON CONFLICT (idempotency_key) WHERE deduplicated DO NOTHING RETURNING {_COLUMNS}""",
-            key,
-            order_id,
-            customer_id,
-            amount_cents,
-            status,
-            reason,
-        )
+        row = await _insert(conn, key, order_id, customer_id, amount_cents, limit_cents, deduplicated=True)
         if row is not None:
             return _charge(row)
     existing = await stored(conn, key=key, order_id=order_id, amount_cents=amount_cents)
@@ -74,11 +63,36 @@ async def charge(
     return existing
 
 
-def _decision(amount_cents: int, limit_cents: int) -> tuple[str, str | None]:
-    """(status, reason) of a new charge: declined over the customer's limit, else succeeded."""
-    if amount_cents > limit_cents:
-        return "declined", f"amount {amount_cents} is over the limit {limit_cents}"
-    return "succeeded", None
+async def _insert(
+    conn: Connection,
+    key: str,
+    order_id: str,
+    customer_id: str,
+    amount_cents: int,
+    limit_cents: int,
+    *,
+    deduplicated: bool,
+) -> Any:
+    """A new charge, declined over the customer's limit, else succeeded; None when a
+    deduplicated key is taken. Only deduplicated rows hold their key unique (the partial
+    index of migrations/002_idempotency_switch.sql): another row never conflicts."""
+    status, reason = (
+        ("declined", f"amount {amount_cents} is over the limit {limit_cents}")
+        if amount_cents > limit_cents
+        else ("succeeded", None)
+    )
+    return await conn.fetchrow(
+        f"""INSERT INTO charges (idempotency_key, deduplicated, order_id, customer_id, amount_cents, status, reason)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (idempotency_key) WHERE deduplicated DO NOTHING RETURNING {_COLUMNS}""",
+        key,
+        deduplicated,
+        order_id,
+        customer_id,
+        amount_cents,
+        status,
+        reason,
+    )
 
 
 async def charge_again(
@@ -95,18 +109,8 @@ async def charge_again(
     charge is charged again. Nothing is written once the caller's deadline passed."""
     if not still_wanted():
         raise DeadlineExceeded("the caller's deadline passed before the charge was made")
-    status, reason = _decision(amount_cents, limit_cents)
-    row = await conn.fetchrow(
-        f"""INSERT INTO charges (idempotency_key, deduplicated, order_id, customer_id, amount_cents, status, reason)
-            VALUES ($1, false, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
-        key,
-        order_id,
-        customer_id,
-        amount_cents,
-        status,
-        reason,
-    )
-    assert row is not None  # an INSERT without ON CONFLICT returns its row
+    row = await _insert(conn, key, order_id, customer_id, amount_cents, limit_cents, deduplicated=False)
+    assert row is not None  # a row that is not deduplicated conflicts with none
     return _charge(row)
 
 
