@@ -149,9 +149,11 @@ INCIDENTS: tuple[Incident, ...] = (
     ),
     Incident(
         id="gateway-overload",
-        # The default static door of 128 lets part of the surge through as 5xx (28% in ci):
-        # the drill allows half. With ADMISSION=adaptive the gateway sheds it with 429
-        # instead (0.05% and 7% 5xx in two ci runs on a loaded machine).
+        # The gateway's adaptive door sheds the surge with 429 before it reaches orders (a
+        # static door of 128 let 28% through as 5xx in ci). Until the first probe brings the
+        # limit down from its start (64), the surge's first seconds can still open
+        # gateway->orders' slow-call breaker: measured 0.05% and 7% 5xx in two ci runs on a
+        # machine at load 17-50, so the drill allows 20% rather than the default 10%.
         title="Traffic surge past capacity",
         severity="SEV2",
         slos=(AVAILABILITY,),
@@ -182,7 +184,7 @@ INCIDENTS: tuple[Incident, ...] = (
             "CHAOSLAB_THINK_MIN_S": "0",
             "CHAOSLAB_THINK_MAX_S": "0.05",
         },
-        max_5xx_share=0.5,
+        max_5xx_share=0.2,
     ),
     Incident(
         id="cannot-scale",

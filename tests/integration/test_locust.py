@@ -19,9 +19,9 @@ import pytest
 
 # Only the locust-free parts of loadtests: importing locust here would let gevent
 # monkey-patch the whole test session.
-from chaos.drills.load import locust_command
+from chaos.drills.load import failure_message, locust_command
 from loadtests import schedules
-from loadtests.checks import SameAnswer
+from loadtests.checks import GAVE_UP, SameAnswer
 from loadtests.settings import LoadSettingsError, SpikeSettings, SteadySettings, StepSettings, SurgeSettings
 from tests.support.stack import assert_verify_clean
 
@@ -58,6 +58,15 @@ class LocustRun:
         assert int(self.stats["Aggregated"]["Failure Count"]) == 0, self.explain()
         assert self.rows("failures") == [], self.rows("failures")
         assert self.rows("exceptions") == [], self.rows("exceptions")
+
+    def assert_clean_but_shed(self) -> None:
+        """Nothing failed but requests the gateway's door shed (429 + Retry-After, twice:
+        the client gave up), which a burst past its limit may meet; and most got through."""
+        failures = self.rows("failures")
+        assert all(failure_message(row["Error"]).startswith(GAVE_UP + "429") for row in failures), failures
+        assert self.rows("exceptions") == [], self.rows("exceptions")
+        shed = sum(int(row["Occurrences"]) for row in failures)
+        assert shed <= 0.5 * int(self.stats["Aggregated"]["Request Count"]), self.explain()
 
 
 def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -107,7 +116,7 @@ def test_duplicate_storm_gets_one_order_per_key(stack, gateway, tmp_path):
         gateway, tmp_path, "--tags", "duplicates", "-u", "10", "-r", "10", "-t", "8s", env={"CHAOSLAB_STORM_SIZE": "20"}
     )
 
-    run.assert_clean()
+    run.assert_clean_but_shed()  # 10 bursts of 20 at once can pass the door's limit
     assert run.count("POST /orders [storm]") >= 20, run.explain()
     assert run.count("GET ") == 0, "--tags duplicates ran shoppers"
     assert_verify_clean(stack)

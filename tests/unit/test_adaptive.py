@@ -117,6 +117,24 @@ def test_a_probe_comes_again_only_after_its_interval_and_only_under_load():
     assert not any(limit == 2 and service.limit.probing for limit, _rtt in seen[100:])
 
 
+def test_after_a_surge_a_few_clients_bring_the_limit_back_to_where_it_started():
+    service = ModelService(initial=40, knee=4)
+    service.run(5000, offered=500)  # the surge teaches a limit near the knee
+    assert service.limit.limit <= 4 * service.knee
+    seen = service.run(3000, offered=2)  # then a couple of clients, never queueing
+    assert seen[-1][0] == 40  # back to the start, and no further: quiet windows prove nothing more
+    assert max(limit for limit, _rtt in seen) == 40
+
+
+def test_quiet_windows_that_queue_do_not_grow_the_limit_back():
+    service = ModelService(initial=40, knee=4, probe_interval_s=1e9)  # one probe, during the surge
+    service.run(5000, offered=500)
+    settled = service.limit.limit
+    service.base_s *= 10  # a few clients, but every request now far slower than the probe saw
+    seen = service.run(3000, offered=2)
+    assert max(limit for limit, _rtt in seen) <= settled
+
+
 @pytest.mark.parametrize(
     "bad",
     [

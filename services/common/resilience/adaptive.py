@@ -19,7 +19,9 @@ service's routes differ in latency: the mean of a mix compares with the mean of 
 mix, where a minimum would only find the cheapest route. The gradient
 `min_rtt x tolerance / rtt` falls below 1 as soon as requests wait in a queue, and the
 limit shrinks by its square root; while nothing waits, it grows by
-a headroom of sqrt(limit) x `smoothing` (slow up, fast down, as TCP). So the limit
+a headroom of sqrt(limit) x `smoothing` (slow up, fast down, as TCP); a quiet window
+(below half the limit in flight) that did not queue grows it back towards `initial` the
+same way, so the low limit of a surge does not outlive it. So the limit
 settles where more concurrency would only add waiting (Little's law: concurrency =
 throughput x latency), and the latency it keeps is a multiple of the one this machine
 measured, not a fixed number that a slower or busier machine could never meet.
@@ -123,15 +125,25 @@ class GradientLimit:
 
     def _end_window(self) -> None:
         self.rtt_s = sum(self._window) / len(self._window)
-        # Below half the limit the clients set the pace: nothing is learnt, nothing probed.
+        # Below half the limit the clients set the pace: nothing is probed, nothing cut.
         busy = self._window_inflight >= self.estimate / 2
         self._window, self._window_inflight = [], 0
         if not busy:
+            self._recover()
             return
         if self._clock() >= self._next_probe:
             self._probe = []
         elif self.min_rtt_s > 0:
             self._learn(self.rtt_s)
+
+    def _recover(self) -> None:
+        """A quiet window (few requests in flight) without queueing: the limit a surge
+        taught grows back towards `initial`, as fast as a busy window would grow it, so a
+        burst after the surge is over meets the door the service started with. Past
+        `initial` only busy windows that did not queue can take it."""
+        cfg = self.config
+        if self.min_rtt_s > 0 and self.estimate < cfg.initial and self.rtt_s <= self.min_rtt_s * cfg.tolerance:
+            self.estimate = min(float(cfg.initial), self.estimate + math.sqrt(self.estimate) * cfg.smoothing)
 
     def _learn(self, rtt_s: float) -> None:
         cfg = self.config
