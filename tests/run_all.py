@@ -1,12 +1,17 @@
-"""`make test`'s runner: every test, with the training-profile drills beside the rest.
+"""`make test`'s runner: every test, in three pytest processes side by side.
 
-The training drills spend most of their time waiting (15 s scrapes, `for: 1m`, an SLO
-page that needs minutes of a 5-minute window) and little CPU, so they run in a second
-pytest process while the main one runs everything else; `make test` takes about as long
-as the longer of the two instead of their sum. The second process writes to
-reports/training-drills.log, printed when it ends; the run fails if either fails.
+The drills spend most of their time waiting (scrapes, alert windows, SLO pages) and
+little CPU, so they run beside the rest instead of after it, and `make test` takes about
+as long as the longest lane instead of the sum of all three:
 
-    python tests/run_all.py [pytest arguments for the main run]
+- `training`: the training-profile drills (15 s scrapes, `for: 1m`, 5-minute pages);
+- `drills`: every incident drilled in the ci profile (tests/drills);
+- the main lane, in the foreground: everything else, with the arguments given here.
+
+The background lanes write to reports/<lane>.log, printed when they end; the run fails
+if any lane fails. Ctrl-C ends every lane and its children (each is its own session).
+
+    python tests/run_all.py [pytest arguments for the main lane]
 """
 
 from __future__ import annotations
@@ -16,43 +21,66 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-LOG = REPO / "reports" / "training-drills.log"
+REPORTS = REPO / "reports"
 TRAINING = "training"  # the pytest marker of the tests that run a training-profile stack
+DRILLS = "tests/drills"
+
+
+@dataclass(frozen=True)
+class Lane:
+    name: str
+    args: tuple[str, ...]
+
+    @property
+    def log(self) -> Path:
+        return REPORTS / f"{self.name}.log"
+
+
+BACKGROUND = (
+    Lane("training-drills", ("-m", TRAINING)),
+    Lane("ci-drills", (DRILLS, "-m", f"not {TRAINING}")),
+)
 
 
 def pytest(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-q", *args]
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+
+
+def start(lane: Lane) -> subprocess.Popen:
+    with lane.log.open("w") as log:
+        return subprocess.Popen(
+            pytest(*lane.args), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def main(argv: list[str]) -> int:
-    LOG.parent.mkdir(parents=True, exist_ok=True)
-    with LOG.open("w") as log:
-        # Its own session (process group), so an interrupted run ends it and its children.
-        background = subprocess.Popen(
-            pytest("-m", TRAINING, "-p", "no:cacheprovider"),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    print(f"training-profile drills run beside the rest (pid {background.pid}); log: {LOG.relative_to(REPO)}")
+    REPORTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    running = {lane: start(lane) for lane in BACKGROUND}
+    for lane, proc in running.items():
+        print(f"{lane.name} run beside the rest (pid {proc.pid}); log: {lane.log.relative_to(REPO)}")
+    statuses: dict[str, int] = {}
     try:
-        main_status = subprocess.call(pytest("-m", f"not {TRAINING}", *argv), cwd=REPO)
-        if background.poll() is None:
-            print("\nwaiting for the training-profile drills ...", flush=True)
-        training_status = background.wait()
+        statuses["main"] = subprocess.call(pytest("-m", f"not {TRAINING}", "--ignore", DRILLS, *argv), cwd=REPO)
+        print(f"---- main lane (exit {statuses['main']}) after {time.monotonic() - started:.0f}s ----", flush=True)
+        for lane, proc in running.items():
+            if proc.poll() is None:
+                print(f"waiting for {lane.name} ...", flush=True)
+            statuses[lane.name] = proc.wait()
+            print(f"\n---- {lane.name} (exit {statuses[lane.name]}) ----")
+            print(lane.log.read_text(), end="")
     except KeyboardInterrupt:
-        os.killpg(background.pid, signal.SIGTERM)
-        background.wait()
+        for proc in running.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
         raise
-    print(f"\n---- training-profile drills (exit {training_status}) ----")
-    print(LOG.read_text(), end="")
-    print(f"---- whole run: {time.monotonic() - started:.0f}s ----")
-    return main_status or training_status
+    print(f"---- whole run: {time.monotonic() - started:.0f}s; exits {statuses} ----")
+    return next((status for status in statuses.values() if status), 0)
 
 
 if __name__ == "__main__":
