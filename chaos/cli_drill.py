@@ -29,6 +29,14 @@ def drill(
     list_only: Annotated[bool, typer.Option("--list", help="List the incidents and exit.")] = False,
     report: Annotated[Path | None, typer.Option(help="Write report.json, junit.xml and index.html here.")] = None,
     users: Annotated[int, typer.Option(help="Steady shoppers (locust) during each drill.")] = 6,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=32,
+            help="locust processes every load of a drill spreads its users over (distributed locust, one master).",
+        ),
+    ] = 1,
 ) -> None:
     """Run incidents end to end under load: steady state, inject, detect, remediate,
     recover, verify. Every fault is rolled back, even on failure or Ctrl-C."""
@@ -70,7 +78,11 @@ def drill(
 
         try:
             for inc in chosen:
-                results.append(Drill(layout, inc, log_dir=report_dir / "logs", progress=progress, users=users).run())
+                results.append(
+                    Drill(
+                        layout, inc, log_dir=report_dir / "logs", progress=progress, users=users, workers=workers
+                    ).run()
+                )
         except KeyboardInterrupt:
             console.print("[yellow]Interrupted: the running drill's faults were rolled back.[/]")
             reports.write(results, report_dir, time.monotonic() - started)

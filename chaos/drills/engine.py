@@ -122,8 +122,10 @@ class Drill:
         log_dir: Path,
         progress: Progress = lambda *_: None,
         users: int = 6,
+        workers: int = 1,
     ) -> None:
         self.layout, self.incident, self.progress, self.users = layout, incident, progress, users
+        self.workers = workers  # locust processes each load of the drill spreads its users over
         self.prom = Prometheus(layout.url("prometheus"))
         self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -572,7 +574,14 @@ class Drill:
         # The client ledger: one file per locust process (chaos/ledger.py resolves {pid}).
         env = {**env, client_ledger.LEDGER_VAR: f"{stats}-ledger-{{pid}}.jsonl"}
         load = Load(
-            self.layout.url("gateway"), users=users, tags=tags, shape=shape, log=self.log, env=env, stats=stats
+            self.layout.url("gateway"),
+            users=users,
+            tags=tags,
+            shape=shape,
+            log=self.log,
+            env=env,
+            stats=stats,
+            workers=self.workers,
         ).start()
         self.loads.append(load)
         return load

@@ -56,10 +56,10 @@ def incident(**changes: object) -> Incident:
 
 
 def run(
-    stack: StackLayout, inc: Incident, log_dir: Path, *, detect_s: float = 40, recover_s: float = 40
+    stack: StackLayout, inc: Incident, log_dir: Path, *, detect_s: float = 40, recover_s: float = 40, workers: int = 1
 ) -> DrillResult:
     """The real engine, with budgets of seconds instead of the profile's."""
-    drill = Drill(stack, inc, log_dir=log_dir)
+    drill = Drill(stack, inc, log_dir=log_dir, workers=workers)
     drill.budgets = dataclasses.replace(drill.budgets, detect_s=detect_s, recover_s=recover_s)
     drill.result.detect_budget_s, drill.result.recover_budget_s = detect_s, recover_s
     drill.steady_budget_s = 40
@@ -120,6 +120,19 @@ def leave_the_stack_clean(stack: StackLayout) -> Iterator[None]:
     redis.Redis.from_url(stack.redis_url).delete(STRAY_KEY)
     untag(stack)
     assert_verify_clean(stack, timeout_s=60)
+
+
+# -- distributed load --------------------------------------------------------------------
+
+
+def test_a_drill_whose_load_runs_over_two_locust_workers_passes_and_ledgers_both(stack, tmp_path):
+    """`chaoslab drill --workers 2`: each worker process keeps its own ledger file, and
+    the verdict reads every one of them."""
+    result = run(stack, incident(), tmp_path, workers=2)
+    assert result.ok, result.steps
+    assert result.ledger["keys"] > 0
+    ledgers = {p.name.rsplit("-ledger-", 1)[1] for p in tmp_path.glob("verdict-test-locust-*-ledger-*.jsonl")}
+    assert len(ledgers) >= 2, sorted(p.name for p in tmp_path.iterdir())  # one per worker process
 
 
 # -- steady state ------------------------------------------------------------------------
