@@ -12,8 +12,8 @@ figures; asserts nothing.
 
 The clients post back to back and do not honour `Retry-After`: a request the stack sheds
 (429) comes straight back. `--set NAME=VALUE` (repeatable) starts every service of the
-stack with that environment variable, e.g. `--set ADMISSION=static` to measure the
-stack's capacity behind a fixed door rather than the gateway's adaptive one.
+stack with that environment variable, e.g. `--set ADMISSION=adaptive` to measure the
+stack's capacity behind the adaptive door rather than the default static one.
 """
 
 from __future__ import annotations

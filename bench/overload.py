@@ -16,7 +16,7 @@ Every figure is printed next to its target; nothing is asserted. Figures come fr
 client ledger (chaos/ledger.py), the services' /status/breakers and /metrics, and
 Prometheus.
 
-    .venv/bin/python bench/overload.py [--quick] [--run-dir DIR] [--set gateway:ADMISSION=static ...]
+    .venv/bin/python bench/overload.py [--quick] [--run-dir DIR] [--set gateway:ADMISSION=adaptive ...]
 """
 
 from __future__ import annotations

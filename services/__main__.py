@@ -1,6 +1,7 @@
 """Run one service: `python -m services <gateway|orders|payments|inventory|notifications>`.
 
-Host, port and everything else come from the environment (each service's Settings).
+Host, port and everything else come from the environment (each service's Settings);
+`REPLICA=auto` (compose) takes the replica number from the container's name.
 One image and one command for all five; the name picks which.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import sys
 
 SERVICES = ("gateway", "orders", "payments", "inventory", "notifications")
@@ -19,6 +21,10 @@ def main(argv: list[str]) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     import uvicorn
 
+    if os.environ.get("REPLICA") == "auto":  # compose: every replica has the same environment
+        from services.common.replica_number import resolve
+
+        os.environ["REPLICA"] = str(resolve(argv[0]))
     module = importlib.import_module(f"services.{argv[0]}.app")
     app = module.build_app()
     settings = module.Settings()

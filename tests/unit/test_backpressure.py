@@ -341,9 +341,9 @@ def test_the_profile_picks_the_door(monkeypatch):
     from services.orders.settings import Settings as OrdersSettings
 
     monkeypatch.delenv("ADMISSION", raising=False)
-    for profile in ("training", "ci"):  # by default only the gateway's door, and it learns
+    for profile in ("training", "ci"):  # by default only the gateway has a door, a static one
         monkeypatch.setenv("CHAOSLAB_PROFILE", profile)
-        assert isinstance(admission_limit(GatewaySettings()), GradientLimit)
+        assert isinstance(admission_limit(GatewaySettings()), StaticLimit)
         assert admission_limit(OrdersSettings()) is None
         assert GatewaySettings().admission_queue_wait_s > 0
     monkeypatch.setenv("ADMISSION", "static")

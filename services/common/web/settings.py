@@ -86,11 +86,12 @@ _TRAINING: dict[str, Any] = {
     # Admission at a service's door (services/common/resilience/backpressure.py):
     # `adaptive` learns the limit from the latency of the requests it admits
     # (services/common/resilience/adaptive.py), max_inflight (when > 0) staying its
-    # ceiling; `static` sheds past max_inflight. Only the gateway's door is adaptive: it
-    # sheds the excess before any inner service sees it. `admission_deadline_aware`:
-    # refuse at once (504) a request whose deadline leaves less than the usual latency.
+    # ceiling; `static` sheds past max_inflight. `static` stays the default: adaptive at the
+    # gateway sheds a spike without 5xx, and a quiet window now grows a surge's low limit
+    # back, but it also sheds the step load of cannot-scale before payments saturates, so
+    # that incident's alert never fires (ADMISSION=adaptive turns it on). `admission_deadline_aware`: refuse at once (504) a
+    # request whose deadline leaves less than the usual latency.
     "admission": "static",
-    "gateway.admission": "adaptive",
     "admission_deadline_aware": False,
     # How long a request past the adaptive limit may wait for a slot before its 429: a
     # burst or a probe costs a few ms instead of a refusal, and a 429 still comes fast.
