@@ -83,7 +83,12 @@ def test_page_and_ticket_both_deliver_to_notifications():
     assert set(receivers) == {"page", "ticket", "watchdog"}
     for name in ("page", "ticket"):
         assert receivers[name]["webhook_configs"] == [
-            {"url": "http://notifications:8004/alerts", "send_resolved": True}
+            {
+                "url": "http://notifications:8004/alerts",
+                "send_resolved": True,
+                # The service credential: notifications' POST /alerts is internal.
+                "http_config": {"authorization": {"type": "Bearer", "credentials_file": "/alertmanager/service-token"}},
+            }
         ]
     assert set(receivers["watchdog"]) == {"name"}  # notifies nobody
     assert config["route"]["group_by"] == ["slo", "incident"]
