@@ -26,6 +26,9 @@ from services.common.web.settings import profile_defaults
 # service judges the credential before routing, so it answers 401 there, or 404 if accepted.
 INTERNAL = tuple(s for s in SERVICES if s != "gateway")
 PROBE_PATH = "/internal/credential-check"
+# Not a program of the stack: its refusals count under caller="unknown", so a drill can
+# tell them from a stack program refused because of the rotation.
+PROBE_CALLER = "rotation-check"
 # Who is audited: a request counted with the previous or expired token.
 OLD = ("previous", "expired")
 
@@ -60,7 +63,7 @@ def held_generation(url: str) -> int | None:
 def refused(url: str, token: str) -> bool:
     """Whether a service refuses `token` (401 for an internal path, before any route)."""
     ask = urllib.request.Request(
-        url + PROBE_PATH, headers={"Authorization": f"Bearer {token}", "X-Service-Name": "chaoslab"}
+        url + PROBE_PATH, headers={"Authorization": f"Bearer {token}", "X-Service-Name": PROBE_CALLER}
     )
     try:
         with urllib.request.urlopen(ask, timeout=2):
