@@ -573,6 +573,9 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         max_5xx_share=0.02,
         recover_gates=("service_token_grace_s",),  # the leaked credential stays valid this long
+        # `chaoslab secret rotate` starts a Python process, then polls every replica until
+        # it holds the new credential and, after the window, until each refuses the old one.
+        recover_extra_s=10,
     ),
 )
 
