@@ -105,7 +105,7 @@ def bare_token_file(path: Path) -> Path:
     return path.with_name(path.name.removesuffix(".json") + ".current")
 
 
-_HELD: dict[tuple[str, int], ServiceCredentials] = {}
+_HELD: dict[tuple[str, str, str, str, float], ServiceCredentials] = {}
 
 
 class ServiceCredentials:
@@ -127,7 +127,13 @@ class ServiceCredentials:
         """SERVICE_TOKEN_FILE when set, else SERVICE_TOKEN (and SERVICE_TOKEN_PREVIOUS,
         accepted for service_token_grace_s after the process starts: a rolling restart).
         One object per process and settings: the door and the callers share it."""
-        key = (settings.service, id(settings))
+        key = (
+            settings.service,
+            settings.service_token.get_secret_value(),
+            settings.service_token_previous.get_secret_value(),
+            settings.service_token_file,
+            settings.service_token_grace_s,
+        )
         if key not in _HELD:
             _HELD[key] = cls._build(settings)
         return _HELD[key]
