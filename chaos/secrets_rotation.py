@@ -4,7 +4,8 @@ The new token goes into the run directory's credential file, the old one kept va
 for a grace window; every service re-reads the file (services/common/web/credentials.py),
 so callers switch to the new token within a fraction of a second while callees still
 accept the old one. The rotation waits until every replica holds the new generation,
-sits out the grace window, then proves the old token is refused.
+sits out the grace window, fails if any program of the stack was refused meanwhile,
+then proves the old token is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from chaos.compare.collect import metric_sum
 from chaos.layout import SERVICES, StackLayout
 from services.common.web import credentials
-from services.common.web.credentials import CredentialSet
+from services.common.web.credentials import ACCEPTED, CredentialSet
 from services.common.web.settings import profile_defaults
 
 # The internal services (every one but the gateway), and a path no route has: an internal
@@ -74,9 +75,9 @@ def refused(url: str, token: str) -> bool:
         return False
 
 
-def audit(layout: StackLayout) -> dict[tuple[str, str], float]:
-    """Requests that showed an old token, by (service, caller), over every replica."""
-    found: dict[tuple[str, str], float] = {}
+def judgements(layout: StackLayout) -> dict[tuple[str, str, str], float]:
+    """service_auth_requests_total by (service, caller, credential), over every replica."""
+    found: dict[tuple[str, str, str], float] = {}
     for service in INTERNAL:
         for url in layout.replica_urls(service):
             try:
@@ -85,13 +86,31 @@ def audit(layout: StackLayout) -> dict[tuple[str, str], float]:
             except (urllib.error.URLError, OSError, ValueError):
                 continue
             for line in text.splitlines():
-                if not line.startswith("service_auth_requests_total{") or not any(
-                    f'credential="{kind}"' in line for kind in OLD
-                ):
-                    continue
-                caller = line.split('caller="', 1)[1].split('"', 1)[0]
-                found[(service, caller)] = found.get((service, caller), 0.0) + float(line.rpartition(" ")[2])
-    return {key: count for key, count in found.items() if count}
+                if line.startswith("service_auth_requests_total{"):
+                    caller = line.split('caller="', 1)[1].split('"', 1)[0]
+                    credential = line.split('credential="', 1)[1].split('"', 1)[0]
+                    key = (service, caller, credential)
+                    found[key] = found.get(key, 0.0) + float(line.rpartition(" ")[2])
+    return found
+
+
+def audit(layout: StackLayout) -> dict[tuple[str, str], float]:
+    """Requests that showed an old token, by (service, caller)."""
+    found: dict[tuple[str, str], float] = {}
+    for (service, caller, credential), count in judgements(layout).items():
+        if credential in OLD and count:
+            found[(service, caller)] = found.get((service, caller), 0.0) + count
+    return found
+
+
+def refused_programs(before: dict, after: dict) -> dict[tuple[str, str, str], float]:
+    """Requests of the stack's own programs (a known caller) refused between two
+    judgements(): a rotation that drops no request has none."""
+    return {
+        key: count - before.get(key, 0.0)
+        for key, count in after.items()
+        if key[1] != "unknown" and key[2] not in ACCEPTED and count > before.get(key, 0.0)
+    }
 
 
 def rotate(
@@ -107,6 +126,7 @@ def rotate(
         old = credentials.read_file(path)
     except (OSError, ValueError, KeyError) as exc:
         raise RotationError(f"no credential file at {path} ({exc}): was the stack started by `chaoslab up`?") from exc
+    before = judgements(layout)
     new = old.rotated(secrets.token_urlsafe(24), grace_s, time.time())
     credentials.write_file(path, new)
     progress(f"generation {new.generation} written; the previous one is accepted for {grace_s:.0f}s more")
@@ -114,7 +134,14 @@ def rotate(
     while (left := new.previous_until - time.time()) > 0:
         progress(f"grace window: the previous credential is accepted for {left:.0f}s more")
         time.sleep(min(1.0, left))
-    # The audit before the check below, whose own requests show the old token.
+    # Read before the check below, whose own requests show the old token (as a caller
+    # the stack does not know).
+    after = judgements(layout)
+    if dropped := refused_programs(before, after):
+        listed = ", ".join(
+            f"{caller} -> {service} ({credential}): {n:.0f}" for (service, caller, credential), n in dropped.items()
+        )
+        raise RotationError(f"the stack's own programs were refused during the rotation: {listed}")
     rotation = Rotation(new.generation, grace_s, old_use=audit(layout))
     # A replica's clock check has a little slack: poll briefly for its refusal.
     deadline = time.monotonic() + 5

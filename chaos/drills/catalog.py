@@ -563,13 +563,9 @@ INCIDENTS: tuple[Incident, ...] = (
             '(`credential="expired"` for the unknown caller), and `chaoslab secret rotate` said so.'
         ),
         data_loss=(
-            VERIFY_NOTE + " The rotation itself fails no order: no program of the stack was ever refused "
-            '(`service_auth_requests_total{caller!="unknown"}` only counts `current` and `previous`), and the '
+            VERIFY_NOTE + " The rotation itself fails no order: `chaoslab secret rotate` fails if any program "
+            "of the stack (a known caller in `service_auth_requests_total`) was refused while it ran, and the "
             "client ledger holds no failure the rotation caused."
-        ),
-        # No program of the stack (orders, the gateway, Alertmanager, ...) was refused its credential.
-        recovered_when=(
-            '(sum(service_auth_requests_total{caller!="unknown",credential!~"current|previous"}) or vector(0)) == 0'
         ),
         max_5xx_share=0.02,
         recover_gates=("service_token_grace_s",),  # the leaked credential stays valid this long

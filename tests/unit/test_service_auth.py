@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from chaos.secrets_rotation import refused_programs
 from services.common.web import credentials
 from services.common.web.auth import is_open
 from services.common.web.credentials import CredentialSet, ServiceCredentials, bearer, caller_label
@@ -103,3 +104,15 @@ def test_no_token_in_a_repr(monkeypatch):
         assert "s3cr3t-token" not in text and "0ld-token" not in text
     assert held.judge("s3cr3t-token") == "current"
     assert held.judge("0ld-token") == "previous"  # a rolling restart's grace window, from the start
+
+
+def test_a_rotation_counts_only_the_stacks_own_programs_refused_while_it_ran():
+    before = {("payments", "orders", "current"): 10.0, ("payments", "orders", "missing"): 2.0}
+    after = {
+        ("payments", "orders", "current"): 50.0,
+        ("payments", "orders", "missing"): 2.0,  # refused before the rotation: not its doing
+        ("payments", "orders", "expired"): 1.0,
+        ("payments", "unknown", "expired"): 9.0,  # a stranger (the leak, the check) refused: as it should be
+        ("notifications", "alertmanager", "previous"): 1.0,  # accepted
+    }
+    assert refused_programs(before, after) == {("payments", "orders", "expired"): 1.0}
