@@ -72,7 +72,7 @@ def stack_figures(rounds: int) -> None:
     print("starting a native ci stack...", flush=True)
     stack = start_stack("ci")
     try:
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=60, headers=stack.service_headers()) as client:  # reads inventory, internal
             inventory = f"{stack.url('inventory')}/inventory/SKU-001"
             row("inventory read, no fault", timed(lambda: client.get(inventory), rounds))
             put_fault(client, stack, "inventory", "latency_ms", 300)

@@ -35,6 +35,7 @@ import yaml
 from chaos.drills.catalog import INCIDENTS
 from chaos.layout import DEFAULT_PORTS, StackLayout
 from chaos.slo import spec
+from services.common.web.credentials import bare_token_file
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_PATH = REPO / "prometheus" / "alertmanager.yml"
@@ -62,8 +63,19 @@ def _one_of(values: list[str]) -> str:
     return "|".join(values)
 
 
-def config(*, webhook: str, group_wait: str, group_interval: str) -> dict[str, Any]:
-    """The whole configuration, its webhooks posting to `webhook`."""
+# Where the compose stack's Alertmanager finds the service credential (docker-compose.yml
+# writes it there from SERVICE_TOKEN before starting it).
+COMPOSE_TOKEN_FILE = "/alertmanager/service-token"
+
+
+def config(*, webhook: str, group_wait: str, group_interval: str, token_file: str) -> dict[str, Any]:
+    """The whole configuration, its webhooks posting to `webhook` with the service
+    credential read from `token_file` (re-read at each notification: a rotation reaches it)."""
+
+    def webhook_config() -> dict[str, Any]:  # a new one per receiver: YAML would anchor a shared one
+        authorization = {"type": "Bearer", "credentials_file": token_file}
+        return {"url": webhook, "send_resolved": True, "http_config": {"authorization": authorization}}
+
     page = spec.PAGE
     inhibit = []
     for slo in spec.slos():
@@ -85,7 +97,7 @@ def config(*, webhook: str, group_wait: str, group_interval: str) -> dict[str, A
         },
         "inhibit_rules": inhibit,
         "receivers": [
-            *({"name": name, "webhook_configs": [{"url": webhook, "send_resolved": True}]} for name in RECEIVERS),
+            *({"name": name, "webhook_configs": [webhook_config()]} for name in RECEIVERS),
             {"name": "watchdog"},
         ],
     }
@@ -95,7 +107,9 @@ def compose_text() -> str:
     wait, interval = COMPOSE_TIMING
     webhook = f"http://notifications:{DEFAULT_PORTS['notifications']}/alerts"
     return HEADER + yaml.safe_dump(
-        config(webhook=webhook, group_wait=wait, group_interval=interval), sort_keys=False, width=1000
+        config(webhook=webhook, group_wait=wait, group_interval=interval, token_file=COMPOSE_TOKEN_FILE),
+        sort_keys=False,
+        width=1000,
     )
 
 
@@ -104,7 +118,12 @@ def write(layout: StackLayout) -> Path:
     wait, interval = TIMING[layout.profile]
     path = layout.run_dir / "alertmanager.yml"
     text = yaml.safe_dump(
-        config(webhook=f"{layout.url('notifications')}/alerts", group_wait=wait, group_interval=interval),
+        config(
+            webhook=f"{layout.url('notifications')}/alerts",
+            group_wait=wait,
+            group_interval=interval,
+            token_file=str(bare_token_file(layout.credentials_file)),
+        ),
         sort_keys=False,
         width=1000,
     )

@@ -29,6 +29,7 @@ from chaos import (
     cli_observe,
     cli_process,
     cli_replay,
+    cli_secret,
     runner,
 )
 from chaos import verify as verifier
@@ -57,6 +58,7 @@ cli_monkey.register(app)
 cli_compare.register(app)
 cli_replay.register(app)
 cli_load.register(app)
+cli_secret.register(app)
 app.add_typer(cli_gameday.app, name="gameday")
 app.command("console")(console_command)
 

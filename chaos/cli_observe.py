@@ -23,9 +23,9 @@ from chaos.slo import spec as slo_spec
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _get(url: str) -> Any:
+def _get(url: str, headers: dict[str, str] | None = None) -> Any:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as resp:
             return json.load(resp)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise fail(f"{url} does not answer: {exc}") from exc
@@ -96,7 +96,7 @@ def _notifications_alerts(layout) -> list[dict]:
             return layout.service_json("notifications", "/alerts?limit=10")["alerts"]  # type: ignore[index]
         except ComposeError as exc:
             raise fail(f"notifications does not answer: {exc}") from exc
-    return _get(layout.url("notifications") + "/alerts?limit=10")["alerts"]
+    return _get(layout.url("notifications") + "/alerts?limit=10", layout.service_headers())["alerts"]
 
 
 def groups_table(groups: list[dict]) -> Table | str:

@@ -101,10 +101,12 @@ class ComposeStack:
         """GET `path` from one replica of a service, inside its container (no published port)."""
         service, index = self._replica(program)
         port = DEFAULT_PORTS[service]
+        # With the container's own service credential (SERVICE_TOKEN): the path may be internal.
         fetch = (
-            "import sys, urllib.request; "
-            f"answer = urllib.request.urlopen('http://127.0.0.1:{port}' + sys.argv[1], timeout=10); "
-            "sys.stdout.write(answer.read().decode())"
+            "import os, sys, urllib.request; "
+            f"ask = urllib.request.Request('http://127.0.0.1:{port}' + sys.argv[1], headers={{"
+            "'Authorization': 'Bearer ' + os.environ.get('SERVICE_TOKEN', ''), 'X-Service-Name': 'chaoslab'}); "
+            "sys.stdout.write(urllib.request.urlopen(ask, timeout=10).read().decode())"
         )
         exec_args = ["exec", "-T", "--index", str(index), service, "python", "-c", fetch, path]
         result = self.compose(*exec_args, timeout_s=timeout_s)

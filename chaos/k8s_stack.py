@@ -69,6 +69,7 @@ class K8sStack:
     kube: Kubectl
     profile: str
     chaos_token: str
+    service_token: str
     cluster_database_url: str  # as the pods see it: postgres:5432
     run_dir: Path  # the --run-dir option: where drill reports go
     _forwards: dict[str, tuple[int, subprocess.Popen]] = field(default_factory=dict, repr=False)
@@ -91,6 +92,7 @@ class K8sStack:
             kube=kube,
             profile=config.get("CHAOSLAB_PROFILE", "training"),
             chaos_token=secret.get("CHAOS_TOKEN", ""),
+            service_token=secret.get("SERVICE_TOKEN", ""),
             cluster_database_url=secret.get("DATABASE_URL", ""),
             run_dir=run_dir.resolve(),
         )
@@ -129,6 +131,10 @@ class K8sStack:
 
     def replica_urls(self, service: str) -> list[str]:
         return [self.url(service)]
+
+    def service_headers(self) -> dict[str, str]:
+        """What a chaoslab tool sends to an internal endpoint: the Secret's SERVICE_TOKEN."""
+        return {"Authorization": f"Bearer {self.service_token}", "X-Service-Name": "chaoslab"}
 
     @property
     def database_url(self) -> str:

@@ -1,4 +1,4 @@
-"""Where a native stack lives: its run directory, its ports, its token.
+"""Where a native stack lives: its run directory, its ports, its tokens.
 
 `chaoslab up` writes the layout to `<run dir>/stack.json`; every other command reads it
 back, so `status`, `logs`, `verify` and the drills talk to the stack that is running.
@@ -11,6 +11,8 @@ import os
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from services.common.web.credentials import read_file
 
 SERVICES = ("gateway", "orders", "payments", "inventory", "notifications")
 INFRA = ("postgres", "redis", "prometheus", "alertmanager")
@@ -114,6 +116,16 @@ class StackLayout:
         return [f"http://127.0.0.1:{port}" for port in self.replica_ports(service)]
 
     @property
+    def credentials_file(self) -> Path:
+        """The service credential every service reads and `chaoslab secret rotate` rewrites
+        (services/common/web/credentials.py); `<file>.current` holds the bare token."""
+        return self.run_dir / "secrets" / "service-credentials.json"
+
+    def service_headers(self) -> dict[str, str]:
+        """What a chaoslab tool sends to an internal endpoint: the current credential."""
+        return {"Authorization": f"Bearer {read_file(self.credentials_file).current}", "X-Service-Name": "chaoslab"}
+
+    @property
     def replicas_dir(self) -> Path:
         return self.run_dir / "replicas"
 
@@ -147,6 +159,7 @@ class StackLayout:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "CHAOS_TOKEN": self.chaos_token,
+            "SERVICE_TOKEN_FILE": str(self.credentials_file),
         }
         if service == "gateway":
             env["ORDERS_URL"] = self.url("orders")

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from chaos import console, infra, prometheus_config, supervision
 from chaos.layout import SERVICES, StackLayout, free_ports
+from services.common.web import credentials
+from services.common.web.credentials import CredentialSet
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,9 +61,11 @@ def up(
     progress: Callable[[str], None],
     env: dict[str, str] | None = None,
     with_console: bool = False,
+    service_token: str | None = None,
 ) -> StackLayout:
     """Start the stack and return once every service answers /health (or raise); with
-    the training console (chaos/console/) too when `with_console`."""
+    the training console (chaos/console/) too when `with_console`. The service credential
+    is `service_token`, else a new random one."""
     sup_probe = StackLayout(run_dir=run_dir.resolve())
     if supervision.Supervisor(sup_probe).running():
         raise StackError(f"a stack is already running in {run_dir}: `chaoslab down` first, or choose another --run-dir")
@@ -79,6 +83,7 @@ def up(
     progress("initialising PostgreSQL")
     infra.init_postgres(layout)
     layout.save()
+    credentials.write_file(layout.credentials_file, CredentialSet(current=service_token or secrets.token_urlsafe(24)))
     layout.write_replicas()
     config = supervision.write_config(layout, programs(layout), REPO)
     progress("starting supervisord")

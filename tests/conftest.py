@@ -4,6 +4,7 @@ import httpx
 import pytest
 
 from chaos.layout import StackLayout
+from tests.support.api import SERVICE_HEADERS
 from tests.support.stack import start_stack, stop_stack
 
 
@@ -23,5 +24,7 @@ def gateway(stack: StackLayout) -> str:
 
 @pytest.fixture()
 def client() -> httpx.Client:
-    with httpx.Client(timeout=30) as c:
+    """A client that shows the test stacks' service credential: tests read and poke
+    internal endpoints (tests/integration/test_service_auth.py checks the refusals)."""
+    with httpx.Client(timeout=30, headers=SERVICE_HEADERS) as c:
         yield c

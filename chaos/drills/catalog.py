@@ -538,6 +538,42 @@ INCIDENTS: tuple[Incident, ...] = (
         data_loss=VERIFY_NOTE,
         recover_gates=("breaker_wait_open_s",),  # orders' breaker on payments
     ),
+    Incident(
+        id="secret-rotation",
+        title="The service credential has leaked",
+        severity="SEV2",
+        what_happens=(
+            "The credential the services show each other (docs/security.md) leaks: a caller that is none of "
+            "the stack's programs calls internal endpoints with it, and they accept it. Rotate it: services "
+            "re-read the new one at once, callers switch while the old one stays valid for a grace window "
+            "(30 s; 10 s in ci), so no order fails; then the old one is refused, and the audit says who used it."
+        ),
+        alert="SecretRotation",
+        symptoms=(
+            '`service_auth_requests_total{caller="unknown",credential="current"}` rising on an internal service',
+            "`chaoslab secret audit` after the rotation: the callers that still showed the old credential",
+        ),
+        diagnose=(
+            sh("chaoslab query 'sum by (service, caller, credential) (rate(service_auth_requests_total[1m]))'"),
+            sh("chaoslab secret audit"),
+        ),
+        inject=(sh("chaoslab secret leak --for 900"),),
+        remediate=(sh("chaoslab secret rotate"),),
+        recovered=(
+            "`SecretRotation` is silent: the leaked credential is refused "
+            '(`credential="expired"` for the unknown caller), and `chaoslab secret rotate` said so.'
+        ),
+        data_loss=(
+            VERIFY_NOTE + " The rotation itself fails no order: `chaoslab secret rotate` fails if any program "
+            "of the stack (a known caller in `service_auth_requests_total`) was refused while it ran, and the "
+            "client ledger holds no failure the rotation caused."
+        ),
+        max_5xx_share=0.02,
+        recover_gates=("service_token_grace_s",),  # the leaked credential stays valid this long
+        # `chaoslab secret rotate` starts a Python process, then polls every replica until
+        # it holds the new credential and, after the window, until each refuses the old one.
+        recover_extra_s=10,
+    ),
 )
 
 BY_ID = {incident.id: incident for incident in INCIDENTS}

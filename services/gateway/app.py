@@ -67,4 +67,5 @@ def build_app(settings: Settings | None = None):
         downstreams=(orders,),
         gather_breakers=(orders,),
         lifecycle=lifecycle,
+        public=True,  # its routes are the stack's front door: no service credential
     )

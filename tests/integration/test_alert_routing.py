@@ -67,8 +67,12 @@ def webhook() -> Iterator[Webhook]:
 @pytest.fixture(scope="module")
 def alertmanager(webhook: Webhook, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory: Path = tmp_path_factory.mktemp("alertmanager")
+    (directory / "token").write_text("test-service-token")
     config = alertmanager_config.config(
-        webhook=f"http://127.0.0.1:{webhook.server_address[1]}/alerts", group_wait="1s", group_interval="1s"
+        webhook=f"http://127.0.0.1:{webhook.server_address[1]}/alerts",
+        group_wait="1s",
+        group_interval="1s",
+        token_file=str(directory / "token"),
     )
     (directory / "alertmanager.yml").write_text(yaml.safe_dump(config))
     [port] = free_ports(1)

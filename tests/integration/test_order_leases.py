@@ -33,7 +33,7 @@ from services.common.resilience.policy import Policy, policy_config
 from services.common.web.http import Downstream, make_transport
 from services.orders import saga, store
 from services.orders.settings import Settings
-from tests.support.api import charges_for, new_key, order_body
+from tests.support.api import SERVICE_HEADERS, charges_for, new_key, order_body
 from tests.support.chaos import clear_faults, metric, put_fault
 
 pytestmark = pytest.mark.stack
@@ -68,7 +68,12 @@ async def saga_deps(stack: StackLayout, lease_s: float) -> AsyncIterator[saga.Sa
     transport = make_transport("aiohttp")
 
     def client(name: str, url: str) -> Downstream:
-        return Downstream(name, Policy(name, [url], policy_config(settings, name, slow_s)), transport)
+        return Downstream(
+            name,
+            Policy(name, [url], policy_config(settings, name, slow_s)),
+            transport,
+            credential=lambda: SERVICE_HEADERS,
+        )
 
     await db.start(wait_s=30)
     try:

@@ -29,7 +29,7 @@ from services.common.web.http import Downstream, make_transport
 from services.common.web.middleware import request_deadline
 from services.orders import saga, store
 from services.orders.settings import Settings
-from tests.support.api import new_key, order_body
+from tests.support.api import SERVICE_HEADERS, new_key, order_body
 
 
 @asynccontextmanager
@@ -47,7 +47,7 @@ async def saga_deps(stack: StackLayout, partition: list[str]) -> AsyncIterator[s
 
     def client(name: str, url: str) -> Downstream:
         policy = Policy(name, [url], policy_config(settings, name, settings.downstream_timeout_s))
-        return Downstream(name, policy, transport, blocked=lambda: partition)
+        return Downstream(name, policy, transport, blocked=lambda: partition, credential=lambda: SERVICE_HEADERS)
 
     await db.start(wait_s=30)
     try:

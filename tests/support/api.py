@@ -11,6 +11,11 @@ import httpx
 
 from chaos.layout import StackLayout
 
+# The service credential of the test stacks (tests/support/stack.py), as a caller of an
+# internal endpoint (inventory, payments, notifications, orders) shows it.
+SERVICE_TOKEN = "test-service-token"
+SERVICE_HEADERS = {"Authorization": f"Bearer {SERVICE_TOKEN}", "X-Service-Name": "tests"}
+
 
 def new_key() -> str:
     return f"test-{uuid.uuid4()}"
@@ -38,19 +43,19 @@ def place_order(
 
 
 def stock_of(client: httpx.Client, layout: StackLayout, sku: str) -> dict[str, Any]:
-    resp = client.get(f"{layout.url('inventory')}/inventory/{sku}")
+    resp = client.get(f"{layout.url('inventory')}/inventory/{sku}", headers=SERVICE_HEADERS)
     resp.raise_for_status()
     return resp.json()
 
 
 def charges_for(client: httpx.Client, layout: StackLayout, order_id: str) -> list[dict[str, Any]]:
-    resp = client.get(f"{layout.url('payments')}/charges", params={"order_id": order_id})
+    resp = client.get(f"{layout.url('payments')}/charges", params={"order_id": order_id}, headers=SERVICE_HEADERS)
     resp.raise_for_status()
     return resp.json()["charges"]
 
 
 def events_for(client: httpx.Client, layout: StackLayout, order_id: str) -> list[dict[str, Any]]:
-    resp = client.get(f"{layout.url('notifications')}/events", params={"order_id": order_id})
+    resp = client.get(f"{layout.url('notifications')}/events", params={"order_id": order_id}, headers=SERVICE_HEADERS)
     resp.raise_for_status()
     return resp.json()["events"]
 

@@ -126,6 +126,8 @@ def metric_names(expr: str) -> set[str]:
 EXPORTED_METRICS = frozenset(
     {
         "http_requests_total",
+        "service_auth_requests_total",
+        "service_credential_generation",
         "http_request_duration_seconds_bucket",
         "http_request_duration_seconds_sum",
         "http_request_duration_seconds_count",

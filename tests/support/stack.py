@@ -16,6 +16,7 @@ import asyncpg
 from chaos import infra, runner, supervision
 from chaos import verify as verifier
 from chaos.layout import StackLayout
+from tests.support.api import SERVICE_TOKEN
 
 
 def start_stack(profile: str = "ci", env: dict[str, str] | None = None) -> StackLayout:
@@ -29,6 +30,7 @@ def start_stack(profile: str = "ci", env: dict[str, str] | None = None) -> Stack
         base / "run",
         profile=profile,
         chaos_token="test-token",
+        service_token=SERVICE_TOKEN,
         pick_free_ports=True,
         timeout_s=120,
         progress=lambda _msg: None,

@@ -330,7 +330,10 @@ def test_alertmanager_sends_every_alert_to_the_notifications_webhook():
     for receiver in ("page", "ticket", config["route"]["receiver"]):
         [webhook] = next(r for r in config["receivers"] if r["name"] == receiver)["webhook_configs"]
         url = f"http://notifications:{CONTRACT_PORTS['notifications']}/alerts"
-        assert webhook == {"url": url, "send_resolved": True}
+        assert {k: webhook[k] for k in ("url", "send_resolved")} == {"url": url, "send_resolved": True}
+        # With the service credential, written where the file says by the container's entrypoint.
+        token_file = webhook["http_config"]["authorization"]["credentials_file"]
+        assert token_file in " ".join(SERVICES_IN_COMPOSE["alertmanager"]["entrypoint"])
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -33,7 +33,7 @@ from tests.unit.test_compose_file import CONTRACT_PORTS, SERVICES_IN_COMPOSE, se
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
-SECRET_NAMES = ("CHAOS_TOKEN", "DATABASE_URL", "POSTGRES_PASSWORD")
+SECRET_NAMES = ("CHAOS_TOKEN", "DATABASE_URL", "POSTGRES_PASSWORD", "SERVICE_TOKEN")
 
 
 @functools.cache

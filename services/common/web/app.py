@@ -29,6 +29,8 @@ from services.common.resilience.backpressure import BackpressureMiddleware, Limi
 from services.common.resilience.breaker_sync import SharedBreakers
 from services.common.web import logging as log
 from services.common.web import metrics
+from services.common.web.auth import AccessMiddleware
+from services.common.web.credentials import ServiceCredentials
 from services.common.web.errors import ChaoslabError, error_body
 from services.common.web.http import Downstream
 from services.common.web.middleware import RequestContextMiddleware
@@ -128,9 +130,12 @@ def create_app(
     downstreams: tuple[Downstream, ...] = (),
     gather_breakers: tuple[Downstream, ...] = (),
     lifecycle: Lifecycle | None = None,
+    public: bool = False,
 ) -> FastAPI:
     """Build a service around its database (started first, closed last) and its chaos
-    runtime; `lifecycle(stack)` starts the service's own tasks and registers their cleanup."""
+    runtime; `lifecycle(stack)` starts the service's own tasks and registers their cleanup.
+    An internal service (the default) asks a service credential of every request to its
+    routes; a `public` one (the gateway) leaves them open (services/common/web/auth.py)."""
     log.configure(settings.service, settings.log_level, settings.log_json)
     logger = log.get_logger("lifecycle")
     chaos = chaos or ChaosRuntime.for_service(settings)
@@ -178,9 +183,9 @@ def create_app(
     for router in routers:
         app.include_router(router)
     app.include_router(_health_router(probes, db))
-    app.include_router(chaos_routes.build_router(chaos, settings.chaos_token))
+    app.include_router(chaos_routes.build_router(chaos))
     app.include_router(breakers_router(settings.service, downstreams, gather_breakers))
-    # Outermost last: context and metrics → load shedding → fault injection → routes.
+    # Outermost last: context and metrics → access → load shedding → fault injection → routes.
     app.add_middleware(FaultInjectionMiddleware, chaos=chaos)
     limit = admission_limit(settings)
     if limit is not None:
@@ -193,6 +198,14 @@ def create_app(
             deadline_aware=settings.admission_deadline_aware,
             exempt_paths=OPS_PATHS,
         )
+    # Inside the request context (a refusal is counted and logged), before admission (a
+    # refused request takes no slot) and before any body is read.
+    app.add_middleware(
+        AccessMiddleware,
+        service=settings.service,
+        credentials=None if public else ServiceCredentials.from_settings(settings),
+        chaos_token=settings.chaos_token,
+    )
     app.add_middleware(RequestContextMiddleware, service=settings.service, max_body_bytes=settings.max_body_bytes)
     return app
 

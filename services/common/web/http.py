@@ -21,6 +21,7 @@ import orjson
 
 from services.common.resilience.policy import Policy, policy_config
 from services.common.web import logging as log
+from services.common.web.credentials import ServiceCredentials
 from services.common.web.errors import DownstreamError, DownstreamTimeout, DownstreamUnreachable
 from services.common.web.middleware import request_deadline
 
@@ -132,7 +133,15 @@ def downstream(
     config = policy_config(settings, name, timeout_s or settings.downstream_timeout_s)
     blocked = (lambda: chaos.value("block")) if chaos else (lambda: None)
     replicas_file = Path(settings.replicas_dir) / name if settings.replicas_dir else None
-    return Downstream(name, Policy(name, _url_list(urls), config), transport, blocked, replicas_file)
+    credentials = ServiceCredentials.from_settings(settings)
+    return Downstream(
+        name,
+        Policy(name, _url_list(urls), config),
+        transport,
+        blocked,
+        replicas_file,
+        credential=lambda: credentials.outgoing(settings.service),
+    )
 
 
 def _url_list(text: str) -> list[str]:
@@ -142,8 +151,10 @@ def _url_list(text: str) -> list[str]:
 class Downstream:
     """A named downstream service: its replicas, its Policy, and the shared transport.
 
-    `blocked()` is the partition fault: while it names this downstream, every attempt
-    fails as a refused connection would, before anything is sent (the policy sees it).
+    `credential()` gives the headers that show the service credential (the current one
+    each time: a rotation reaches the next call). `blocked()` is the partition fault:
+    while it names this downstream, every attempt fails as a refused connection would,
+    before anything is sent (the policy sees it).
     """
 
     def __init__(
@@ -153,8 +164,10 @@ class Downstream:
         transport: Transport,
         blocked: Callable[[], list[str] | None] = lambda: None,
         replicas_file: Path | None = None,
+        credential: Callable[[], dict[str, str]] = dict,
     ) -> None:
         self.name = name
+        self.credential = credential
         self.policy = policy
         self.transport = transport
         self.blocked = blocked
@@ -197,7 +210,7 @@ class Downstream:
         if budget_s is not None and timeouts:
             own = now_wall + budget_s
             deadline_wall = own if deadline_wall is None else min(deadline_wall, own)
-        out_headers = {"Content-Type": "application/json"}
+        out_headers = {"Content-Type": "application/json", **self.credential()}
         cid = log.correlation_id.get()
         if cid:
             out_headers["X-Correlation-ID"] = cid

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.resilience.policy import ResilienceSettings
@@ -115,6 +115,9 @@ _TRAINING: dict[str, Any] = {
     # Growth per window without queueing: half of sqrt(limit), so that after a surge the
     # limit is back where the remaining clients need it within seconds.
     "adaptive_smoothing": 0.5,
+    # How long the previous service credential is still accepted after a rotation
+    # (services/common/web/credentials.py): longer than any caller takes to reload it.
+    "service_token_grace_s": 30.0,
     # The gateway's requests per second per client (X-Client-ID, else the address); 0: no limit.
     "rate_limit_rps": 0.0,
 }
@@ -148,6 +151,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "ejection_base_s": 1.0,
         "ejection_max_s": 10.0,
         "adaptive_probe_interval_s": 10.0,
+        "service_token_grace_s": 10.0,
     },
 }
 
@@ -183,6 +187,12 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     db_pool_max: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
     chaos_token: str = ""
+    # The service credential (docs/security.md): SERVICE_TOKEN_FILE, which a native stack's
+    # `chaoslab secret rotate` rewrites, else SERVICE_TOKEN (and SERVICE_TOKEN_PREVIOUS
+    # during a rolling restart). Secret: never in a repr, a log line or an error body.
+    service_token: SecretStr = SecretStr("")
+    service_token_previous: SecretStr = SecretStr("")
+    service_token_file: str = ""
     log_level: str = "info"
     log_json: bool = True
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"
@@ -210,6 +220,7 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     crashloop_after_s: float
     request_timeout_s: float
     downstream_timeout_s: float
+    service_token_grace_s: float
 
     @model_validator(mode="before")
     @classmethod
