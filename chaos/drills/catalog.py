@@ -537,6 +537,50 @@ INCIDENTS: tuple[Incident, ...] = (
         data_loss=VERIFY_NOTE,
         recover_gates=("breaker_wait_open_s",),  # orders' breaker on payments
     ),
+    Incident(
+        id="migration-failure",
+        title="A deploy's migration breaks payments",
+        severity="SEV1",
+        slos=(AVAILABILITY,),
+        page=Page(AVAILABILITY, bad_share=0.5),
+        what_happens=(
+            "A deploy applies a migration that renames the column payments writes its charges to, then "
+            "replaces the payments process. The code running does not know that schema version: payments "
+            "refuses to start (`db.schema_refused` in its log, exit status 3) and supervision restarts it in "
+            "vain. Orders' breaker opens and orders end payment_failed. Roll the migration back with the "
+            "release's own down migration, then start payments again."
+        ),
+        alert="PaymentsDown",
+        symptoms=(
+            '`up{job="payments"}` = 0 while its process keeps being restarted',
+            "`db.schema_refused` in `chaoslab logs payments`, naming the version it does not know",
+            "`chaoslab db status` shows payments at an unknown version",
+        ),
+        diagnose=(
+            STATUS,
+            sh("chaoslab logs payments --lines 5"),
+            sh("chaoslab db status --extra chaos/drills/migrations"),
+        ),
+        inject=(
+            sh("chaoslab db migrate payments --extra chaos/drills/migrations"),
+            sh("chaoslab kill payments"),
+        ),
+        remediate=(
+            sh("chaoslab db rollback payments --extra chaos/drills/migrations"),
+            sh("chaoslab restart payments"),
+        ),
+        recovered=(
+            '`chaoslab db status` shows payments at its latest known version, `up{job="payments"}` is 1 and '
+            "orders' breaker closes."
+        ),
+        data_loss=(
+            VERIFY_NOTE + " The rename and its rollback keep every charge: a rename moves no data. A charge "
+            "refused while the column was missing ended its order payment_failed, its stock released."
+        ),
+        # The inject is two commands, the migration among them, before payments is down.
+        detect_extra_s=20,
+        recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
+    ),
 )
 
 BY_ID = {incident.id: incident for incident in INCIDENTS}

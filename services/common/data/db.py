@@ -2,7 +2,8 @@
 
 At start a service brings its schema to its latest migration (schema_versions.py), or
 refuses to start when the schema is at a version it does not know, or a migration fails:
-it logs `db.schema_refused` with the reason and exits with status 3.
+it logs `db.schema_refused` with the reason and exits with status 3, as uvicorn does when
+an application's start-up fails.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeAlias
+from typing import NoReturn, TypeAlias
 
 import asyncpg
 import orjson
@@ -84,7 +85,7 @@ def migration_dirs(package_dir: Path) -> list[Path]:
     return [package_dir / "migrations"]
 
 
-# What uvicorn exits with when the application's start-up fails.
+# uvicorn's exit status for a failed application start-up.
 REFUSED_EXIT_STATUS = 3
 
 
@@ -115,8 +116,6 @@ class Database:
         self.min_size, self.max_size, self.timeout_s = min_size, max_size, timeout_s
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Task | None = None
-        self._refused: Exception | None = None
-        self._exit_on_refusal = False  # the service started without its database
         self._waiting: Gauge | None = None  # db_pool_waiting{schema}, from the first acquire on
 
     @classmethod
@@ -197,16 +196,11 @@ class Database:
             db_pool_timeouts_total.labels(self.schema)  # exported at 0 before the first timeout
 
     async def start(self, wait_s: float = 5.0) -> None:
-        """Connect and migrate, waiting up to `wait_s` (then going on in the background);
-        raises SchemaUnknown or MigrationError when the schema cannot be served."""
         self._connecting = asyncio.create_task(self._connect_forever())
         try:
             await asyncio.wait_for(asyncio.shield(self._connecting), wait_s)
         except TimeoutError:
-            self._exit_on_refusal = True
             _logger.warning("db.not_ready", schema=self.schema, waited_s=wait_s)
-        if self._refused is not None:
-            raise self._refused
 
     async def _connect_forever(self) -> None:
         while True:
@@ -224,21 +218,18 @@ class Database:
                 continue
             except (SchemaUnknown, MigrationError) as exc:
                 self._refuse(exc)
-                return
             self._pool = pool
             _logger.info("db.connected", schema=self.schema)
             return
 
-    def _refuse(self, exc: Exception) -> None:
-        """Refuse to serve a schema this release cannot: during `start`, by failing it (the
-        process exits with uvicorn's start-up failure); later (PostgreSQL came up after the
-        service did), by exiting at once, so the supervisor sees the same failed start."""
+    def _refuse(self, exc: Exception) -> NoReturn:
+        """Refuse to serve a schema this release cannot: say why in one log line and exit,
+        whether the database answered during start-up or later (it was down then), so the
+        supervisor sees a failed start either way (and the log holds no traceback)."""
         _logger.error("db.schema_refused", schema=self.schema, reason=str(exc))
-        self._refused = exc
-        if self._exit_on_refusal:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(REFUSED_EXIT_STATUS)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(REFUSED_EXIT_STATUS)
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import sqlalchemy
 from alembic import op
 from alembic.config import Config
@@ -144,10 +145,12 @@ class Migrations:
                 env.run_migrations()
         except CommandError as exc:
             raise MigrationError(str(exc)) from exc
-        except sqlalchemy.exc.DBAPIError as exc:
-            if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
-                raise
-            raise MigrationError(f"a migration of {self.schema} failed: {exc.orig}") from exc
+        except (psycopg.OperationalError, sqlalchemy.exc.OperationalError):
+            raise  # the database went away, not the migration's fault: `connect` says so
+        except (psycopg.Error, sqlalchemy.exc.DBAPIError) as exc:
+            raise MigrationError(
+                f"a migration of {self.schema} failed; the schema stays at the version before it: {exc}"
+            ) from exc
 
 
 @contextmanager
@@ -181,29 +184,23 @@ def sqlalchemy_url(dsn: str) -> str:
 @contextmanager
 def connect(dsn: str, schema: str, *, timeout_s: float = 10) -> Iterator[Connection]:
     """A connection holding the schema's migration lock (the lock services take at start);
-    DependencyUnavailable when the database cannot be reached."""
+    DependencyUnavailable when the database cannot be reached or goes away."""
     engine = sqlalchemy.create_engine(
         sqlalchemy_url(dsn), poolclass=NullPool, connect_args={"connect_timeout": max(1, int(timeout_s))}
     )
     try:
-        try:
-            conn = engine.connect()
-        except sqlalchemy.exc.OperationalError as exc:
-            raise DependencyUnavailable(f"database unreachable: {exc.orig}", retry_after_s=1) from exc
-        with conn:
+        with engine.connect() as conn:  # closing it gives the session's lock back
             lock_id = zlib.crc32(f"chaoslab-migrate:{schema}".encode())
             conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (lock_id,))
             conn.commit()
-            # Closing the connection gives the session lock back.
             yield conn
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        raise DependencyUnavailable(f"database unreachable: {exc}", retry_after_s=1) from exc
     finally:
         engine.dispose()
 
 
 def migrate_at_start(dsn: str, schema: str, folders: Sequence[Path], *, timeout_s: float) -> Status:
     """What a service does at start: bring its schema to its latest revision, or refuse."""
-    try:
-        with connect(dsn, schema, timeout_s=timeout_s) as conn:
-            return Migrations(schema, folders).upgrade(conn)
-    except sqlalchemy.exc.OperationalError as exc:
-        raise DependencyUnavailable(f"database unreachable: {exc.orig}", retry_after_s=1) from exc
+    with connect(dsn, schema, timeout_s=timeout_s) as conn:
+        return Migrations(schema, folders).upgrade(conn)
