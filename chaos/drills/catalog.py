@@ -548,7 +548,8 @@ INCIDENTS: tuple[Incident, ...] = (
             "replaces the payments process. The code running does not know that schema version: payments "
             "refuses to start (`db.schema_refused` in its log, exit status 3) and supervision restarts it in "
             "vain. Orders' breaker opens and orders end payment_failed. Roll the migration back with the "
-            "release's own down migration, then start payments again."
+            "release's own down migration; supervision's next attempt then starts payments (`chaoslab start "
+            "payments` starts it if supervision gave up)."
         ),
         alert="PaymentsDown",
         symptoms=(
@@ -567,7 +568,7 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         remediate=(
             sh("chaoslab db rollback payments --extra chaos/drills/migrations"),
-            sh("chaoslab restart payments"),
+            sh("chaoslab start payments"),
         ),
         recovered=(
             '`chaoslab db status` shows payments at its latest known version, `up{job="payments"}` is 1 and '
@@ -577,8 +578,10 @@ INCIDENTS: tuple[Incident, ...] = (
             VERIFY_NOTE + " The rename and its rollback keep every charge: a rename moves no data. A charge "
             "refused while the column was missing ended its order payment_failed, its stock released."
         ),
-        # The inject is two commands, the migration among them, before payments is down.
+        # The inject is two commands, the migration among them, before payments is down;
+        # after the rollback, payments starts again (and checks its schema) before it serves.
         detect_extra_s=20,
+        recover_extra_s=15,
         recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
 )
