@@ -29,6 +29,9 @@ def _load(scenario: str, note: str) -> Step:
 AVAILABILITY = "orders-availability"
 LATENCY = "orders-latency"
 
+# The payments version the migration-failure drill's migration sits on.
+PAYMENTS_LATEST = "0001"
+
 STOP_LOAD = Step(action="stop_load", note="Stop the runaway load (Ctrl-C in locust, or stop the client).")
 
 INCIDENTS: tuple[Incident, ...] = (
@@ -570,6 +573,9 @@ INCIDENTS: tuple[Incident, ...] = (
             sh("chaoslab db rollback payments --extra chaos/drills/migrations"),
             sh("chaoslab start payments"),
         ),
+        # Back to payments' latest own version (tests/unit/test_migrations.py holds it so):
+        # nothing to do once the runbook's rollback ran.
+        undo=(sh(f"chaoslab db rollback payments --extra chaos/drills/migrations --to {PAYMENTS_LATEST}"),),
         recovered=(
             '`chaoslab db status` shows payments at its latest known version, `up{job="payments"}` is 1 and '
             "orders' breaker closes."

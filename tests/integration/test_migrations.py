@@ -89,6 +89,8 @@ def test_rollback_and_migrate_again(dsn):
     before, after = migrations.rollback(dsn, "payments", extra=DRILL)
     assert (before.current, after.current) == ("drill_rename_amount", "0001")
     assert "amount_cents" in _columns(dsn, "payments", "charges")
+    _before, after = migrations.rollback(dsn, "payments", to="0001", extra=DRILL)  # the drill's undo: a no-op now
+    assert after.current == "0001" and "amount_cents" in _columns(dsn, "payments", "charges")
 
     _before, after = migrations.rollback(dsn, "payments", to="base")
     assert after.current is None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chaos.db import migrations
+from chaos.drills.catalog import PAYMENTS_LATEST
 from services.common.data.schema_versions import MigrationError, Migrations, SchemaUnknown, sqlalchemy_url
 
 DRILL_MIGRATIONS = Path(__file__).parents[2] / "chaos" / "drills" / "migrations"
@@ -39,6 +40,7 @@ def test_the_drills_migration_sits_on_payments_latest():
     with_drill = Migrations("payments", migrations.folders("payments", DRILL_MIGRATIONS))
     assert with_drill.script.get_heads() == ["drill_rename_amount"]
     assert with_drill.script.get_revision("drill_rename_amount").down_revision == own.latest
+    assert own.latest == PAYMENTS_LATEST, "the drill's rollback (catalog.py) goes back to payments' latest"
 
 
 def test_extra_folders_only_add_the_services_own_subfolder():

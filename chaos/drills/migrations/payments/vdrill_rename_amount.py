@@ -1,5 +1,4 @@
-"""payments: rename `charges.amount_cents` to `amount_minor`, a release whose code was
-not changed with it.
+"""payments: rename `charges.amount_cents` to `amount_minor` (a release whose code was not changed with it).
 
 The migration-failure drill deploys it (chaos/drills/catalog.py): payments' queries
 still name `amount_cents`, and payments' code does not know this version, so it refuses
