@@ -115,14 +115,15 @@ class Migrations:
         pending = self.revisions()[ids.index(current) + 1 :] if current in ids else self.revisions()
         return Status(self.schema, current, self.latest, tuple(pending) if known else (), known)
 
-    def upgrade(self, conn: Connection, to: str = "head") -> Status:
-        """Apply the pending revisions up to `to`; SchemaUnknown when the schema is ahead."""
+    def upgrade(self, conn: Connection) -> Status:
+        """Apply the pending revisions; SchemaUnknown when the schema is at one we do not know."""
         conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         conn.commit()
         before = self.status(conn)
         if not before.known:
             raise SchemaUnknown(self.schema, before.current or "", self.latest)
-        self._run(conn, lambda rev, _ctx: self.script._upgrade_revs(to, rev))  # noqa: SLF001
+        # The plan as Alembic's own upgrade and downgrade commands make it.
+        self._run(conn, lambda rev, _ctx: self.script._upgrade_revs("head", rev))  # noqa: SLF001
         return self.status(conn)
 
     def downgrade(self, conn: Connection, to: str) -> Status:
