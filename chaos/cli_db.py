@@ -188,8 +188,8 @@ def schema_rollback(
     ] = None,
     extra: Extra = None,
 ) -> None:
-    """Undo a service's last migration (or back to --to) with its down migrations; restart the
-    service afterwards if it refused to start."""
+    """Undo a service's last migration (or back to --to) with its down migrations. A service
+    that refused its schema starts at supervision's next try (`chaoslab start` if it gave up)."""
     layout = _running(run_dir, target)
     with console.status(f"rolling {service} back ..."):
         try:
