@@ -1,5 +1,5 @@
 """Inventory's stock rules (services/inventory/stock.py, run by the database's functions in
-migrations/002_stock_functions.sql), called directly on a database of their own on the
+migrations/v0001_baseline.sql), called directly on a database of their own on the
 test stack's PostgreSQL: every answer, every refusal, and what each leaves in stock."""
 
 from __future__ import annotations
