@@ -1,10 +1,12 @@
 """`chaoslab db backup|backups|restore`: base backups of the native stack's PostgreSQL
-and point-in-time restore from them and the WAL archive (chaos/db/)."""
+and point-in-time restore from them and the WAL archive (chaos/db/); `chaoslab db
+status|migrate|rollback`: the services' schema versions (chaos/db/migrations.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,14 +15,18 @@ from rich.table import Table
 from chaos import supervision
 from chaos.cli_common import RunDir, Target, console, fail, layout_of
 from chaos.db import backup as backups
+from chaos.db import migrations
 from chaos.db import restore as restoring
 from chaos.layout import StackLayout
 from chaos.moments import parse_moment
+from services.common.data.schema_versions import MigrationError, SchemaUnknown
+from services.common.web.errors import DependencyUnavailable
 
 app = typer.Typer(
     help="Back up the native stack's database and restore it to any moment since a backup. "
     "Every finished WAL segment is archived (at least every minute while orders arrive; "
-    "every 10 s in the ci profile), so a restore can replay up to a chosen time or the latest one.",
+    "every 10 s in the ci profile), so a restore can replay up to a chosen time or the latest one. "
+    "status, migrate and rollback show and move each service's schema version (docs/migrations.md).",
     no_args_is_help=True,
 )
 
@@ -105,3 +111,89 @@ def restore(
             raise fail(str(exc)) from exc
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     console.print(f"Restored to {goal} from backup {used.name} in {seconds:.1f}s; run `chaoslab verify` next.")
+
+
+# -- schema versions (chaos/db/migrations.py) --------------------------------------------
+
+Extra = Annotated[
+    Path | None,
+    typer.Option(
+        "--extra",
+        help="A folder of more migrations, one sub-folder per service, as the release that brought them "
+        "ships them (chaos/drills/migrations for the migration-failure drill).",
+    ),
+]
+
+
+MIGRATION_ERRORS = (MigrationError, SchemaUnknown, DependencyUnavailable)
+
+
+@app.command("status")
+def schema_status(
+    run_dir: RunDir,
+    target: Target,
+    extra: Extra = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Each service's schema: the version it is at, the latest its migrations know, what is pending."""
+    layout = _running(run_dir, target)
+    try:
+        found = migrations.status(layout.database_url, migrations.WITH_SCHEMA, extra)
+    except MIGRATION_ERRORS as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        print(json.dumps([s.as_dict() for s in found], indent=2))
+        return
+    table = Table(title="schema versions")
+    for column in ("schema", "current", "latest", "pending"):
+        table.add_column(column)
+    for s in found:
+        pending = ", ".join(r.id for r in s.pending) or "-"
+        if not s.known:
+            pending = "[bold red]unknown version: roll it back with the release that applied it (--extra)[/]"
+        table.add_row(s.schema, s.current or "none", s.latest or "none", pending)
+    console.print(table)
+
+
+@app.command("migrate")
+def schema_migrate(
+    run_dir: RunDir,
+    target: Target,
+    service: Annotated[
+        list[str] | None, typer.Argument(help="The services whose schema to migrate (default: all).")
+    ] = None,
+    extra: Extra = None,
+) -> None:
+    """Apply every pending migration (services also do it when they start)."""
+    layout = _running(run_dir, target)
+    with console.status("migrating ...") as shown:
+        try:
+            done = migrations.migrate(
+                layout.database_url, service or migrations.WITH_SCHEMA, extra, lambda m: shown.update(m + " ...")
+            )
+        except MIGRATION_ERRORS as exc:
+            raise fail(str(exc)) from exc
+    for s in done:
+        console.print(f"{s.schema}: at {s.current}")
+
+
+@app.command("rollback")
+def schema_rollback(
+    run_dir: RunDir,
+    target: Target,
+    service: Annotated[str, typer.Argument(help="The service whose schema to roll back, e.g. payments.")],
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="The version to go back to ('base': undo them all). Default: one step back."),
+    ] = None,
+    extra: Extra = None,
+) -> None:
+    """Undo a service's last migration (or back to --to) with its down migrations. A service
+    that refused its schema starts at supervision's next try (`chaoslab start` if it gave up)."""
+    layout = _running(run_dir, target)
+    with console.status(f"rolling {service} back ..."):
+        try:
+            before, after = migrations.rollback(layout.database_url, service, to, extra)
+        except MIGRATION_ERRORS as exc:
+            raise fail(str(exc)) from exc
+    console.print(f"{service}: rolled back from {before.current} to {after.current or 'base (nothing)'}")

@@ -29,6 +29,9 @@ def _load(scenario: str, note: str) -> Step:
 AVAILABILITY = "orders-availability"
 LATENCY = "orders-latency"
 
+# The payments version the migration-failure drill's migration sits on.
+PAYMENTS_LATEST = "0001"
+
 STOP_LOAD = Step(action="stop_load", note="Stop the runaway load (Ctrl-C in locust, or stop the client).")
 
 INCIDENTS: tuple[Incident, ...] = (
@@ -573,6 +576,58 @@ INCIDENTS: tuple[Incident, ...] = (
         # `chaoslab secret rotate` starts a Python process, then polls every replica until
         # it holds the new credential and, after the window, until each refuses the old one.
         recover_extra_s=10,
+    ),
+    Incident(
+        id="migration-failure",
+        title="A deploy's migration breaks payments",
+        severity="SEV1",
+        slos=(AVAILABILITY,),
+        page=Page(AVAILABILITY, bad_share=0.5),
+        what_happens=(
+            "A deploy applies a migration that renames the column payments writes its charges to, then "
+            "replaces the payments process. The code running does not know that schema version: payments "
+            "refuses to start (`db.schema_refused` in its log, exit status 3) and supervision restarts it in "
+            "vain. Orders' breaker opens and orders end payment_failed. Roll the migration back with the "
+            "release's own down migration; supervision's next attempt then starts payments (`chaoslab start "
+            "payments` starts it if supervision gave up)."
+        ),
+        alert="PaymentsDown",
+        symptoms=(
+            '`up{job="payments"}` = 0 while its process keeps being restarted',
+            "`db.schema_refused` in `chaoslab logs payments`, naming the version it does not know",
+            "`chaoslab db status` shows payments at an unknown version",
+        ),
+        diagnose=(
+            STATUS,
+            sh("chaoslab logs payments --lines 5"),
+            sh("chaoslab db status --extra chaos/drills/migrations"),
+        ),
+        inject=(
+            sh("chaoslab db migrate payments --extra chaos/drills/migrations"),
+            sh("chaoslab kill payments"),
+        ),
+        remediate=(
+            sh("chaoslab db rollback payments --extra chaos/drills/migrations"),
+            sh("chaoslab start payments"),
+        ),
+        # Back to payments' latest own version (tests/unit/test_migrations.py holds it so):
+        # nothing to do once the runbook's rollback ran.
+        undo=(sh(f"chaoslab db rollback payments --extra chaos/drills/migrations --to {PAYMENTS_LATEST}"),),
+        recovered=(
+            '`chaoslab db status` shows payments at its latest known version, `up{job="payments"}` is 1 and '
+            "orders' breaker closes."
+        ),
+        data_loss=(
+            VERIFY_NOTE + " The rename and its rollback keep every charge: a rename moves no data. A charge "
+            "refused while the column was missing ended its order payment_failed, its stock released."
+        ),
+        # The inject is two commands, the migration among them, before payments is down (at
+        # load 30, 20-30 s: detected after 46 s, then over 51 s, in ci); the remediation too,
+        # then payments starts again (and checks its schema) before it serves (at load 30,
+        # recovered after 94 and 97 s in ci).
+        detect_extra_s=45,
+        recover_extra_s=30,
+        recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
 )
 

@@ -385,6 +385,8 @@ class Drill:
             timeout=60,
             check=False,
         )
+        for step in self.incident.undo:
+            subprocess.run(step.run, shell=True, env=env, cwd=REPO, capture_output=True, timeout=180, check=False)
         unhealthy = []
         if isinstance(self.layout, ComposeStack | K8sStack):
             started = self.layout.start_stopped()

@@ -48,6 +48,10 @@ class Incident:
     diagnose: tuple[Step, ...]
     inject: tuple[Step, ...]
     remediate: tuple[Step, ...]
+    # What the drill's rollback runs, whether or not the drill got to remediate, for an
+    # inject that changes more than faults and processes (a schema version): the
+    # remediation, made safe to repeat.
+    undo: tuple[Step, ...] = ()
     recovered: str  # how a person knows it is over (prose; the drill checks the alert and the success rate)
     data_loss: str  # what to check for lost or doubled orders
     compose: tuple[str, ...] = ()  # the compose equivalents of the native commands above

@@ -3,7 +3,7 @@
 Every operation is idempotent per order id and serialised per order by an advisory
 lock; product rows are locked in SKU order (`SELECT ... FOR UPDATE`), so two orders
 never oversell and never deadlock. The rules run in the database, one function each
-(migrations/002_stock_functions.sql, which lists their steps), so that an operation is
+(migrations/v0001_baseline.sql, which lists their steps), so that an operation is
 one round trip: sent from here as seven statements (a transaction), they were seven, and
 the round trips were most of inventory's work per order. A function answers an outcome;
 its refusals become errors here. A change of a rule is a change of that migration

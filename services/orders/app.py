@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query
 from services.common.data.contracts import Order, OrderRequest
 from services.common.data.db import Database
 from services.common.data.idempotency import require_key
-from services.common.data.outbox import OUTBOX_SQL, DirectDelivery, OutboxRelay, Refused
+from services.common.data.outbox import DirectDelivery, OutboxRelay, Refused
 from services.common.faults.runtime import ChaosRuntime
 from services.common.web import logging as log
 from services.common.web.app import background, create_app, json_response
@@ -51,7 +51,7 @@ def build_router(deps: saga.SagaDeps) -> APIRouter:
 
 def build_app(settings: Settings | None = None):
     settings = settings or Settings()
-    db = Database.for_service(settings, Path(__file__).parent, extra_migrations=[OUTBOX_SQL])
+    db = Database.for_service(settings, Path(__file__).parent)
     transport = make_transport(settings.http_client)
     chaos = ChaosRuntime.for_service(settings)
     inventory = downstream(settings, "inventory", settings.inventory_url, transport, chaos=chaos)

@@ -7,7 +7,7 @@ out and was taken over can neither renew it nor finish the order, however late i
 
 With the `idempotency` pattern off an order is inserted with `deduplicated` false: its
 key (still the client's) makes it no repeat of any other, so a retried order is taken
-again. Only deduplicated orders hold their key unique (migrations/002_idempotency_switch.sql).
+again. Only deduplicated orders hold their key unique (migrations/v0001_baseline.sql).
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ async def _insert(
 ) -> Any:
     """A new charge, declined over the customer's limit, else succeeded; None when a
     deduplicated key is taken. Only deduplicated rows hold their key unique (the partial
-    index of migrations/002_idempotency_switch.sql): another row never conflicts."""
+    index of migrations/v0001_baseline.sql): another row never conflicts."""
     status, reason = (
         ("declined", f"amount {amount_cents} is over the limit {limit_cents}")
         if amount_cents > limit_cents

@@ -28,7 +28,6 @@ from chaos.layout import StackLayout
 from services.common.data.contracts import OrderRequest
 from services.common.data.db import Database
 from services.common.data.idempotency import fingerprint
-from services.common.data.outbox import OUTBOX_SQL
 from services.common.resilience.policy import Policy, policy_config
 from services.common.web.http import Downstream, make_transport
 from services.orders import saga, store
@@ -64,7 +63,7 @@ async def saga_deps(stack: StackLayout, lease_s: float) -> AsyncIterator[saga.Sa
         downstream_timeout_s=slow_s,
         request_timeout_s=slow_s,
     )
-    db = Database.for_service(settings, Path(services.orders.__file__).parent, extra_migrations=[OUTBOX_SQL])
+    db = Database.for_service(settings, Path(services.orders.__file__).parent)
     transport = make_transport("aiohttp")
 
     def client(name: str, url: str) -> Downstream:

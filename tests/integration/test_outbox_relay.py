@@ -17,16 +17,18 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+import services.orders
 from chaos import verify as verifier
 from chaos.layout import StackLayout
-from services.common.data.db import Database
-from services.common.data.outbox import OUTBOX_SQL, OutboxRelay, Refused
+from services.common.data.db import Database, migration_dirs
+from services.common.data.outbox import OutboxRelay, Refused
 from tests.support.api import charges_for, events_for, place_order
 from tests.support.chaos import clear_faults, metric, put_fault
 from tests.support.stack import wait_until
@@ -192,7 +194,15 @@ def test_a_poison_event_is_dead_lettered_and_the_events_behind_it_go_on(stack, c
 
 
 async def _relay_db(layout: StackLayout) -> Database:
-    db = Database(layout.database_url, "orders", [OUTBOX_SQL], min_size=1, max_size=4, timeout_s=5, acquire_timeout_s=5)
+    db = Database(
+        layout.database_url,
+        "orders",
+        migration_dirs(Path(services.orders.__file__).parent),
+        min_size=1,
+        max_size=4,
+        timeout_s=5,
+        acquire_timeout_s=5,
+    )
     await db.start()
     return db
 

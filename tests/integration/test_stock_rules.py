@@ -1,5 +1,5 @@
 """Inventory's stock rules (services/inventory/stock.py, run by the database's functions in
-migrations/002_stock_functions.sql), called directly on a database of their own on the
+migrations/v0001_baseline.sql), called directly on a database of their own on the
 test stack's PostgreSQL: every answer, every refusal, and what each leaves in stock."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 import services.inventory
 from chaos.layout import StackLayout
-from services.common.data.db import Connection, Database, migration_files
+from services.common.data.db import Connection, Database, migration_dirs
 from services.common.web.errors import BadInput, ChaoslabError, Conflict, NotFound
 from services.inventory import catalogue, stock
 
@@ -47,7 +47,7 @@ def inventory(stack: StackLayout) -> Iterator[Callable[[Callable[[Database], Awa
             db = Database(
                 _url(stack, name),
                 "inventory",
-                migration_files(Path(services.inventory.__file__).parent),
+                migration_dirs(Path(services.inventory.__file__).parent),
                 min_size=1,
                 max_size=20,
                 timeout_s=5,

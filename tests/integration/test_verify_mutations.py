@@ -36,9 +36,9 @@ import services.payments
 from chaos import ledger as client_ledger
 from chaos import verify as verifier
 from chaos.layout import StackLayout
-from services.common.data.db import Database, migration_files
+from services.common.data.db import Database, migration_dirs
 from services.common.data.idempotency import fingerprint
-from services.common.data.outbox import OUTBOX_SQL, OutboxRelay
+from services.common.data.outbox import OutboxRelay
 from services.inventory import catalogue, stock
 from services.notifications import inbox
 from services.orders import store
@@ -75,15 +75,23 @@ async def _admin(stack: StackLayout) -> asyncpg.Connection:
 # --- the dataset, left by the services' own code --------------------------------------------
 
 
-def _db(url: str, package: Any, *, extra: list[Path] | None = None, on_ready: Any = None) -> Database:
+def _db(url: str, package: Any, *, on_ready: Any = None) -> Database:
     name = package.__name__.rsplit(".", 1)[-1]
-    files = [*migration_files(Path(package.__file__).parent), *(extra or [])]
-    return Database(url, name, files, min_size=1, max_size=2, timeout_s=5, acquire_timeout_s=5, on_ready=on_ready)
+    return Database(
+        url,
+        name,
+        migration_dirs(Path(package.__file__).parent),
+        min_size=1,
+        max_size=2,
+        timeout_s=5,
+        acquire_timeout_s=5,
+        on_ready=on_ready,
+    )
 
 
 async def _build(url: str) -> dict[str, Order]:
     dbs = {
-        "orders": _db(url, services.orders, extra=[OUTBOX_SQL]),
+        "orders": _db(url, services.orders),
         "payments": _db(url, services.payments),
         "inventory": _db(url, services.inventory, on_ready=lambda conn: catalogue.seed(conn, 100)),
         "notifications": _db(url, services.notifications),

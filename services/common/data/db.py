@@ -1,23 +1,27 @@
 """PostgreSQL access through asyncpg: one pool per service, one schema per service.
 
-Migrations are plain SQL files run at start-up in order under an advisory lock, so
-replicas starting together do not race; every statement is idempotent.
+At start a service brings its schema to its latest migration (schema_versions.py), or
+refuses to start when the schema is at a version it does not know, or a migration fails:
+it logs `db.schema_refused` with the reason and exits with status 3, as uvicorn does when
+an application's start-up fails.
 """
 
 from __future__ import annotations
 
 import asyncio
-import zlib
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeAlias
+from typing import NoReturn, TypeAlias
 
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 from prometheus_client import Gauge
 
+from services.common.data.schema_versions import MigrationError, SchemaUnknown, migrate_at_start
 from services.common.web.errors import DependencyUnavailable
 from services.common.web.logging import get_logger
 from services.common.web.metrics import db_pool_in_use, db_pool_size, db_pool_timeouts_total, db_pool_waiting, db_up
@@ -54,9 +58,9 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     transaction left open: nothing more. asyncpg's default sends one more query on every
     release (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL): a round trip, about
     as much work on both sides as the statement it follows, to undo session state that
-    no code here leaves. Locks are taken per transaction (`pg_advisory_xact_lock`) except
-    by `migrate`, which gives back its own; nothing sets, listens or keeps a cursor open
-    outside a transaction."""
+    no code here leaves. Locks are taken per transaction (`pg_advisory_xact_lock`; the
+    migrations' lock is held on a connection of their own); nothing sets, listens or keeps
+    a cursor open outside a transaction."""
 
 
 async def create_pool(dsn: str, schema: str, min_size: int, max_size: int, timeout_s: float) -> asyncpg.Pool:
@@ -76,27 +80,13 @@ async def create_pool(dsn: str, schema: str, min_size: int, max_size: int, timeo
         raise DependencyUnavailable(f"database unreachable: {exc}", retry_after_s=1) from exc
 
 
-async def migrate(pool: asyncpg.Pool, schema: str, files: Sequence[Path]) -> None:
-    """Create `schema` and run its SQL files, one service at a time per schema."""
-    lock_id = zlib.crc32(f"chaoslab-migrate:{schema}".encode())
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
-        try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            for path in files:
-                await conn.execute(path.read_text())
-        finally:
-            try:
-                await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
-            except BaseException:
-                # The pool does not reset sessions (`_keep_session`): a connection that may
-                # still hold the lock must not go back to it.
-                conn.terminate()
-                raise
+def migration_dirs(package_dir: Path) -> list[Path]:
+    """A service's own migrations: the Alembic revisions in its package's migrations/."""
+    return [package_dir / "migrations"]
 
 
-def migration_files(package_dir: Path) -> list[Path]:
-    return sorted((package_dir / "migrations").glob("*.sql"))
+# uvicorn's exit status for a failed application start-up.
+REFUSED_EXIT_STATUS = 3
 
 
 class Database:
@@ -104,6 +94,7 @@ class Database:
 
     Until PostgreSQL answers, `pool` raises DependencyUnavailable (a fast 503) while a
     background task keeps trying; once connected, the migrations run exactly once.
+    `migrations` are the folders of the schema's revisions.
     """
 
     def __init__(
@@ -125,18 +116,15 @@ class Database:
         self.min_size, self.max_size, self.timeout_s = min_size, max_size, timeout_s
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Task | None = None
-        self._ready = asyncio.Event()
         self._waiting: Gauge | None = None  # db_pool_waiting{schema}, from the first acquire on
 
     @classmethod
-    def for_service(
-        cls, settings, package_dir: Path, *, extra_migrations: Sequence[Path] = (), on_ready=None
-    ) -> Database:
+    def for_service(cls, settings, package_dir: Path, *, on_ready=None) -> Database:
         """The service's own schema (named after it) with its package's migrations."""
         return cls(
             settings.database_url,
             settings.service,
-            [*migration_files(package_dir), *extra_migrations],
+            migration_dirs(package_dir),
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             timeout_s=settings.downstream_timeout_s,
@@ -210,15 +198,17 @@ class Database:
     async def start(self, wait_s: float = 5.0) -> None:
         self._connecting = asyncio.create_task(self._connect_forever())
         try:
-            await asyncio.wait_for(self._ready.wait(), wait_s)
+            await asyncio.wait_for(asyncio.shield(self._connecting), wait_s)
         except TimeoutError:
             _logger.warning("db.not_ready", schema=self.schema, waited_s=wait_s)
 
     async def _connect_forever(self) -> None:
         while True:
             try:
+                await asyncio.to_thread(
+                    migrate_at_start, self.dsn, self.schema, self.migrations, timeout_s=self.timeout_s
+                )
                 pool = await create_pool(self.dsn, self.schema, self.min_size, self.max_size, self.timeout_s)
-                await migrate(pool, self.schema, self.migrations)
                 if self.on_ready:
                     async with pool.acquire() as conn:
                         await self.on_ready(conn)
@@ -226,10 +216,20 @@ class Database:
                 _logger.warning("db.connect_failed", schema=self.schema, error=str(exc))
                 await asyncio.sleep(1.0)
                 continue
+            except (SchemaUnknown, MigrationError) as exc:
+                self._refuse(exc)
             self._pool = pool
-            self._ready.set()
             _logger.info("db.connected", schema=self.schema)
             return
+
+    def _refuse(self, exc: Exception) -> NoReturn:
+        """Refuse to serve a schema this release cannot: say why in one log line and exit,
+        whether the database answered during start-up or later (it was down then), so the
+        supervisor sees a failed start either way (and the log holds no traceback)."""
+        _logger.error("db.schema_refused", schema=self.schema, reason=str(exc))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(REFUSED_EXIT_STATUS)
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -1,4 +1,5 @@
--- The transactional outbox table (services/common/data/outbox.py); orders runs it as a migration.
+-- The transactional outbox table (services/common/data/outbox.py): part of orders' baseline
+-- migration (services/orders/migrations/v0001_baseline.py).
 -- `destination` names the service the relay delivers to (notifications, payments).
 CREATE TABLE IF NOT EXISTS outbox_events (
     event_id       uuid PRIMARY KEY,
