@@ -7,12 +7,16 @@ import datetime as dt
 import json
 from typing import Annotated
 
+import asyncpg
 import typer
 from rich.table import Table
 
+from chaos import ledger as client_ledger
 from chaos import supervision
-from chaos.cli_common import RunDir, Target, console, fail, layout_of
+from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.db import backup as backups
+from chaos.db import destroy as destroying
+from chaos.db import reconcile as reconciling
 from chaos.db import restore as restoring
 from chaos.layout import StackLayout
 from chaos.moments import parse_moment
@@ -105,3 +109,65 @@ def restore(
             raise fail(str(exc)) from exc
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     console.print(f"Restored to {goal} from backup {used.name} in {seconds:.1f}s; run `chaoslab verify` next.")
+
+
+@app.command("destroy")
+def destroy(
+    run_dir: RunDir,
+    target: Target,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask: the database is deleted.")] = False,
+) -> None:
+    """The db-restore drill's fault: delete PostgreSQL's cluster and kill it, as a lost disk
+    would. The WAL archive and the backups are kept: `chaoslab db restore` brings it back,
+    without what the archive had not received yet."""
+    layout = _running(run_dir, target)
+    if not yes and not typer.confirm(f"Delete the database of {layout.run_dir}?"):
+        raise typer.Exit(1)
+    try:
+        destroying.destroy(layout)
+    except destroying.DestroyError as exc:
+        raise fail(str(exc)) from exc
+    console.print("PostgreSQL's cluster is deleted and its process killed; `chaoslab db restore` rebuilds it.")
+
+
+@app.command("reconcile")
+def reconcile(
+    run_dir: RunDir,
+    target: Target,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="The client ledger: a file, a glob, or a name with {pid} as CHAOSLAB_LEDGER gives it "
+            "(default: $CHAOSLAB_LEDGER).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """After a restore: the orders clients were given a final answer for that the database
+    no longer holds (the RPO, in orders and seconds), each to follow up by hand."""
+    pattern = ledger or client_ledger.path_from_env()
+    if not pattern:
+        raise fail("name the client ledger: --ledger FILE (or set CHAOSLAB_LEDGER)", 2)
+    files = reconciling.ledger_files(pattern)
+    if not files:
+        raise fail(f"no ledger file matches {pattern}", 2)
+    stack = stack_of(run_dir, target)
+    try:
+        found = reconciling.against_database(stack.database_url, client_ledger.read(files))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise fail(f"the database cannot be read: {exc}") from exc
+    if as_json:
+        print(json.dumps(found.as_dict(), indent=2))
+        return
+    if not found.lost:
+        console.print(f"The database holds all {found.answered} order(s) clients were answered for: nothing lost.")
+        return
+    table = Table(title=f"{len(found.lost)} of {found.answered} answered order(s) lost, {found.rpo_s}s of answers")
+    for column in ("answered at", "order", "key", "told"):
+        table.add_column(column, overflow="fold")
+    for item in found.lost:
+        when = dt.datetime.fromtimestamp(item.answered_at, dt.UTC).isoformat(timespec="seconds")
+        table.add_row(when, item.order_id, item.key, f"{item.told} {item.order_status} {item.total_cents}")
+    console.print(table)
+    console.print("Follow each one up: the customer was told this answer; a charge may stand at the card processor.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import asdict
 from typing import Annotated
 
@@ -54,27 +55,53 @@ def replay(
     if not lost:
         console.print(f"No event lost since {moment.isoformat(timespec='seconds')}: nothing to replay.")
         return
-    table = Table(title=f"{len(lost)} event(s) lost since {moment.isoformat(timespec='seconds')}")
+    _show(lost, f"{len(lost)} event(s) lost since {moment.isoformat(timespec='seconds')}")
+    if dry_run:
+        console.print("Dry run: nothing was sent.")
+        return
+    # Pass after pass until one finds nothing: an event lost while a pass ran (the relay
+    # had not yet seen its fault cleared) is caught by the next one.
+    deadline = time.monotonic() + timeout
+    replayed = passes = 0
+    while lost:
+        arrived = _deliver(stack.database_url, lost, events, max(0.0, deadline - time.monotonic()))
+        if arrived < len(lost):
+            raise fail(
+                f"{arrived} of {len(lost)} replayed event(s) arrived within {timeout:.0f}s; the rest wait in the "
+                "outbox (is notifications up? `chaoslab status`, `chaoslab query outbox_pending`)"
+            )
+        replayed, passes = replayed + len(lost), passes + 1
+        lost, events = asyncio.run(replaying.find(stack.database_url, moment, grace_s))
+        if lost and time.monotonic() >= deadline:
+            raise fail(
+                f"events keep vanishing: {len(lost)} more lost after {passes} pass(es) "
+                "(is a fault still set? `chaoslab chaos list`)"
+            )
+        if lost:
+            _show(lost, f"{len(lost)} more event(s) lost while the last pass ran")
+    console.print(
+        f"Replayed {replayed} event(s) in {passes} pass(es); each is in notifications' inbox once. "
+        "Run `chaoslab verify` next."
+    )
+
+
+def _deliver(database_url: str, lost: list[replaying.Lost], events: list, timeout_s: float) -> int:
+    """Put `events` back in the outbox and wait for them in the inbox, with a progress bar."""
+    asyncio.run(replaying.republish(database_url, events))
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("delivered to notifications", total=len(lost))
+        return replaying.wait_delivered(
+            database_url, lost, timeout_s, lambda done, _total: bar.update(task, completed=done)
+        )
+
+
+def _show(lost: list[replaying.Lost], title: str) -> None:
+    table = Table(title=title)
     for column in ("order", "status", "event", "id"):
         table.add_column(column, overflow="fold")
     for item in lost:
         table.add_row(item.order_id, item.status, item.event_type, item.event_id)
     console.print(table)
-    if dry_run:
-        console.print("Dry run: nothing was sent.")
-        return
-    asyncio.run(replaying.republish(stack.database_url, events))
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("delivered to notifications", total=len(lost))
-        arrived = replaying.wait_delivered(
-            stack.database_url, lost, timeout, lambda done, _total: bar.update(task, completed=done)
-        )
-    if arrived < len(lost):
-        raise fail(
-            f"{arrived} of {len(lost)} replayed event(s) arrived within {timeout:.0f}s; the rest wait in the "
-            "outbox (is notifications up? `chaoslab status`, `chaoslab query outbox_pending`)"
-        )
-    console.print(f"Replayed {len(lost)} event(s); each is in notifications' inbox once. Run `chaoslab verify` next.")
 
 
 def register(app: typer.Typer) -> None:

@@ -69,7 +69,7 @@ def restore(
     archive = infra.postgres_files(layout, "wal-archive")
     sup = supervision.Supervisor(layout)
     progress("stopping PostgreSQL")
-    sup.stop("postgres")
+    sup.stop_if_running("postgres")  # a cluster that was destroyed has left it stopped
     leftovers = unarchived_segments(data / "pg_wal", archive)
     shutil.rmtree(replaced, ignore_errors=True)
     if data.exists():
