@@ -571,7 +571,8 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         compose=(
             "chaoslab db backup --target compose",
-            "docker compose kill postgres && docker compose rm -f postgres && docker volume rm chaoslab_pgdata",
+            "docker compose rm -sf postgres && docker volume rm chaoslab_postgres-data",
+            "docker compose up -d postgres",
             "chaoslab db restore --yes --target compose",
         ),
         measures_rpo=True,
