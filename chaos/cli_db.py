@@ -14,7 +14,9 @@ from rich.table import Table
 from chaos import ledger as client_ledger
 from chaos import supervision
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
+from chaos.compose import ComposeStack
 from chaos.db import backup as backups
+from chaos.db import compose_backup
 from chaos.db import destroy as destroying
 from chaos.db import reconcile as reconciling
 from chaos.db import restore as restoring
@@ -22,29 +24,47 @@ from chaos.layout import StackLayout
 from chaos.moments import parse_moment
 
 app = typer.Typer(
-    help="Back up the native stack's database and restore it to any moment since a backup. "
-    "Every finished WAL segment is archived (at least every minute while orders arrive; "
-    "every 10 s in the ci profile), so a restore can replay up to a chosen time or the latest one.",
+    help="Back up the stack's database and restore it to any moment since a backup (natively, "
+    "or in compose with --target compose). Every finished WAL segment is archived (at least every "
+    "minute while orders arrive; every 10 s in the native ci profile), so a restore can replay up "
+    "to a chosen time or the latest one.",
     no_args_is_help=True,
 )
 
 
 def _running(run_dir, target: str) -> StackLayout:
     if target != "native":
-        raise fail("`chaoslab db` works on the native stack only for now (`--target native`)", 2)
+        raise fail("this command works on the native stack only (`--target native`)", 2)
     layout = layout_of(run_dir)
     if not supervision.Supervisor(layout).running():
         raise fail(f"no stack is running in {layout.run_dir}: start it with `chaoslab up --detach`")
     return layout
 
 
+def _either(run_dir, target: str) -> StackLayout | ComposeStack:
+    """The native stack (running), or the compose one: backup, backups and restore serve both."""
+    if target == "compose":
+        stack = stack_of(run_dir, target)
+        assert isinstance(stack, ComposeStack)
+        return stack
+    return _running(run_dir, target)
+
+
+def _take(stack: StackLayout | ComposeStack) -> backups.Backup:
+    return compose_backup.take(stack) if isinstance(stack, ComposeStack) else backups.take(stack)
+
+
+def _listing(stack: StackLayout | ComposeStack) -> list[backups.Backup]:
+    return compose_backup.listing(stack) if isinstance(stack, ComposeStack) else backups.listing(stack)
+
+
 @app.command("backup")
 def backup(run_dir: RunDir, target: Target) -> None:
     """Take a base backup of the running database (pg_basebackup, a fast checkpoint)."""
-    layout = _running(run_dir, target)
+    stack = _either(run_dir, target)
     with console.status("pg_basebackup ..."):
         try:
-            taken = backups.take(layout)
+            taken = _take(stack)
         except backups.BackupError as exc:
             raise fail(str(exc)) from exc
     seconds = (taken.ended_at - taken.started_at).total_seconds()
@@ -54,10 +74,14 @@ def backup(run_dir: RunDir, target: Target) -> None:
 @app.command("backups")
 def listing(
     run_dir: RunDir,
+    target: Target,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The backups a restore can start from, oldest first."""
-    found = backups.listing(layout_of(run_dir))
+    try:
+        found = _listing(layout_of(run_dir) if target != "compose" else _either(run_dir, target))
+    except backups.BackupError as exc:
+        raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps([b.as_dict() for b in found], indent=2))
         return
@@ -93,18 +117,23 @@ def restore(
 ) -> None:
     """Replace the database with a backup replayed to a moment (PostgreSQL stops meanwhile;
     the services reconnect on their own). The replaced cluster is kept as pgdata.replaced."""
-    layout = _running(run_dir, target)
+    stack = _either(run_dir, target)
     try:
         when = None if to is None else parse_moment(to)
     except ValueError as exc:
         raise fail(str(exc), 2) from exc
     goal = "the latest moment" if when is None else when.isoformat(timespec="seconds")
-    if not yes and not typer.confirm(f"Replace the database of {layout.run_dir} with its state at {goal}?"):
+    where = f"compose project {stack.project}" if isinstance(stack, ComposeStack) else str(stack.run_dir)
+    if not yes and not typer.confirm(f"Replace the database of {where} with its state at {goal}?"):
         raise typer.Exit(1)
     started = dt.datetime.now(dt.UTC)
     with console.status("restoring ...") as status:
         try:
-            used = restoring.restore(layout, when, progress=lambda msg: status.update(msg + " ..."))
+            step = lambda msg: status.update(msg + " ...")  # noqa: E731
+            if isinstance(stack, ComposeStack):
+                used = compose_backup.restore(stack, when, progress=step)
+            else:
+                used = restoring.restore(stack, when, progress=step)
         except (backups.BackupError, restoring.RestoreError) as exc:
             raise fail(str(exc)) from exc
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
