@@ -20,6 +20,8 @@ from chaos.cli_common import RunDir, Target, console, fail, stack_of
 from chaos.moments import parse_moment
 from services.common.web.errors import ChaoslabError
 
+SHOWN = 20  # lost events listed as a replay runs; a dry run lists them all
+
 
 def replay(
     run_dir: RunDir,
@@ -55,7 +57,7 @@ def replay(
     if not lost:
         console.print(f"No event lost since {moment.isoformat(timespec='seconds')}: nothing to replay.")
         return
-    _show(lost, f"{len(lost)} event(s) lost since {moment.isoformat(timespec='seconds')}")
+    _show(lost, f"{len(lost)} event(s) lost since {moment.isoformat(timespec='seconds')}", None if dry_run else SHOWN)
     if dry_run:
         console.print("Dry run: nothing was sent.")
         return
@@ -95,13 +97,16 @@ def _deliver(database_url: str, lost: list[replaying.Lost], events: list, timeou
         )
 
 
-def _show(lost: list[replaying.Lost], title: str) -> None:
+def _show(lost: list[replaying.Lost], title: str, limit: int | None = SHOWN) -> None:
+    """The lost events as a table: the first `limit` of them (None: all)."""
     table = Table(title=title)
     for column in ("order", "status", "event", "id"):
         table.add_column(column, overflow="fold")
-    for item in lost:
+    for item in lost[:limit]:
         table.add_row(item.order_id, item.status, item.event_type, item.event_id)
     console.print(table)
+    if limit is not None and len(lost) > limit:
+        console.print(f"... and {len(lost) - limit} more (`--dry-run` lists them all)")
 
 
 def register(app: typer.Typer) -> None:
