@@ -15,7 +15,9 @@ from tests.e2e.compose.conftest import Engine
 from tests.support.api import place_order
 from tests.support.stack import wait_until
 
-pytestmark = pytest.mark.timeout(300)
+# Named to run after test_compose_stack.py, on the stack it leaves; run alone, the first
+# test also carries the stack's build and start (minutes on a busy machine).
+pytestmark = pytest.mark.timeout(600)
 
 
 def orders(stack: ComposeStack, count: int) -> list[str]:
