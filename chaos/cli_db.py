@@ -9,13 +9,19 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 import typer
 from rich.table import Table
 
+from chaos import ledger as client_ledger
 from chaos import supervision
-from chaos.cli_common import RunDir, Target, console, fail, layout_of
+from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
+from chaos.compose import ComposeStack
 from chaos.db import backup as backups
 from chaos.db import migrations
+from chaos.db import compose_backup
+from chaos.db import destroy as destroying
+from chaos.db import reconcile as reconciling
 from chaos.db import restore as restoring
 from chaos.layout import StackLayout
 from chaos.moments import parse_moment
@@ -23,30 +29,48 @@ from services.common.data.schema_versions import MigrationError, SchemaUnknown
 from services.common.web.errors import DependencyUnavailable
 
 app = typer.Typer(
-    help="Back up the native stack's database and restore it to any moment since a backup. "
-    "Every finished WAL segment is archived (at least every minute while orders arrive; "
-    "every 10 s in the ci profile), so a restore can replay up to a chosen time or the latest one. "
-    "status, migrate and rollback show and move each service's schema version (docs/migrations.md).",
+    help="Back up the stack's database and restore it to any moment since a backup (natively, "
+    "or in compose with --target compose). Every finished WAL segment is archived (at least every "
+    "minute while orders arrive; every 10 s in the native ci profile), so a restore can replay up "
+    "to a chosen time or the latest one. status, migrate and rollback show and move each service's "
+    "schema version (docs/migrations.md).",
     no_args_is_help=True,
 )
 
 
 def _running(run_dir, target: str) -> StackLayout:
     if target != "native":
-        raise fail("`chaoslab db` works on the native stack only for now (`--target native`)", 2)
+        raise fail("this command works on the native stack only (`--target native`)", 2)
     layout = layout_of(run_dir)
     if not supervision.Supervisor(layout).running():
         raise fail(f"no stack is running in {layout.run_dir}: start it with `chaoslab up --detach`")
     return layout
 
 
+def _either(run_dir, target: str) -> StackLayout | ComposeStack:
+    """The native stack (running), or the compose one: backup, backups and restore serve both."""
+    if target == "compose":
+        stack = stack_of(run_dir, target)
+        assert isinstance(stack, ComposeStack)
+        return stack
+    return _running(run_dir, target)
+
+
+def _take(stack: StackLayout | ComposeStack) -> backups.Backup:
+    return compose_backup.take(stack) if isinstance(stack, ComposeStack) else backups.take(stack)
+
+
+def _listing(stack: StackLayout | ComposeStack) -> list[backups.Backup]:
+    return compose_backup.listing(stack) if isinstance(stack, ComposeStack) else backups.listing(stack)
+
+
 @app.command("backup")
 def backup(run_dir: RunDir, target: Target) -> None:
     """Take a base backup of the running database (pg_basebackup, a fast checkpoint)."""
-    layout = _running(run_dir, target)
+    stack = _either(run_dir, target)
     with console.status("pg_basebackup ..."):
         try:
-            taken = backups.take(layout)
+            taken = _take(stack)
         except backups.BackupError as exc:
             raise fail(str(exc)) from exc
     seconds = (taken.ended_at - taken.started_at).total_seconds()
@@ -56,10 +80,14 @@ def backup(run_dir: RunDir, target: Target) -> None:
 @app.command("backups")
 def listing(
     run_dir: RunDir,
+    target: Target,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The backups a restore can start from, oldest first."""
-    found = backups.listing(layout_of(run_dir))
+    try:
+        found = _listing(layout_of(run_dir) if target != "compose" else _either(run_dir, target))
+    except backups.BackupError as exc:
+        raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps([b.as_dict() for b in found], indent=2))
         return
@@ -95,18 +123,23 @@ def restore(
 ) -> None:
     """Replace the database with a backup replayed to a moment (PostgreSQL stops meanwhile;
     the services reconnect on their own). The replaced cluster is kept as pgdata.replaced."""
-    layout = _running(run_dir, target)
+    stack = _either(run_dir, target)
     try:
         when = None if to is None else parse_moment(to)
     except ValueError as exc:
         raise fail(str(exc), 2) from exc
     goal = "the latest moment" if when is None else when.isoformat(timespec="seconds")
-    if not yes and not typer.confirm(f"Replace the database of {layout.run_dir} with its state at {goal}?"):
+    where = f"compose project {stack.project}" if isinstance(stack, ComposeStack) else str(stack.run_dir)
+    if not yes and not typer.confirm(f"Replace the database of {where} with its state at {goal}?"):
         raise typer.Exit(1)
     started = dt.datetime.now(dt.UTC)
     with console.status("restoring ...") as status:
         try:
-            used = restoring.restore(layout, when, progress=lambda msg: status.update(msg + " ..."))
+            step = lambda msg: status.update(msg + " ...")  # noqa: E731
+            if isinstance(stack, ComposeStack):
+                used = compose_backup.restore(stack, when, progress=step)
+            else:
+                used = restoring.restore(stack, when, progress=step)
         except (backups.BackupError, restoring.RestoreError) as exc:
             raise fail(str(exc)) from exc
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
@@ -197,3 +230,63 @@ def schema_rollback(
         except MIGRATION_ERRORS as exc:
             raise fail(str(exc)) from exc
     console.print(f"{service}: rolled back from {before.current} to {after.current or 'base (nothing)'}")
+@app.command("destroy")
+def destroy(
+    run_dir: RunDir,
+    target: Target,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask: the database is deleted.")] = False,
+) -> None:
+    """The db-restore drill's fault: delete PostgreSQL's cluster and kill it, as a lost disk
+    would. The WAL archive and the backups are kept: `chaoslab db restore` brings it back,
+    without what the archive had not received yet."""
+    layout = _running(run_dir, target)
+    if not yes and not typer.confirm(f"Delete the database of {layout.run_dir}?"):
+        raise typer.Exit(1)
+    try:
+        destroying.destroy(layout)
+    except destroying.DestroyError as exc:
+        raise fail(str(exc)) from exc
+    console.print("PostgreSQL's cluster is deleted and its process killed; `chaoslab db restore` rebuilds it.")
+
+
+@app.command("reconcile")
+def reconcile(
+    run_dir: RunDir,
+    target: Target,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="The client ledger: a file, a glob, or a name with {pid} as CHAOSLAB_LEDGER gives it "
+            "(default: $CHAOSLAB_LEDGER).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """After a restore: the orders clients were given a final answer for that the database
+    no longer holds (the RPO, in orders and seconds), each to follow up by hand."""
+    pattern = ledger or client_ledger.path_from_env()
+    if not pattern:
+        raise fail("name the client ledger: --ledger FILE (or set CHAOSLAB_LEDGER)", 2)
+    files = reconciling.ledger_files(pattern)
+    if not files:
+        raise fail(f"no ledger file matches {pattern}", 2)
+    stack = stack_of(run_dir, target)
+    try:
+        found = reconciling.against_database(stack.database_url, client_ledger.read(files))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise fail(f"the database cannot be read: {exc}") from exc
+    if as_json:
+        print(json.dumps(found.as_dict(), indent=2))
+        return
+    if not found.lost:
+        console.print(f"The database holds all {found.answered} order(s) clients were answered for: nothing lost.")
+        return
+    table = Table(title=f"{len(found.lost)} of {found.answered} answered order(s) lost, {found.rpo_s}s of answers")
+    for column in ("answered at", "order", "key", "told"):
+        table.add_column(column, overflow="fold")
+    for item in found.lost:
+        when = dt.datetime.fromtimestamp(item.answered_at, dt.UTC).isoformat(timespec="seconds")
+        table.add_row(when, item.order_id, item.key, f"{item.told} {item.order_status} {item.total_cents}")
+    console.print(table)
+    console.print("Follow each one up: the customer was told this answer; a charge may stand at the card processor.")

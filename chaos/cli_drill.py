@@ -106,6 +106,9 @@ def drill(
             failed[:120],
         )
     console.print(summary)
+    for r in results:
+        if r.rpo_orders is not None:
+            console.print(f"{r.incident}: data lost: {reports.loss_line(r)}")
     console.print(f"Report: {report_dir / 'index.html'}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)

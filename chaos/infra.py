@@ -100,8 +100,9 @@ def postgres_dir(layout: StackLayout) -> Path:
 
 # PostgreSQL's folders under postgres_dir(): the cluster, its socket, the WAL archive
 # (every finished WAL segment, copied by archive_command) and the base backups
-# (`chaoslab db backup`); a restore keeps the cluster it replaced in `pgdata.replaced`.
-POSTGRES_DIRS = ("pgdata", "pgsock", "wal-archive", "backups", "pgdata.replaced")
+# (`chaoslab db backup`); a restore keeps the cluster it replaced in `pgdata.replaced`,
+# and `chaoslab db destroy` deletes the cluster by way of `pgdata.destroyed`.
+POSTGRES_DIRS = ("pgdata", "pgsock", "wal-archive", "backups", "pgdata.replaced", "pgdata.destroyed")
 
 
 def postgres_files(layout: StackLayout, name: str) -> Path:
@@ -156,6 +157,11 @@ def remove_postgres_data(layout: StackLayout) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+# How often, at most, a WAL segment is shipped to the archive while there are writes:
+# the most a destroyed cluster can lose (the db-restore drill holds its RPO to it).
+ARCHIVE_TIMEOUT_S = {"training": 60, "ci": 10}
+
+
 def postgres(layout: StackLayout) -> Program:
     home = postgres_dir(layout)
     archive = shlex.quote(str(home / "wal-archive"))
@@ -170,13 +176,13 @@ def postgres(layout: StackLayout) -> Program:
         # every archive_timeout while there are writes: what a destroyed cluster can lose.
         "archive_mode": "on",
         "archive_command": f"test ! -f {archive}/%f && cp %p {archive}/%f",
-        "archive_timeout": "60",
+        "archive_timeout": str(ARCHIVE_TIMEOUT_S[layout.profile]),
     }
     if layout.profile == "ci":
         # Throwaway data in CI, safe from a machine crash only: skipping fsync loses nothing
         # when PostgreSQL itself is killed. synchronous_commit stays on: without it a kill -9
         # (chaoslab monkey --include-infra) loses the last commits clients were told about.
-        settings.update(fsync="off", full_page_writes="off", archive_timeout="10")
+        settings.update(fsync="off", full_page_writes="off")
     command = [postgres_bin("postgres"), "-D", str(home / "pgdata")]
     for key, value in settings.items():
         command += ["-c", f"{key}={value}"]

@@ -69,7 +69,7 @@ def restore(
     archive = infra.postgres_files(layout, "wal-archive")
     sup = supervision.Supervisor(layout)
     progress("stopping PostgreSQL")
-    sup.stop("postgres")
+    sup.stop_if_running("postgres")  # a cluster that was destroyed has left it stopped
     leftovers = unarchived_segments(data / "pg_wal", archive)
     shutil.rmtree(replaced, ignore_errors=True)
     if data.exists():
@@ -86,7 +86,7 @@ def restore(
     progress(f"replaying WAL to {goal}")
     try:
         sup.start("postgres")
-        _wait_promoted(layout, timeout_s)
+        wait_promoted(layout.database_url, timeout_s)
     except (xmlrpc.client.Fault, RestoreError) as exc:
         sup.stop_if_running("postgres")
         raise RestoreError(
@@ -96,12 +96,13 @@ def restore(
     return backup
 
 
-def _wait_promoted(layout: StackLayout, timeout_s: float) -> None:
+def wait_promoted(database_url: str, timeout_s: float) -> None:
+    """Poll until PostgreSQL answers and has left recovery (the WAL replayed, promoted)."""
     deadline = time.monotonic() + timeout_s
     last = "no answer yet"
     while time.monotonic() < deadline:
         try:
-            if asyncio.run(_in_recovery(layout)) is False:
+            if asyncio.run(_in_recovery(database_url)) is False:
                 return
             last = "still replaying WAL"
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
@@ -110,10 +111,8 @@ def _wait_promoted(layout: StackLayout, timeout_s: float) -> None:
     raise RestoreError(f"recovery did not finish within {timeout_s:.0f}s ({last})")
 
 
-async def _in_recovery(layout: StackLayout) -> bool:
-    conn = await asyncpg.connect(
-        host="127.0.0.1", port=layout.ports["postgres"], user="chaoslab", database="chaoslab", timeout=2
-    )
+async def _in_recovery(database_url: str) -> bool:
+    conn = await asyncpg.connect(database_url, timeout=2)
     try:
         return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
     finally:

@@ -629,6 +629,78 @@ INCIDENTS: tuple[Incident, ...] = (
         recover_extra_s=30,
         recover_gates=("breaker_wait_open_s",),  # orders' breaker stays open this long
     ),
+    Incident(
+        id="db-restore",
+        title="The database is lost under load",
+        severity="SEV1",
+        slos=(AVAILABILITY,),
+        what_happens=(
+            "PostgreSQL's cluster is gone (its disk died) and it cannot start again. Restore the latest base "
+            "backup and replay the archived WAL to the latest moment it holds; what the archive had not received "
+            "is lost. Count it against what clients were told, and follow each lost order up."
+        ),
+        alert="DbRestore",
+        symptoms=(
+            "`db_up` = 0 on every service with a database, and 503 `database_unavailable` answers",
+            "`chaoslab status`: postgres in BACKOFF or FATAL; its log says its data directory does not exist",
+        ),
+        diagnose=(STATUS, sh("chaoslab db backups")),
+        inject=(sh("chaoslab db backup"), sh("chaoslab db destroy --yes")),
+        remediate=(
+            sh("chaoslab db restore --yes"),
+            sh("chaoslab db reconcile"),
+            sh("chaoslab replay --since '30m ago' --grace 0"),
+        ),
+        recovered=(
+            "`db_up` is 1 everywhere and orders succeed; `chaoslab db reconcile` lists the orders clients were "
+            "answered for that the restored database lacks (the RPO), each to follow up."
+        ),
+        data_loss=(
+            "The orders committed after the last archived WAL segment are gone, with their charges and "
+            "reservations: `chaoslab db reconcile` (with the client ledger, `--ledger` or CHAOSLAB_LEDGER) lists "
+            "them. Everything else must hold: `chaoslab verify` is clean, and the ledger agrees with the database "
+            "for every order it did not list."
+        ),
+        compose=(
+            "chaoslab db backup --target compose",
+            "docker compose rm -sf postgres && docker volume rm chaoslab_postgres-data",
+            "docker compose up -d postgres",
+            "chaoslab db restore --yes --target compose",
+        ),
+        measures_rpo=True,
+        detect_extra_s=30,  # the base backup the inject takes first
+        recover_extra_s=30,  # the restore: copying the backup, replaying the WAL
+        recover_gates=("breaker_wait_open_s",),  # 503s from the database open orders' breakers
+        max_5xx_share=1.0,  # every order is answered 503 while the database is gone: that is the incident
+    ),
+    Incident(
+        id="data-loss",
+        title="Events vanish in flight",
+        severity="SEV2",
+        what_happens=(
+            "The orders relay marks events delivered that never reached notifications: customers are not "
+            "notified and nothing fails. Only a reconciliation sees it: the relay's count of events delivered "
+            "runs ahead of what notifications received. Stop the loss, find what vanished, replay it from the "
+            "orders, the source of truth, and prove every event arrived once."
+        ),
+        alert="DataLoss",
+        symptoms=(
+            '`outbox_delivered_total{destination="notifications"}` rising faster than `inbox_events_total`',
+            "orders keep succeeding; `outbox_pending` stays low",
+        ),
+        diagnose=(FAULTS, sh("chaoslab replay --since '30m ago' --grace 0 --dry-run")),
+        inject=(sh("chaoslab chaos set orders outbox_drop 0.8"),),
+        remediate=(
+            sh("chaoslab chaos clear orders --fault outbox_drop"),
+            sh("chaoslab replay --since '30m ago' --grace 0"),
+        ),
+        recovered="The relay's count and notifications' agree again; `chaoslab replay --dry-run` lists nothing.",
+        data_loss=(
+            VERIFY_NOTE + " `final_orders_announced` proves each finished order's event is in notifications' "
+            "inbox exactly once, the replayed ones included."
+        ),
+        faults=(("orders", "outbox_drop", 0.8),),
+    ),
 )
 
 BY_ID = {incident.id: incident for incident in INCIDENTS}

@@ -10,6 +10,7 @@ faults cleared, stopped programs started, extra replicas removed, load stopped.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import subprocess
@@ -22,10 +23,11 @@ from pathlib import Path
 
 import redis
 
+from chaos import infra, prometheus_config, runner, supervision
 from chaos import ledger as client_ledger
-from chaos import prometheus_config, runner, supervision
 from chaos import verify as verifier
 from chaos.compose import ComposeError, ComposeStack
+from chaos.db import reconcile as reconciling
 from chaos.drills import budgets, symptoms
 from chaos.drills.load import Failures, Load
 from chaos.drills.model import Incident, Step
@@ -107,6 +109,13 @@ class DrillResult:
     page_budget_s: float | None = None
     page_vs_alert: str = ""
     budget_spent: dict[str, dict[str, float]] = field(default_factory=dict)
+    # An incident that loses data by design (measures_rpo): what the restore lost of what
+    # clients were told (orders, and the span of their answers), the span it is held to, and
+    # the time from the fault in place (the database destroyed) to recovered.
+    rpo_orders: int | None = None
+    rpo_s: float | None = None
+    rpo_budget_s: float | None = None
+    rto_s: float | None = None
     timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -166,11 +175,14 @@ class Drill:
             self._mark("inject")
             self.pages.armed(self._firing())
             self._step("inject", lambda: self._run_steps(inc.inject))
+            self.result.marks["injected"] = time.time()
             self._step("detect", self._detect)
             self._mark("remediate")
             self._step("remediate", lambda: self._run_steps(inc.remediate))
             self._step("recover", self._recover)
             self.result.marks["recovered"] = time.time()
+            if inc.measures_rpo:
+                self.result.rto_s = round(self.result.marks["recovered"] - self.result.marks["injected"], 1)
             self._count_orders()
         except StepFailed:
             pass
@@ -315,9 +327,13 @@ class Drill:
         contract (locust's checks)."""
         problems = self._client_problems() + self._storm_of_5xx()
         ledger_files = self._ledger_files()
+        told = client_ledger.read(ledger_files) if ledger_files else None
+        if told is not None and self.incident.measures_rpo:
+            told, over_budget = self._measure_rpo(told)
+            problems += over_budget
         deadline = time.monotonic() + self.verify_budget_s
         while True:
-            report = verifier.verify_report(self.layout.database_url, grace_s=0, ledger_files=ledger_files)
+            report = asyncio.run(verifier.snapshot(self.layout.database_url, 0, ledger=told))
             counts = report.counts
             failed = {c.name: c.examples for c in report.failed}
             self.result.verify = {"ok": not failed, "orders": counts, "failed": failed}
@@ -341,6 +357,21 @@ class Drill:
             f"clean: {counts}; ledger of {len(ledger_files)} file(s) kept; "
             f"locust: no contract violation, {expected} expected failure(s)"
         )
+
+    def _measure_rpo(self, ledger: client_ledger.Ledger) -> tuple[client_ledger.Ledger, list[str]]:
+        """What the restore lost of what clients were told (chaos/db/reconcile.py): its
+        RPO, held to the WAL archive's interval; the ledger without those orders, which
+        the verify judges like any other."""
+        found = reconciling.against_database(self.layout.database_url, ledger)
+        self.result.rpo_orders, self.result.rpo_s = len(found.lost), found.rpo_s
+        archive_s = infra.ARCHIVE_TIMEOUT_S[self.layout.profile]
+        self.result.rpo_budget_s = budget_s = math.ceil(budgets.MARGIN_RATIO * archive_s + budgets.MARGIN_S)
+        self._note(f"RPO: {len(found.lost)} of {found.answered} answered order(s), {found.rpo_s}s of answers")
+        lost = {item.order_id for item in found.lost}
+        kept = client_ledger.Ledger([e for e in ledger.entries if e.order_id not in lost], ledger.skipped)
+        if found.rpo_s > budget_s:
+            return kept, [f"RPO {found.rpo_s}s over its {budget_s}s budget (the WAL archive's {archive_s}s)"]
+        return kept, []
 
     def _ledger_files(self) -> list[Path]:
         prefixes = [load.stats for load in self.loads if load.stats is not None]
@@ -483,8 +514,11 @@ class Drill:
             if isinstance(self.layout, K8sStack)
             else "native"
         )
+        stats = self.loads[0].stats if self.loads else None
+        ledger = {client_ledger.LEDGER_VAR: f"{stats}-ledger-{{pid}}.jsonl"} if stats else {}
         return {
             **os.environ,
+            **ledger,  # the steady load's client ledger, for `chaoslab db reconcile`
             "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
             "CHAOSLAB_TARGET": target,
             "CHAOSLAB_RUN_DIR": str(self.layout.run_dir),

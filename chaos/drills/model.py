@@ -87,6 +87,10 @@ class Incident:
     # The SLO page that must detect it too, within its own budget (None: the drill only
     # reports a page if one comes).
     page: Page | None = None
+    # The incident loses data by design (a restore to the last archived moment): the drill
+    # measures the loss against the client ledger (RPO, chaos/db/reconcile.py), holds it to
+    # the WAL archive's interval, and judges the ledger on the orders that were not lost.
+    measures_rpo: bool = False
 
     @property
     def prometheus_alert(self) -> str | None:

@@ -51,6 +51,7 @@ def junit(results: list[DrillResult], wall_s: float) -> bytes:
         out = ET.SubElement(case, "system-out")
         lines = [f"{s.name}: {'ok' if s.ok else 'FAILED'} ({s.seconds}s) {s.detail}" for s in r.steps]
         lines += [f"customers: {page_line(r)}", f"error budget spent: {spent_line(r)}"]
+        lines += [f"data lost: {loss_line(r)}"] if r.rpo_orders is not None else []
         for kind, label in KINDS:
             lines += [f"locust {label}: {message} x{count}" for message, count in _failures(r, kind).items()]
         out.text = "\n".join(lines)
@@ -76,6 +77,13 @@ def spent_line(r: DrillResult, *, short: bool = False) -> str:
             rate = f"bad {cost['bad_share']:.1%}, {cost['burn_rate']:g}x for {cost['seconds']:g} s"
             parts.append(f"{slo} {cost['budget_spent']:.2%} ({rate})")
     return ("; " if not short else ", ").join(parts) or "-"
+
+
+def loss_line(r: DrillResult) -> str:
+    """`RPO 37 order(s), 4.2 s of answers (budget 33 s); RTO 48.5 s`: what a restore lost
+    of what clients were told, and how long from the loss to recovered."""
+    rto = f"; RTO {r.rto_s} s" if r.rto_s is not None else ""
+    return f"RPO {r.rpo_orders} order(s), {r.rpo_s} s of answers (budget {r.rpo_budget_s} s){rto}"
 
 
 def page_line(r: DrillResult) -> str:
@@ -153,7 +161,8 @@ def page(results: list[DrillResult], wall_s: float) -> str:
             f"<span class='{verdict}'>{verdict}</span></h2><p>alert: {r.alert or 'watchdog'}</p>"
             f"<p>customers: {html.escape(page_line(r))}</p>"
             f"<p>error budget spent (share of a whole period's): {html.escape(spent_line(r))}</p>"
-            f"<table><tr><th>step</th><th>verdict</th><th>time</th><th>detail</th></tr>{steps}</table>"
+            + (f"<p>data lost: {html.escape(loss_line(r))}</p>" if r.rpo_orders is not None else "")
+            + f"<table><tr><th>step</th><th>verdict</th><th>time</th><th>detail</th></tr>{steps}</table>"
             f"{_failure_table(r)}"
             f"<div>{charts}</div></section>"
         )

@@ -3,9 +3,12 @@ commands the drills run (`chaoslab runbook --write`; a test fails if it is stale
 
 from __future__ import annotations
 
+import re
+
 from chaos.drills import budgets
 from chaos.drills.catalog import INCIDENTS
 from chaos.drills.model import Incident, Step
+from chaos.prometheus_config import RULES
 from chaos.slo import spec
 
 HEADER = """# chaoslab runbook
@@ -113,10 +116,18 @@ def _spends(inc: Incident) -> str:
     )
 
 
+def _rule_file(alert: str | None) -> str:
+    """The name of the file in prometheus/rules/ that defines `alert`."""
+    for path in sorted(RULES.glob("*.yml")):
+        if re.search(rf"^\s*- alert: {alert}\s*$", path.read_text(), re.M):
+            return path.name
+    return "alerts.yml"
+
+
 def section(inc: Incident) -> str:
     symptoms = "\n".join(f"- {s}" for s in inc.symptoms)
     alert = (
-        f"`{inc.alert}` (Prometheus, `prometheus/rules/alerts.yml`)"
+        f"`{inc.alert}` (Prometheus, `prometheus/rules/{_rule_file(inc.alert)}`)"
         if inc.detection == "prometheus"
         else (
             f"`{inc.alert}` missing from Alertmanager. `{inc.alert}` is the dead man's switch: Prometheus fires it "

@@ -1,14 +1,24 @@
-"""The inbox: events from the orders outbox, stored once per event id."""
+"""The inbox: events from the orders outbox, stored once per event id.
+
+`inbox_events_total{outcome}` counts every event received (`new`, or a `duplicate` of
+one already stored). It is the receiving side of a reconciliation: the orders relay
+counts what it marked delivered (`outbox_delivered_total`), and an event is received
+before it is marked, so the relay's count running ahead of this one means events were
+marked delivered that never arrived (the EventsLost alert).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import Counter
+
 from services.common.data.db import Connection
 from services.common.web import logging as log
 
 _logger = log.get_logger("inbox")
+inbox_events_total = Counter("inbox_events_total", "Order events received, new or a duplicate.", ["outcome"])
 
 
 async def accept(conn: Connection, events: list[dict[str, Any]]) -> dict[str, int]:
@@ -35,6 +45,8 @@ async def accept(conn: Connection, events: list[dict[str, Any]]) -> dict[str, in
                 correlation_id=row["correlation_id"],
             )
     new = sum(1 for r in rows if r["inserted"])
+    inbox_events_total.labels("new").inc(new)
+    inbox_events_total.labels("duplicate").inc(len(rows) - new)
     return {"accepted": new, "duplicates": len(rows) - new}
 
 

@@ -97,6 +97,7 @@ def build_app(settings: Settings | None = None):
             # Covers one delivery (a single call, bounded by its budget) with room to mark it.
             lease_s=2 * settings.downstream_timeout_s + 5,
             stuck=lambda: bool(chaos.value("outbox_paused")),
+            drop=(lambda: float(chaos.value("outbox_drop") or 0)) if destination == "notifications" else lambda: 0.0,
         )
         for destination, deliver in deliverers.items()
         if outbox  # the outbox off: no relay, its events go out through deps.direct

@@ -67,6 +67,7 @@ def pytest_terminal_summary(terminalreporter):
                 f"recover {r.time_to_recover_s or '-':>5}s/{r.recover_budget_s or '-'}s  "
                 f"orders {r.orders_succeeded or 0}/{r.orders_attempted or 0}  "
                 f"verify {'clean' if r.verify.get('ok') else r.verify.get('failed', '-')}"
+                + (f"  data lost: {report.loss_line(r)}" if r.rpo_orders is not None else "")
             )
         directory = REPORT_DIR / "training" if profile == "training" else REPORT_DIR
         terminalreporter.write_line(f"report: {directory / 'index.html'}")

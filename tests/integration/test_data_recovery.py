@@ -11,12 +11,14 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import asyncpg
 import httpx
 import pytest
 
+from chaos import ledger as client_ledger
 from chaos.layout import StackLayout
 from tests.support.api import place_order
 from tests.support.stack import start_stack, stop_stack, wait_until
@@ -149,6 +151,52 @@ def test_restore_to_latest_then_to_a_moment_in_the_past(own_stack: StackLayout) 
     verify_clean(own_stack)
 
 
+def test_a_destroyed_cluster_is_restored_and_reconcile_counts_what_it_lost(own_stack: StackLayout, tmp_path) -> None:
+    """The db-restore drill's fault, by hand: what a lost cluster loses is at most what
+    came after the backup, and `db reconcile` names exactly the answered orders the
+    restored database lacks."""
+    ledger = tmp_path / "ledger.jsonl"
+    writer = client_ledger.Writer(ledger)
+    answered: list[str] = []
+
+    def answered_orders(count: int) -> list[str]:
+        ids = orders(own_stack, count)
+        for order_id in ids:  # as the load generator writes it: the answer a client got
+            writer.record(
+                client_ledger.Entry(
+                    t=time.time(),
+                    key=f"k-{order_id}",
+                    status=201,
+                    order_id=order_id,
+                    order_status="confirmed",
+                    total_cents=None,
+                )
+            )
+        answered.extend(ids)
+        return ids
+
+    before = answered_orders(2)
+    assert db(own_stack, "backup").returncode == 0
+    after = answered_orders(3)
+    destroyed = db(own_stack, "destroy", "--yes")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    again = db(own_stack, "destroy", "--yes")
+    assert again.returncode == 1 and "already gone" in again.stderr, again.stderr
+    restored = db(own_stack, "restore", "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    writer.close()
+
+    kept = stored(own_stack, answered)
+    assert set(before) <= kept, "an order in the base backup was lost"
+    found = db(own_stack, "reconcile", "--ledger", str(ledger), "--json")
+    assert found.returncode == 0, found.stdout + found.stderr
+    report = json.loads(found.stdout)
+    assert sorted(item["order_id"] for item in report["lost"]) == sorted(set(after) - kept)
+    assert report["rpo_orders"] == len(set(after) - kept) and report["answered"] == len(answered)
+    orders(own_stack, 1)  # the stack takes orders again
+    verify_clean(own_stack)
+
+
 def test_bad_targets_are_refused_with_a_message(own_stack: StackLayout) -> None:
     future = db(own_stack, "restore", "--yes", "--to", "2999-01-01T00:00:00Z")
     assert future.returncode == 2 and "in the future" in future.stderr
@@ -158,5 +206,7 @@ def test_bad_targets_are_refused_with_a_message(own_stack: StackLayout) -> None:
     assert ancient.returncode == 1 and "no backup ended before" in ancient.stderr
     bad_since = chaoslab(own_stack, "replay", "--since", "last tuesday")
     assert bad_since.returncode == 2 and "is not a time" in bad_since.stderr
-    for result in (future, garbage, ancient, bad_since):
+    no_ledger = db(own_stack, "reconcile", "--ledger", "/nonexistent/ledger-*.jsonl")
+    assert no_ledger.returncode == 2 and "no ledger file matches" in no_ledger.stderr
+    for result in (future, garbage, ancient, bad_since, no_ledger):
         assert "Traceback" not in result.stdout + result.stderr

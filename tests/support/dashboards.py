@@ -153,6 +153,7 @@ EXPORTED_METRICS = frozenset(
         "outbox_pending",
         "outbox_oldest_age_seconds",
         "outbox_delivered_total",
+        "inbox_events_total",
         "outbox_delivery_failures_total",
         "outbox_dead_letters",
         "outbox_dead_lettered_total",

@@ -35,6 +35,7 @@ an event it cannot deliver then is lost (`events_sent_directly_total{outcome="lo
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -177,8 +178,11 @@ class OutboxRelay:
 
     `stuck()` is the outbox-stuck fault: once it has been seen, this relay hangs for
     the rest of the process's life, as a deadlocked relay would, and only a restart
-    brings delivery back. Several relays (replicas) can run at once: each claims its
-    own batch (see the module's docstring).
+    brings delivery back. `drop()` is the data-loss fault: the share of batches marked
+    delivered without being sent, as a relay that loses what it acknowledges would;
+    nothing here notices, only a reconciliation with the receiver's count does. Several
+    relays (replicas) can run at once: each claims its own batch (see the module's
+    docstring).
     """
 
     def __init__(
@@ -194,10 +198,11 @@ class OutboxRelay:
         max_attempts: int = 50,
         lease_s: float = 30.0,
         stuck: Callable[[], bool] = lambda: False,
+        drop: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.db, self.destination, self.deliver = db, destination, deliver
         self.interval_s, self.retention_s = interval_s, retention_s
-        self.max_backoff_s, self.batch_size, self.stuck = max_backoff_s, batch_size, stuck
+        self.max_backoff_s, self.batch_size, self.stuck, self.drop = max_backoff_s, batch_size, stuck, drop
         self.max_attempts, self.lease_s = max(1, max_attempts), lease_s
         self.hung = False
 
@@ -244,6 +249,9 @@ class OutboxRelay:
         events = await self._claim(token)
         if not events:
             return 0
+        if random.random() < self.drop():
+            await self._mark_delivered([e["event_id"] for e in events])
+            return len(events)
         try:
             await self.deliver(events)
         except Refused as exc:

@@ -137,6 +137,13 @@ CATALOGUE: dict[str, Fault] = {
             "outbox_paused", "bool", "the outbox relay hangs: no delivery until orders restarts", services=("orders",)
         ),
         Fault(
+            "outbox_drop",
+            "rate",
+            "share of the relay's batches to notifications marked delivered but never sent (events lost)",
+            "of batches",
+            services=("orders",),
+        ),
+        Fault(
             "block", "services", "downstreams this service cannot reach (connection refused)", services=tuple(CALLERS)
         ),
         Fault(
