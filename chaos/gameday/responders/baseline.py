@@ -35,11 +35,8 @@ from chaos.layout import SERVICES, default_run_dir
 REPO = Path(__file__).resolve().parents[3]
 PLAYABLE = [inc for inc in INCIDENTS if picking.playable(inc)]
 BY_ALERT = {inc.alert: inc for inc in PLAYABLE if inc.detection == "prometheus"}
-# Watchdog gone from Alertmanager: the runbook's `chaoslab status` tells which of these it
-# is; the one with the most programs stopped first (multi-failure before monitoring-down).
-BLINDING = sorted(
-    (inc for inc in PLAYABLE if inc.detection == "dead-mans-switch"), key=lambda inc: -len(picking.causes(inc))
-)
+# Watchdog gone from Alertmanager: the runbook's `chaoslab status` tells which of these it is.
+BLINDING = [inc for inc in PLAYABLE if inc.detection == "dead-mans-switch"]
 # How long an alert whose cause nothing confirms must fire alone before it is acted on:
 # a consequence (the retry alert of a hanging payments) often fires before its cause's.
 PATIENCE_S = 30.0
@@ -105,12 +102,17 @@ class Responder:
         return found + confirmed
 
     def blinding(self) -> Incident:
-        """Monitoring is down: the incident whose stopped programs `chaoslab status` shows."""
+        """Monitoring is down: the incident whose runbook covers the most of the programs
+        `chaoslab status` shows stopped (the fewest others on a tie): Prometheus alone is
+        monitoring-down; with payments still down, multi-failure, whose runbook starts
+        both at once rather than waiting for payments' alert once Prometheus is back."""
         stopped = self.stopped_programs()
-        for inc in BLINDING:
-            if {service for service, _ in picking.causes(inc)} <= stopped:
-                return inc
-        return BLIND
+
+        def fit(inc: Incident) -> tuple[int, int]:
+            named = {service for service, _ in picking.causes(inc)}
+            return len(named & stopped), -len(named)
+
+        return max(BLINDING, key=fit, default=BLIND) if stopped else BLIND
 
     def confirmed(self, inc: Incident) -> bool:
         """The runbook's cause shows: its fault active, its service's target down, or its
@@ -163,7 +165,7 @@ class Responder:
             self.gameday("ack")
             self.acked = True
         for inc in seen:
-            if picking.causes(inc) & self.fixed:  # another alert of a cause already dealt with
+            if picking.causes(inc) <= self.fixed:  # another alert of causes already dealt with
                 self.handled.add(inc.id)
                 continue
             self.log(f"incident {inc.id} (alert {inc.alert})")
