@@ -67,6 +67,8 @@ def main() -> None:
             verdict = "yes" if result["score"]["within_par"] else f"no{f' ({penalties} pen.)' if penalties else ''}"
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
             print(f"{incident:<22}{cells}{inc['score']:>7} {verdict:>5} {wall:>5.0f}s  {load}", flush=True)
+            if result["failure"]:
+                print(f"  the game could not go on: {result['failure']}", flush=True)
     finally:
         if not args.run_dir:
             runner.down(layout)

@@ -79,6 +79,8 @@ def start(
         except KeyboardInterrupt:
             console.print("[yellow]Interrupted: every fault was rolled back; the game is not scored.[/]")
             raise typer.Exit(130) from None
+    if result["failure"]:
+        console.print(f"[red]The game could not go on: {result['failure']}[/]")
     console.print(_score_table(result))
     path = debrief.write(result, master.game.path)
     console.print(f"Debrief: {path} (JSON: {master.game.path / 'result.json'})")

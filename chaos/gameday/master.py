@@ -63,6 +63,7 @@ class GameMaster:
         self.pids_before: dict[str, int] = {}
         self.pids_after: dict[str, int] = {}
         self.played_until = 0.0  # the end of play, before the roll back
+        self.failure: str | None = None  # why the game could not go on (an inject that failed)
 
     def facts(self) -> dict:
         """What anyone may know of the game (the Redis key and state.json): not its incidents."""
@@ -93,6 +94,7 @@ class GameMaster:
             self._start_responder()
             self._loop(time.monotonic())
         except StepFailed as exc:
+            self.failure = str(exc)
             self.progress(f"the game could not go on: {exc}")
         finally:
             self._stop_responder()
@@ -224,6 +226,7 @@ class GameMaster:
             **self.game.read("state.json"),
             "seed": self.settings.seed,
             "responder": self.settings.responder,
+            "failure": self.failure,
             "started_at": started,
             "ended_at": time.time(),
             "picks": [

@@ -265,6 +265,9 @@ def test_the_debrief_names_each_penalty_the_formula_and_the_runbook_section(tmp_
     assert "3 x mitigate" in text and "over par" in text
     assert "payment_errors.sh disable" in text  # the runbook section that applied
     assert "<svg" in text and "chaoslab alerts" in text
+    assert "could not go on" not in text
+    failed = debrief.page({**_result(), "failure": "`chaoslab scale payments 3` exited 1"})
+    assert "The game could not go on:</b> `chaoslab scale payments 3` exited 1" in failed
 
 
 def test_another_terminal_reaches_the_game_through_its_files(tmp_path, monkeypatch):
