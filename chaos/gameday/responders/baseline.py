@@ -83,7 +83,8 @@ class Responder:
         shown = alertmanager_alerts(self.alertmanager)
         if shown is None:
             return []
-        found = [self.blinding()] if self.switch.armed() is False else []
+        blinded = self.blinding() if self.switch.armed() is False else None
+        found = [blinded] if blinded else []
         symptoms = shown - {WATCHDOG}
         causes = [BY_ALERT[a] for a in sorted(symptoms) if a in BY_ALERT]
         if symptoms and not causes:  # only a symptom (an SLO page): find its cause in Prometheus
@@ -101,18 +102,23 @@ class Responder:
             confirmed = [inc for inc in causes if now - self.first_seen[inc.id] >= PATIENCE_S][:1]
         return found + confirmed
 
-    def blinding(self) -> Incident:
-        """Monitoring is down: the incident whose runbook covers the most of the programs
+    def blinding(self) -> Incident | None:
+        """Watchdog is gone: the incident whose runbook covers the most of the programs
         `chaoslab status` shows stopped (the fewest others on a tie): Prometheus alone is
         monitoring-down; with payments still down, multi-failure, whose runbook starts
-        both at once rather than waiting for payments' alert once Prometheus is back."""
+        both at once rather than waiting for payments' alert once Prometheus is back.
+        None when status shows none of them stopped (Prometheus reloading after a scale
+        is no incident); monitoring-down when status gives no verdict."""
         stopped = self.stopped_programs()
+        if not self.status_answers:
+            return BLIND
 
         def fit(inc: Incident) -> tuple[int, int]:
             named = {service for service, _ in picking.causes(inc)}
             return len(named & stopped), -len(named)
 
-        return max(BLINDING, key=fit, default=BLIND) if stopped else BLIND
+        best = max(BLINDING, key=fit, default=BLIND)
+        return best if fit(best)[0] else None
 
     def confirmed(self, inc: Incident) -> bool:
         """The runbook's cause shows: its fault active, its service's target down, or its
