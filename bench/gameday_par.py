@@ -39,6 +39,12 @@ def main() -> None:
     parser.add_argument("--profile", default="ci", choices=("ci", "training"))
     parser.add_argument("--run-dir", type=Path, help="play on this running stack instead of a fresh one")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--duration",
+        type=float,
+        help="each game's longest, in seconds (default: 600 in ci, 1800 in training: the inject comes "
+        "5-25 %% in, then the incident's par to mitigate, with room)",
+    )
     args = parser.parse_args()
     playable = [inc.id for inc in picking.pool("easy")]
     chosen = args.incident or playable
@@ -50,8 +56,8 @@ def main() -> None:
     print(f"baseline responder, {layout.profile} profile; times in s (par in brackets)\n{header}", flush=True)
     try:
         for incident in chosen:
-            # Long enough for the latest inject (25 % in) and the incident's par to mitigate, twice over.
-            settings = Settings(args.seed, "easy", duration_s=600, count=1, responder=BASELINE, only=(incident,))
+            duration_s = args.duration or (600 if layout.profile == "ci" else 1800)
+            settings = Settings(args.seed, "easy", duration_s, count=1, responder=BASELINE, only=(incident,))
             started = time.monotonic()
             result = GameMaster(layout, settings).play()
             wall = time.monotonic() - started
@@ -61,6 +67,8 @@ def main() -> None:
             verdict = "yes" if result["score"]["within_par"] else f"no{f' ({penalties} pen.)' if penalties else ''}"
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
             print(f"{incident:<22}{cells}{inc['score']:>7} {verdict:>5} {wall:>5.0f}s  {load}", flush=True)
+            if result["failure"]:
+                print(f"  the game could not go on: {result['failure']}", flush=True)
     finally:
         if not args.run_dir:
             runner.down(layout)

@@ -79,6 +79,8 @@ def start(
         except KeyboardInterrupt:
             console.print("[yellow]Interrupted: every fault was rolled back; the game is not scored.[/]")
             raise typer.Exit(130) from None
+    if result["failure"]:
+        console.print(f"[red]The game could not go on: {result['failure']}[/]")
     console.print(_score_table(result))
     path = debrief.write(result, master.game.path)
     console.print(f"Debrief: {path} (JSON: {master.game.path / 'result.json'})")
@@ -102,13 +104,16 @@ def ack(run_dir: RunDir) -> None:
 def diagnose(
     run_dir: RunDir,
     service: Annotated[str, typer.Argument(help=f"the cause's service or program: {', '.join(SERVICES + INFRA)}")],
-    fault: Annotated[str | None, typer.Argument(help="its fault (`chaoslab chaos catalogue`), or 'down'")] = None,
+    fault: Annotated[
+        str | None,
+        typer.Argument(help=f"its fault (`chaoslab chaos catalogue`), 'down', or '{picking.LOAD}' (the traffic)"),
+    ] = None,
 ) -> None:
     """We think it is this: scored right or wrong in the debrief (a wrong guess costs points)."""
     if service not in SERVICES + INFRA:
         raise fail(f"unknown service {service!r}; one of {', '.join(SERVICES + INFRA)}", 2)
-    if fault is not None and fault != "down" and fault not in CATALOGUE:
-        raise fail(f"unknown fault {fault!r}; `chaoslab chaos catalogue` lists them (or 'down')", 2)
+    if fault is not None and fault not in ("down", picking.LOAD) and fault not in CATALOGUE:
+        raise fail(f"unknown fault {fault!r}; `chaoslab chaos catalogue` lists them (or 'down', '{picking.LOAD}')", 2)
     _record(run_dir, "diagnose", service=service, fault=fault)
     console.print("Diagnosis recorded: the debrief says whether it was right.")
 

@@ -71,6 +71,7 @@ svg{{display:block;margin:4px 0}}</style></head><body>
 <p>{result["difficulty"]}, {len(result["picks"])} incident(s), seed {result["seed"]}, {result["profile"]} profile,
 responder: {html.escape(result.get("responder") or "people")}; orders {result["orders"]["succeeded"] or 0}
 of {result["orders"]["attempted"] or 0} confirmed; verify {"clean" if result["verify"].get("ok") else "FAILED"}.</p>
+{f"<p><b>The game could not go on:</b> {html.escape(result['failure'])}</p>" if result.get("failure") else ""}
 <h2>Score</h2>
 <table><tr><th>incident</th><th>time</th><th>took (s)</th><th>par (s)</th><th>points</th></tr>
 {_score_rows(score)}</table>

@@ -1,16 +1,26 @@
 """One incident of a game: the drill engine's inject and recovery check, with the
 remediation left to the responders, and how the game master knows its fault is gone
-(the Redis keys its inject set deleted, a program it stopped running again)."""
+(the Redis keys its inject set deleted, a program it stopped running again).
+
+The incident's own load (its inject's `start_load`) is the game master's, since only the
+load generator can stop it: it stops it when the runbook's remediation says `stop_load`
+and the responders have done their part (the fault gone; for an incident that is only
+load, its cause named), and once the incident is over in any case. A surge whose shape
+ends stops by itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
+from chaos import ledger as client_ledger
 from chaos import supervision
+from chaos import verify as verifier
 from chaos.drills.engine import STEADY_LOAD, Drill
 from chaos.gameday import picking
 from chaos.gameday.picking import Pick
@@ -46,6 +56,37 @@ class GameDrill(Drill):
             return self.switch.armed() is False
         return self.incident.alert in self._firing()
 
+    def expiries(self, keys: set[str]) -> dict[str, float | None]:
+        """When each of `keys` expires (wall time; None without a TTL): a key gone earlier
+        with no audited clear was deleted by hand."""
+        client = redis.Redis.from_url(self.layout.redis_url, socket_timeout=2, decode_responses=True)
+        try:
+            now = time.time()
+            return {k: (now + ms / 1000 if (ms := client.pttl(k)) >= 0 else None) for k in keys}
+        except (redis.RedisError, OSError):
+            return dict.fromkeys(keys)
+        finally:
+            client.close()
+
+    def stop_extra_load(self) -> None:
+        """The incident's own load (a surge, a storm, the peak), not the game's shoppers."""
+        for load in self.extra_loads:
+            load.stop()
+
+    def extra_load_running(self) -> bool:
+        return any(load.running() for load in self.extra_loads)
+
+    def ledger_violations(self) -> dict[str, list[str]]:
+        """Every violation of the client-ledger checks (verify keeps five examples of each),
+        one line per client key: the orders lost or doubled, counted one by one."""
+        files = self._ledger_files()
+        if not files:
+            return {}
+        report = asyncio.run(
+            verifier.snapshot(self.layout.database_url, 0, ledger=client_ledger.read(files), examples=1_000_000)
+        )
+        return {c.name: c.examples for c in report.failed if c.name in client_ledger.LEDGER_CHECKS}
+
     def fault_keys(self) -> set[str]:
         client = redis.Redis.from_url(self.layout.redis_url, socket_timeout=2, decode_responses=True)
         try:
@@ -69,6 +110,8 @@ class GameDrill(Drill):
         self._step_quietly("roll back", self.rollback)
         self.result.marks.setdefault("recovered", time.time())
         self._step_quietly("verify", self._verify)
+        if any(name in client_ledger.LEDGER_CHECKS for name in self.result.verify.get("failed", {})):
+            self.result.verify["ledger_violations"] = self.ledger_violations()
         if "inject" in self.result.marks:  # no orders to count when the game never began
             self._count_orders()
         self.result.ended_at = time.time()
@@ -85,6 +128,8 @@ class Played:
     detected_at: float | None = None
     over_at: float | None = None
     keys: set[str] = field(default_factory=set)
+    expires: dict[str, float | None] = field(default_factory=dict)  # when each key's TTL ends
+    gone: dict[str, float] = field(default_factory=dict)  # when each key was first seen gone
 
     def could_be_over(self) -> bool:
         """Detected, or its detect budget passed without the alert: before that, a quiet
@@ -94,10 +139,29 @@ class Played:
             return False
         return self.detected_at is not None or time.time() - self.injected_at >= self.drill.budgets.detect_s
 
+    def watch_keys(self) -> None:
+        """Note when each key the inject set is first seen gone (cleared, expired or deleted)."""
+        if self.keys - self.gone.keys():
+            now = time.time()
+            for key in self.keys - self.drill.fault_keys() - self.gone.keys():
+                self.gone[key] = now
+
     def fault_gone(self) -> bool:
-        live = self.drill.fault_keys()
         stopped = {s for s, f in picking.causes(self.pick.definition) if f == "down"}
         pids = running_pids(self.drill.layout.run_dir)
         if any(not pids.get(program) for program in stopped):
             return False
-        return not self.keys & live
+        return self.keys <= self.gone.keys()
+
+    def load_due(self, localized: bool) -> bool:
+        """The runbook's `stop_load` is due: the responders have done their part (the fault
+        gone; for an incident that is only load, its cause named)."""
+        inc = self.pick.definition
+        if not self.drill.extra_load_running() or not any(s.action == "stop_load" for s in inc.remediate):
+            return False
+        return localized if picking.load_only(inc) else self.fault_gone()
+
+    def remedied(self) -> bool:
+        """The runbook's remediation is done: the fault gone, and the load stopped if it says so."""
+        stops = any(s.action == "stop_load" for s in self.pick.definition.remediate)
+        return self.fault_gone() and not (stops and self.drill.extra_load_running())

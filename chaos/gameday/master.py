@@ -63,6 +63,7 @@ class GameMaster:
         self.pids_before: dict[str, int] = {}
         self.pids_after: dict[str, int] = {}
         self.played_until = 0.0  # the end of play, before the roll back
+        self.failure: str | None = None  # why the game could not go on (an inject that failed)
 
     def facts(self) -> dict:
         """What anyone may know of the game (the Redis key and state.json): not its incidents."""
@@ -93,10 +94,14 @@ class GameMaster:
             self._start_responder()
             self._loop(time.monotonic())
         except StepFailed as exc:
+            self.failure = str(exc)
             self.progress(f"the game could not go on: {exc}")
         finally:
             self._stop_responder()
             self.played_until = time.time()
+            for p in self.played[1:]:  # every incident's load is judged and verified with the game's
+                p.drill.stop_extra_load()
+                self.primary.loads += p.drill.loads
             self.pids_after = running_pids(self.layout.run_dir)
             self._unsilence()
             Game.end(self.layout.run_dir)
@@ -119,10 +124,15 @@ class GameMaster:
             for p in self.played:
                 if p.injected_at is None or p.over_at is not None:
                     continue
+                p.watch_keys()
                 if p.detected_at is None and p.drill.detected():
                     p.detected_at = time.time()
-                if p.could_be_over() and p.fault_gone() and p.drill.recovery_holds():
+                if p.load_due(localized=self._localized(p)):
+                    self.progress(f"incident {self.played.index(p) + 1}: stopping its load, as the runbook says")
+                    p.drill.stop_extra_load()
+                if p.could_be_over() and p.remedied() and p.drill.recovery_holds():
                     p.over_at = time.time()
+                    p.drill.stop_extra_load()  # a load the runbook leaves running (more replicas carry it)
                     self.progress(f"incident {self.played.index(p) + 1} is over")
             if all(p.over_at is not None for p in self.played):
                 return
@@ -138,7 +148,17 @@ class GameMaster:
         if p.pick.silence:
             self._silence(p.pick.silence)
         p.keys = p.drill.inject()
+        p.expires = p.drill.expiries(p.keys)
         p.injected_at = p.drill.result.marks["inject"]
+
+    def _localized(self, p: Played) -> bool:
+        """A responder has named the incident's cause since its inject."""
+        return any(
+            a["action"] == "diagnose"
+            and a["t"] >= (p.injected_at or 0)
+            and picking.diagnosis_right([p.pick.definition], a["service"], a.get("fault"))
+            for a in self.game.entries("actions")
+        )
 
     def _watch_alerts(self) -> None:
         """Record each alert's transitions (firing, resolved) as Prometheus shows them."""
@@ -206,6 +226,7 @@ class GameMaster:
             **self.game.read("state.json"),
             "seed": self.settings.seed,
             "responder": self.settings.responder,
+            "failure": self.failure,
             "started_at": started,
             "ended_at": time.time(),
             "picks": [
@@ -264,10 +285,14 @@ class GameMaster:
             incidents.append(score_incident(p.pick.incident, times, Par.of(p.drill.budgets, self.layout.profile)))
         first = min((p.injected_at for p in self.played if p.injected_at is not None), default=time.time())
         injected = {k for p in self.played for k in p.keys}
-        penalties += collateral.from_audit(self._audit(first), first, injected)
+        audit = self._audit(first)
+        penalties += collateral.from_audit(audit, first, injected)
         involved = {name for d in defs for name in picking.programs(d)}
         penalties += collateral.from_pids(self.pids_before, self.pids_after, involved)
-        penalties += collateral.from_verify(self.primary.result.verify.get("failed", {}))
+        for p in self.played:
+            penalties += collateral.from_vanished(p.gone, p.expires, audit)
+        verify = self.primary.result.verify
+        penalties += collateral.from_verify(verify.get("failed", {}), verify.get("ledger_violations", {}))
         return score_game(incidents, penalties)
 
     def _audit(self, since: float) -> list[dict[str, str]]:

@@ -5,13 +5,19 @@ easy: each incident alone, with its own alert. medium: the incident's own alert 
 silenced in Alertmanager, so the responders see only the symptom (the SLO page, the
 gateway's latency) and must find the cause. hard: two incidents at once, or one that
 starts while monitoring is down.
+
+An incident's load (a surge, a duplicate storm, the evening peak) is the game master's:
+it starts it at the inject and stops it as the runbook's remediation says once the
+responders have done their part (chaos/gameday/gamedrill.py).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from chaos.drills.catalog import BY_ID, INCIDENTS
 from chaos.drills.model import Incident
@@ -23,6 +29,13 @@ BLIND = "monitoring-down"  # what a hard game may start with
 INJECT_WINDOW = (0.05, 0.25)
 _STOPPED = re.compile(r"^chaoslab stop (\S+)$")
 _PROCESS = re.compile(r"^chaoslab (?:stop|start|restart|kill) (\S+)$")
+_SCRIPT = re.compile(r"^chaos/scripts/(\w+)\.sh enable\b(.*)$")
+_SCALED = re.compile(r"^chaoslab scale (\S+) \d+$")
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+# The drill actions a game can play: the load is the game master's to start and stop.
+LOAD_ACTIONS = ("start_load", "stop_load")
+LOAD = "load"  # the diagnosis that names the traffic itself as the cause
+DETECTIONS = ("prometheus", "dead-mans-switch")  # what the game master watches
 
 
 class GameError(ValueError):
@@ -30,20 +43,58 @@ class GameError(ValueError):
 
 
 def playable(inc: Incident) -> bool:
-    """An incident a responder can end with the ordinary commands: no step of it is the
-    drill's own load (a surge only the load generator can stop), and Prometheus detects it."""
+    """An incident the game master can play: detected the way it watches (an alert in
+    Prometheus, or the dead man's switch), with no drill action but its load (the game
+    master's own part), and a cause the responders can name."""
     steps = inc.inject + inc.remediate
-    return not any(s.action for s in steps) and inc.detection == "prometheus"
+    only_load = all(s.action.partition(":")[0] in LOAD_ACTIONS for s in steps if s.action)
+    return only_load and inc.detection in DETECTIONS and bool(causes(inc))
+
+
+def load_only(inc: Incident) -> bool:
+    """The incident is nothing but its load (a surge, a storm): no fault, nothing stopped."""
+    return bool(inc.inject) and all(s.action for s in inc.inject)
 
 
 def causes(inc: Incident) -> set[tuple[str, str]]:
-    """(service or program, fault) pairs that name the incident's cause: its faults, and
-    `down` for a program its inject stops."""
+    """(service or program, fault) pairs that name the incident's cause: its faults (or,
+    without them, what a runbook script of its inject sets, on whichever replica), `down` for a
+    program its inject stops, and for an incident that is only load, `load` on the
+    service its runbook scales (else the gateway, where the traffic comes in)."""
     found = {(service, fault) for service, fault, _ in inc.faults}
     for step in inc.inject:
         if match := _STOPPED.match(step.run):
             found.add((match.group(1), "down"))
+        elif not inc.faults and (cause := script_cause(step.run)):
+            found.add(cause)
+    if load_only(inc):
+        scaled = {m.group(1) for step in inc.remediate if (m := _SCALED.match(step.run))}
+        found |= {(service, LOAD) for service in scaled or {"gateway"}}
     return found
+
+
+def script_cause(command: str) -> tuple[str, str] | None:
+    """(service, fault) a runbook script's `enable` sets: the script declares both
+    (`chaos_fault`, `chaos_service`), and `--service` picks another service."""
+    match = _SCRIPT.match(command)
+    if not match:
+        return None
+    declared = _declared(match.group(1))
+    if declared is None:
+        return None
+    chosen = re.search(r"--service (\S+)", match.group(2))
+    return (chosen.group(1) if chosen else declared[0]), declared[1]
+
+
+@functools.cache
+def _declared(script: str) -> tuple[str, str] | None:
+    try:
+        text = (SCRIPTS / f"{script}.sh").read_text()
+    except OSError:
+        return None
+    fault = re.search(r"^chaos_fault (\w+)", text, re.M)
+    service = re.search(r"^chaos_service (\w+)", text, re.M)
+    return (service.group(1), fault.group(1)) if fault and service else None
 
 
 def programs(inc: Incident) -> set[str]:
@@ -56,9 +107,9 @@ def programs(inc: Incident) -> set[str]:
 def pool(difficulty: str) -> list[Incident]:
     if difficulty not in DIFFICULTIES:
         raise GameError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, not {difficulty!r}")
-    found = [inc for inc in INCIDENTS if playable(inc) and causes(inc)]
-    if difficulty == "medium":  # a cause that shows as a customer symptom first
-        found = [inc for inc in found if inc.slos]
+    found = [inc for inc in INCIDENTS if playable(inc)]
+    if difficulty == "medium":  # a cause that shows as a customer symptom first, behind an alert to silence
+        found = [inc for inc in found if inc.slos and inc.detection == "prometheus"]
     return found
 
 
@@ -97,9 +148,11 @@ def pick(seed: int, difficulty: str, count: int, duration_s: float, only: tuple[
         picks.append(Pick(inc.id, at_s, inc.alert if difficulty == "medium" else None))
         if difficulty == "hard":
             others = [c for c in candidates if c not in chosen and not causes(c) & causes(inc)]
-            if others and rng.random() < 0.5:
+            # An incident that already takes monitoring down comes with another one instead.
+            blind_ok = not causes(inc) & causes(BY_ID[BLIND])
+            if others and (not blind_ok or rng.random() < 0.5):
                 picks.append(Pick(rng.choice(others).id, at_s))
-            else:
+            elif blind_ok:
                 picks.insert(len(picks) - 1, Pick(BLIND, at_s))
     return picks
 

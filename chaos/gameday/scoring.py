@@ -29,6 +29,7 @@ PENALTIES = {
     "needless restart": 10,
     "fault added": 15,
     "wholesale clear": 10,
+    "fault cleared outside the tools": 10,
     "orders lost or doubled": 20,
     "verify check failed": 15,
 }
@@ -110,6 +111,6 @@ def score_game(incidents: list[IncidentScore], penalties: list[Penalty]) -> Game
 FORMULA = (
     "points(t) = 100 if t <= par else 100 x par / t (0 if it never happened); "
     "incident = (1 x acknowledge + 1 x detect + 2 x localize + 3 x mitigate) / 7; "
-    "game = max(0, mean(incidents) - sum(penalties)); penalties: "
+    "game = max(0, mean(incidents) - sum(penalties)); penalties (orders lost or doubled: per order): "
     + ", ".join(f"{kind} -{cost}" for kind, cost in PENALTIES.items())
 )

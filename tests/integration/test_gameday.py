@@ -1,7 +1,8 @@
 """Game day against the session stack (ci profile): while a game is on, `chaoslab chaos
 list` hides the faults from anyone without the game master's token; the baseline
-responder plays one easy incident within its par; a wrong responder (an innocent
-service blamed and restarted) scores worse, and the debrief names each penalty."""
+responder plays one easy incident within its par, and monitoring down, which only the
+dead man's switch detects, to its end; a wrong responder (an innocent service blamed
+and restarted) scores worse, and the debrief names each penalty."""
 
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ def chaoslab(stack: StackLayout, *args: str, env: dict[str, str] | None = None) 
     return subprocess.run(command, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=60, check=False)
 
 
-def play(stack: StackLayout, responder: str) -> dict:
-    """One easy game of INCIDENT with `responder`; its result (`gameday report --json`)."""
+def play(stack: StackLayout, responder: str, incident: str = INCIDENT) -> dict:
+    """One easy game of `incident` with `responder`; its result (`gameday report --json`)."""
     command = [sys.executable, "-m", "chaos.cli", "gameday", "start", "--run-dir", str(stack.run_dir)]
-    command += ["--seed", "5", "--duration", "3m", "--incident", INCIDENT]
+    command += ["--seed", "5", "--duration", "3m", "--incident", incident]
     command += ["--responder", f"{sys.executable} -m chaos.gameday.responders.{responder}"]
     proc = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -106,4 +107,17 @@ def test_a_wrong_responder_scores_worse_and_the_debrief_names_each_penalty(stack
     for penalty in score["penalties"]:
         assert f"<b>{penalty['kind']}</b> (-{penalty['points']})" in page
     assert "chaoslab restart notifications" in page  # the command, in the timeline
+    assert_verify_clean(stack)
+
+
+@pytest.mark.timeout(GAME_S + 180)
+def test_the_baseline_responder_ends_monitoring_down_seen_only_by_the_dead_mans_switch(stack: StackLayout):
+    game = play(stack, "baseline", "monitoring-down")
+    [pick] = game["picks"]
+    assert pick["detected_at"] is not None and pick["over_at"] is not None  # Watchdog left, then came back
+    [incident] = game["score"]["incidents"]
+    assert None not in incident["times"].values(), incident  # acknowledged, localized, mitigated
+    assert game["score"]["penalties"] == []
+    assert {"action": "diagnose", "service": "prometheus", "fault": "down"}.items() <= game["actions"][1].items()
+    assert "chaoslab start prometheus" in {c["command"] for c in game["commands"]}
     assert_verify_clean(stack)

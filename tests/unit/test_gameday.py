@@ -8,11 +8,13 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from chaos.drills import budgets
 from chaos.drills.catalog import BY_ID
+from chaos.drills.model import Step
 from chaos.gameday import collateral, debrief, picking, scoring
 from chaos.gameday.journal import Game, NoGame, record_command
 from chaos.gameday.timeline import events
@@ -32,15 +34,47 @@ def test_each_incident_is_injected_early_in_its_own_slot():
     assert len({p.incident for p in picks}) == 3
 
 
-def test_easy_plays_what_responders_can_end_and_prometheus_detects():
-    for inc in picking.pool("easy"):
-        assert picking.playable(inc) and inc.detection == "prometheus"
-    assert "gateway-overload" not in {i.id for i in picking.pool("easy")}  # only the load generator can stop it
+def test_every_wave_1_incident_is_playable_and_a_drill_action_other_than_load_is_not():
+    easy = {i.id for i in picking.pool("easy")}
+    wave_1 = {"inventory-lock", "worker-unhealthy", "monitoring-down", "multi-failure", "gateway-overload"}
+    assert wave_1 | {"duplicate-storm", "cannot-scale", "payments-errors"} <= easy
+    odd = replace(BY_ID["payments-errors"], inject=(Step(action="flood_disk"),))
+    assert not picking.playable(odd)
+    unseen = replace(BY_ID["payments-errors"], detection="customer-email")  # type: ignore[arg-type]
+    assert not picking.playable(unseen)
+
+
+@pytest.mark.parametrize(
+    ("incident", "cause"),
+    [
+        ("worker-unhealthy", {("payments", "error_rate")}),  # set by a script on replica 2
+        ("inventory-lock", {("inventory", "lock_contention_ms")}),  # its peak load is background
+        ("gateway-overload", {("gateway", "load")}),  # only load: the traffic at the door
+        ("duplicate-storm", {("gateway", "load")}),
+        ("cannot-scale", {("payments", "load")}),  # the service its runbook scales
+        ("multi-failure", {("redis", "down"), ("prometheus", "down"), ("payments", "down")}),
+        ("crashloop", {("notifications", "crashloop")}),  # its faults say which, not the script's default
+    ],
+)
+def test_the_cause_of_each_incident(incident, cause):
+    assert picking.causes(BY_ID[incident]) == cause
+
+
+def test_a_script_names_its_fault_and_service_unless_told_another():
+    assert picking.script_cause("chaos/scripts/payment_errors.sh enable 1.0 --replica 2") == ("payments", "error_rate")
+    assert picking.script_cause("chaos/scripts/db_pool_hold.sh enable 10 --service inventory") == (
+        "inventory",
+        "db_pool_hold",
+    )
+    assert picking.script_cause("chaos/scripts/payment_errors.sh disable") is None
+    assert picking.script_cause("chaos/scripts/no_such.sh enable 1") is None
 
 
 def test_medium_silences_the_cause_behind_a_customer_symptom():
-    for p in picking.pick(2, "medium", 2, 600):
-        assert p.silence == p.definition.alert and p.definition.slos
+    for seed in range(6):
+        for p in picking.pick(seed, "medium", 2, 600):
+            assert p.silence == p.definition.alert and p.definition.slos
+            assert p.definition.detection == "prometheus"  # Watchdog is no alert to silence
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -49,7 +83,15 @@ def test_hard_adds_a_second_incident_or_starts_blind(seed):
     assert len(picks) == 2 and picks[0].at_s == picks[1].at_s
     if picking.BLIND in {p.incident for p in picks}:
         assert picks[0].incident == picking.BLIND  # visibility goes first
-    else:
+    assert not picking.causes(picks[0].definition) & picking.causes(picks[1].definition)
+
+
+@pytest.mark.parametrize("incident", ["monitoring-down", "multi-failure"])
+def test_hard_never_takes_monitoring_down_twice(incident):
+    for seed in range(12):
+        picks = picking.pick(seed, "hard", 1, 600, only=(incident, "payments-latency"))
+        blind = [p.incident for p in picks if ("prometheus", "down") in picking.causes(p.definition)]
+        assert len(picks) == 2 and len(blind) == 1, picks
         assert not picking.causes(picks[0].definition) & picking.causes(picks[1].definition)
 
 
@@ -59,7 +101,7 @@ def test_hard_adds_a_second_incident_or_starts_blind(seed):
         ("nightmare", 1, 600, (), "difficulty must be one of easy, medium, hard"),
         ("easy", 0, 600, (), "--incidents must be between 1 and"),
         ("easy", 1, 30, (), "--duration must be at least 1m"),
-        ("easy", 1, 600, ("gateway-overload",), "not playable at easy: gateway-overload"),
+        ("medium", 1, 600, ("monitoring-down",), "not playable at medium: monitoring-down"),
     ],
 )
 def test_a_game_that_cannot_be_set_up_says_why(difficulty, count, duration_s, only, message):
@@ -75,6 +117,9 @@ def test_a_diagnosis_is_right_when_it_names_the_cause_with_or_without_its_fault(
     assert not picking.diagnosis_right([errors], "inventory", None)
     assert picking.diagnosis_right([down], "payments", "down")
     assert picking.programs(BY_ID["outbox-stuck"]) == {"orders"}
+    assert picking.diagnosis_right([BY_ID["worker-unhealthy"]], "payments", "error_rate")
+    assert picking.diagnosis_right([BY_ID["gateway-overload"]], "gateway", "load")
+    assert not picking.diagnosis_right([BY_ID["gateway-overload"]], "orders", "load")
 
 
 def _par() -> scoring.Par:
@@ -134,11 +179,42 @@ def test_collateral_from_pids_and_verify():
     after = {"payments": 20, "notifications": 21, "inventory": 12}
     found = collateral.from_pids(before, after, involved={"payments"})
     assert [p.detail.split()[0] for p in found] == ["notifications", "postgres"]
-    verdict = collateral.from_verify({"ledger_one_order_per_key": ["k1"], "double_charge": ["o1"]})
-    assert {(p.kind, p.detail.split(":")[0]) for p in verdict} == {
-        ("verify check failed", "double_charge"),
-        ("orders lost or doubled", "ledger_one_order_per_key"),
+    verdict = collateral.from_verify({"double_charge": ["o1", "o2"]}, {})
+    assert [(p.kind, p.detail) for p in verdict] == [("verify check failed", "double_charge: ['o1', 'o2']")]
+
+
+def test_each_order_lost_or_doubled_costs_its_own_penalty_once():
+    lines = {
+        "ledger_answers_match_orders": [
+            "key k1: answered 201 confirmed total 900 for order o1, which does not exist",
+            "key k2: answered 201 confirmed total 900 for order o2, which is failed total 900",
+            "key k1: answered 201 confirmed total 900 for order o1, which does not exist",  # a repeat's answer
+        ],
+        "ledger_one_order_per_key": ["key k3: answered with order(s) o3, o4"],
     }
+    failed = {name: found[:1] for name, found in lines.items()}  # verify keeps a few examples
+    verdict = collateral.from_verify(failed, lines)
+    assert [p.kind for p in verdict] == ["orders lost or doubled"] * 3
+    assert [p.detail.split()[2] for p in verdict] == ["k1:", "k2:", "k3:"]
+    assert scoring.score_game([], verdict).penalties == verdict
+    # The full list unread (no ledger files): each failed ledger check counts one order at least.
+    assert len(collateral.from_verify(failed, {})) == 2
+
+
+def test_a_fault_deleted_by_hand_is_cleared_outside_the_tools():
+    gone = {"chaos:payments:error_rate": 130.0, "chaos:orders:outbox_paused": 106.0, "chaos:gateway:x": 140.0}
+    expires = {"chaos:payments:error_rate": 700.0, "chaos:orders:outbox_paused": 105.0, "chaos:gateway:x": None}
+    audit = [
+        {"action": "set", "key": "chaos:payments:error_rate", "value": "0.9", "at": "100"},
+        {"action": "clear", "key": "chaos:gateway:x", "who": "ann", "at": "139.5"},  # the runbook's script
+    ]
+    found = collateral.from_vanished(gone, expires, audit)  # outbox_paused: its TTL ended
+    assert [(p.kind, p.detail.split()[0]) for p in found] == [
+        ("fault cleared outside the tools", "chaos:payments:error_rate")
+    ]
+    assert "no clear in chaos:audit" in found[0].detail and found[0].points == 10
+    late_clear = [*audit, {"action": "clear", "key": "chaos:payments:error_rate", "at": "200"}]
+    assert len(collateral.from_vanished(gone, expires, late_clear)) == 1  # a clear after it was gone is no alibi
 
 
 def _result() -> dict:
@@ -189,6 +265,9 @@ def test_the_debrief_names_each_penalty_the_formula_and_the_runbook_section(tmp_
     assert "3 x mitigate" in text and "over par" in text
     assert "payment_errors.sh disable" in text  # the runbook section that applied
     assert "<svg" in text and "chaoslab alerts" in text
+    assert "could not go on" not in text
+    failed = debrief.page({**_result(), "failure": "`chaoslab scale payments 3` exited 1"})
+    assert "The game could not go on:</b> `chaoslab scale payments 3` exited 1" in failed
 
 
 def test_another_terminal_reaches_the_game_through_its_files(tmp_path, monkeypatch):

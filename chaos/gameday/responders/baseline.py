@@ -33,7 +33,10 @@ from chaos.gameday.journal import Game, NoGame
 from chaos.layout import SERVICES, default_run_dir
 
 REPO = Path(__file__).resolve().parents[3]
-BY_ALERT = {inc.alert: inc for inc in INCIDENTS if picking.playable(inc) and picking.causes(inc)}
+PLAYABLE = [inc for inc in INCIDENTS if picking.playable(inc)]
+BY_ALERT = {inc.alert: inc for inc in PLAYABLE if inc.detection == "prometheus"}
+# Watchdog gone from Alertmanager: the runbook's `chaoslab status` tells which of these it is.
+BLINDING = [inc for inc in PLAYABLE if inc.detection == "dead-mans-switch"]
 # How long an alert whose cause nothing confirms must fire alone before it is acted on:
 # a consequence (the retry alert of a hanging payments) often fires before its cause's.
 PATIENCE_S = 30.0
@@ -56,6 +59,7 @@ class Responder:
         self.prom = Prometheus(os.environ["PROMETHEUS_URL"])
         self.switch = DeadMansSwitch(self.alertmanager)
         self.acked = self.resolved = False
+        self.status_answers = True  # whether `chaoslab status` gave a verdict, the last time
         self.handled: set[str] = set()  # incidents acted on
         self.fixed: set[tuple[str, str]] = set()  # their causes
         self.first_seen: dict[str, float] = {}  # incident id -> when its alert first showed
@@ -79,7 +83,8 @@ class Responder:
         shown = alertmanager_alerts(self.alertmanager)
         if shown is None:
             return []
-        found = [BLIND] if self.switch.armed() is False else []
+        blinded = self.blinding() if self.switch.armed() is False else None
+        found = [blinded] if blinded else []
         symptoms = shown - {WATCHDOG}
         causes = [BY_ALERT[a] for a in sorted(symptoms) if a in BY_ALERT]
         if symptoms and not causes:  # only a symptom (an SLO page): find its cause in Prometheus
@@ -97,10 +102,31 @@ class Responder:
             confirmed = [inc for inc in causes if now - self.first_seen[inc.id] >= PATIENCE_S][:1]
         return found + confirmed
 
+    def blinding(self) -> Incident | None:
+        """Watchdog is gone: the incident whose runbook covers the most of the programs
+        `chaoslab status` shows stopped (the fewest others on a tie): Prometheus alone is
+        monitoring-down; with payments still down, multi-failure, whose runbook starts
+        both at once rather than waiting for payments' alert once Prometheus is back.
+        None when status shows none of them stopped (Prometheus reloading after a scale
+        is no incident); monitoring-down when status gives no verdict."""
+        stopped = self.stopped_programs()
+        if not self.status_answers:
+            return BLIND
+
+        def fit(inc: Incident) -> tuple[int, int]:
+            named = {service for service, _ in picking.causes(inc)}
+            return len(named & stopped), -len(named)
+
+        best = max(BLINDING, key=fit, default=BLIND)
+        return best if fit(best)[0] else None
+
     def confirmed(self, inc: Incident) -> bool:
         """The runbook's cause shows: its fault active, its service's target down, or its
-        infrastructure program stopped."""
+        infrastructure program stopped. An incident that is only load shows in its own
+        alert (the traffic's metrics): nothing more to check."""
         for service, fault in picking.causes(inc):
+            if fault == picking.LOAD:
+                return True
             if fault == "down" and service not in SERVICES:
                 if self.stopped(service):
                     return True
@@ -119,14 +145,22 @@ class Responder:
 
     def stopped(self, program: str) -> bool:
         """`chaoslab status` says the program is not running (a database alert may only
-        mean a service's pool is held)."""
+        mean a service's pool is held); no verdict from it, and the alert is the evidence."""
+        stopped = self.stopped_programs()
+        return program in stopped or (not stopped and not self.status_answers)
+
+    def stopped_programs(self) -> set[str]:
+        """The programs (by service: payments-1 is payments) `chaoslab status` shows not running."""
         out = subprocess.run(
             ["chaoslab", "status", "--json"], capture_output=True, text=True, check=False, timeout=60
         ).stdout
         try:
-            return any(row["name"] == program and row["state"] != "RUNNING" for row in json.loads(out))
+            rows = json.loads(out)
+            self.status_answers = True
+            return {row["name"].partition("-")[0] for row in rows if row["state"] != "RUNNING"}
         except (ValueError, KeyError, TypeError):
-            return True  # no verdict: the alert is the evidence
+            self.status_answers = False
+            return set()
 
     def before_fixing(self, inc: Incident) -> None:
         """What the responder does once it has seen an incident, before the runbook's fix."""
@@ -137,7 +171,7 @@ class Responder:
             self.gameday("ack")
             self.acked = True
         for inc in seen:
-            if picking.causes(inc) & self.fixed:  # another alert of a cause already dealt with
+            if picking.causes(inc) <= self.fixed:  # another alert of causes already dealt with
                 self.handled.add(inc.id)
                 continue
             self.log(f"incident {inc.id} (alert {inc.alert})")
@@ -145,7 +179,8 @@ class Responder:
             service, fault = sorted(picking.causes(inc))[0]  # the runbook's cause
             self.gameday("diagnose", service, fault)
             for remedy in inc.remediate:
-                self.sh(remedy.run)
+                if remedy.run:  # a drill action (stopping a load) is the game master's
+                    self.sh(remedy.run)
             self.handled.add(inc.id)
             self.fixed |= picking.causes(inc)
         if self.handled and not self.resolved and not self.incidents():
