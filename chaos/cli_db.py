@@ -18,8 +18,7 @@ from chaos import supervision
 from chaos.cli_common import RunDir, Target, console, fail, layout_of, stack_of
 from chaos.compose import ComposeStack
 from chaos.db import backup as backups
-from chaos.db import migrations
-from chaos.db import compose_backup
+from chaos.db import compose_backup, migrations
 from chaos.db import destroy as destroying
 from chaos.db import reconcile as reconciling
 from chaos.db import restore as restoring
@@ -230,6 +229,8 @@ def schema_rollback(
         except MIGRATION_ERRORS as exc:
             raise fail(str(exc)) from exc
     console.print(f"{service}: rolled back from {before.current} to {after.current or 'base (nothing)'}")
+
+
 @app.command("destroy")
 def destroy(
     run_dir: RunDir,

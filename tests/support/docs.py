@@ -1,6 +1,6 @@
 """Reading the project's own documentation (docs/) from tests.
 
-The incident ids of docs/incidents.md are read from its "Wave 1" and "Wave 2" tables:
+The incident ids of docs/incidents.md are read from its "Wave 1" table:
 the first cell of each row is the id, plain or as a link to its runbook section. A
 missing document or an empty table is an error, never an empty list, so a test built on
 them cannot pass by checking nothing.

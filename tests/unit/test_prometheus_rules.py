@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from chaos.drills.catalog import BY_ID
 from chaos.slo import spec
 from tests.support import docs
 from tests.support.dashboards import EXPORTED_METRICS, PROMETHEUS_METRICS, metric_names
@@ -97,6 +98,12 @@ def test_each_incident_has_its_named_alert(incident):
     (OutboxDeadLetters for outbox-backlog), and all of them link its runbook section."""
     matching = [a for a in alerts() if a.get("labels", {}).get("incident") == incident]
     named = [a for a in matching if a["alert"] == camel(incident)]
+    own = BY_ID[incident].alert
+    if not matching and own and own != camel(incident):
+        # Detected only by the symptom another incident's alert names (migration-failure:
+        # payments down): that alert must exist.
+        assert own in {a["alert"] for a in alerts()}, f"{incident}: its alert {own} is in no rule file"
+        return
     assert len(named) == 1, f"{incident}: no alert {camel(incident)} labelled incident={incident}"
     for alert in matching:
         assert alert["annotations"]["runbook_url"] == f"runbook.md#{incident}", alert["alert"]

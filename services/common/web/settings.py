@@ -89,8 +89,9 @@ _TRAINING: dict[str, Any] = {
     # ceiling; `static` sheds past max_inflight. `static` stays the default: adaptive at the
     # gateway sheds a spike without 5xx, and a quiet window now grows a surge's low limit
     # back, but it also sheds the step load of cannot-scale before payments saturates, so
-    # that incident's alert never fires (ADMISSION=adaptive turns it on). `admission_deadline_aware`: refuse at once (504) a
-    # request whose deadline leaves less than the usual latency.
+    # that incident's alert never fires (ADMISSION=adaptive turns it on).
+    # `admission_deadline_aware`: refuse at once (504) a request whose deadline leaves less
+    # than the usual latency.
     "admission": "static",
     "admission_deadline_aware": False,
     # How long a request past the adaptive limit may wait for a slot before its 429: a
