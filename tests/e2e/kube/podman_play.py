@@ -11,6 +11,7 @@ of the rendered objects is touched.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,12 +58,14 @@ def for_podman(objects: Iterable[dict[str, Any]], *, suffix: str, subnet: str, f
     ips = {d["metadata"]["name"]: f"{subnet}.{10 + i}" for i, d in enumerate(deployments)}
     aliases = [{"ip": ip, "hostnames": [name]} for name, ip in ips.items()]
     secrets: dict[str, str] = {}
+    secrets_data: dict[str, dict[str, str]] = {}  # Secret name -> its data (base64)
     plan = Plan([], list(ips.values()), secrets)
     for o in objects:
         if o["kind"] == "Secret":
             # Podman 4.3 stores a Secret of the YAML as YAML and reads it back as JSON
             # ("is not valid JSON"): it goes to Podman's secret store as JSON instead.
             secrets[f"{o['metadata']['name']}-{suffix}"] = json.dumps(o["data"])
+            secrets_data[o["metadata"]["name"]] = o["data"]
         elif o["kind"] == "ConfigMap":
             # Podman keeps a ConfigMap mounted as a volume as a named volume: one per run.
             o["metadata"]["name"] += f"-{suffix}"
@@ -85,6 +88,10 @@ def for_podman(objects: Iterable[dict[str, Any]], *, suffix: str, subnet: str, f
                 volume["persistentVolumeClaim"]["claimName"] += f"-{suffix}"
             if "configMap" in volume:
                 volume["configMap"]["name"] += f"-{suffix}"
+            if "secret" in volume:
+                # Podman 4.3 panics on a Secret mounted as a volume (kube/volume.go): the
+                # keys it mounts become a ConfigMap of the same files, played like the others.
+                volume["configMap"] = _secret_as_config_map(volume.pop("secret"), secrets_data, suffix, plan)
         for c in spec["containers"]:
             for source in c.get("envFrom", []):
                 source["configMapRef"]["name"] += f"-{suffix}"
@@ -110,3 +117,17 @@ def for_podman(objects: Iterable[dict[str, Any]], *, suffix: str, subnet: str, f
                     probe["initialDelaySeconds"] = startup.get("failureThreshold", 3) * startup.get("periodSeconds", 10)
         plan.yaml_docs.append(d)
     return plan
+
+
+def _secret_as_config_map(
+    volume: dict[str, Any], secrets_data: dict[str, dict[str, str]], suffix: str, plan: Plan
+) -> dict[str, Any]:
+    """A ConfigMap holding the files a Secret volume mounts (its `items`, else every key),
+    added to the plan; the configMap volume source that mounts it."""
+    data = secrets_data[volume["secretName"]]
+    items = volume.get("items") or [{"key": key, "path": key} for key in data]
+    name = f"{volume['secretName']}-files-{suffix}"
+    files = {item["path"]: base64.b64decode(data[item["key"]]).decode() for item in items}
+    plan.yaml_docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": files})
+    plan.volumes.append(name)
+    return {"name": name}
