@@ -60,10 +60,11 @@ class LocustRun:
         assert self.rows("exceptions") == [], self.rows("exceptions")
 
     def assert_clean_but_shed(self) -> None:
-        """Nothing failed but requests the gateway's door shed (429 + Retry-After, twice:
-        the client gave up), which a burst past its limit may meet; and most got through."""
+        """Nothing failed but requests turned away with Retry-After twice (the client gave
+        up): a 429 from the door, or a 503 while a breaker behind it is open, which a burst
+        past the stack's capacity may meet, as the drills count them; and most got through."""
         failures = self.rows("failures")
-        assert all(failure_message(row["Error"]).startswith(GAVE_UP + "429") for row in failures), failures
+        assert all(failure_message(row["Error"]).startswith(GAVE_UP) for row in failures), failures
         assert self.rows("exceptions") == [], self.rows("exceptions")
         shed = sum(int(row["Occurrences"]) for row in failures)
         assert shed <= 0.5 * int(self.stats["Aggregated"]["Request Count"]), self.explain()
@@ -116,7 +117,7 @@ def test_duplicate_storm_gets_one_order_per_key(stack, gateway, tmp_path):
         gateway, tmp_path, "--tags", "duplicates", "-u", "10", "-r", "10", "-t", "8s", env={"CHAOSLAB_STORM_SIZE": "20"}
     )
 
-    run.assert_clean_but_shed()  # 10 bursts of 20 at once can pass the door's limit
+    run.assert_clean_but_shed()  # 10 bursts of 20 at once can pass the stack's capacity
     assert run.count("POST /orders [storm]") >= 20, run.explain()
     assert run.count("GET ") == 0, "--tags duplicates ran shoppers"
     assert_verify_clean(stack)
