@@ -20,7 +20,7 @@ import services.payments
 from services.common.data.db import Database
 from services.payments import charges
 from services.payments.settings import Settings
-from tests.support.api import charges_for, new_key
+from tests.support.api import SERVICE_HEADERS, charges_for, new_key
 from tests.support.chaos import metric
 from tests.support.stack import execute_sql
 
@@ -40,7 +40,7 @@ def _charge(client: httpx.Client, stack, key: str, order_id: str, amount_cents: 
     return client.post(
         f"{stack.url('payments')}/charges",
         json={"order_id": order_id, "customer_id": "c-idem", "amount_cents": amount_cents},
-        headers={"Idempotency-Key": key},
+        headers={**SERVICE_HEADERS, "Idempotency-Key": key},
     )
 
 
