@@ -9,7 +9,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,24 +19,12 @@ from chaos.db import migrations
 from chaos.layout import StackLayout
 from services.common.data.db import REFUSED_EXIT_STATUS
 from services.common.data.schema_versions import MigrationError, SchemaUnknown, connect
-from tests.support.stack import wait_until
+from tests.support.stack import scratch_database, wait_until
 
 pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).parents[2]
 DRILL = REPO / "chaos" / "drills" / "migrations"
-
-
-def _url(stack: StackLayout, database: str) -> str:
-    return f"postgresql://chaoslab@127.0.0.1:{stack.ports['postgres']}/{database}"
-
-
-async def _admin(stack: StackLayout, statement: str) -> None:
-    conn = await asyncpg.connect(_url(stack, "postgres"), timeout=10)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def _fetch(dsn: str, query: str) -> list:
@@ -62,12 +49,8 @@ def _columns(dsn: str, schema: str, table: str) -> set[str]:
 @pytest.fixture()
 def dsn(stack: StackLayout) -> Iterator[str]:
     """A fresh, empty database on the stack's PostgreSQL."""
-    name = f"migrations_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(stack, f'CREATE DATABASE "{name}"'))
-    try:
-        yield _url(stack, name)
-    finally:
-        asyncio.run(_admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(stack, "migrations") as url:
+        yield url
 
 
 def test_migrate_brings_every_schema_to_its_latest_once(dsn):

@@ -5,12 +5,10 @@ test stack's PostgreSQL: every answer, every refusal, and what each leaves in st
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 import services.inventory
@@ -18,34 +16,21 @@ from chaos.layout import StackLayout
 from services.common.data.db import Connection, Database, migration_dirs
 from services.common.web.errors import BadInput, ChaoslabError, Conflict, NotFound
 from services.inventory import catalogue, stock
+from tests.support.stack import scratch_database
 
 pytestmark = pytest.mark.stack
 
 SEED = 100  # units of every SKU but SKU-LIMITED (5)
 
 
-def _url(stack: StackLayout, database: str) -> str:
-    return f"postgresql://chaoslab@127.0.0.1:{stack.ports['postgres']}/{database}"
-
-
-async def _admin(stack: StackLayout, statement: str) -> None:
-    conn = await asyncpg.connect(_url(stack, "postgres"), timeout=10)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture()
 def inventory(stack: StackLayout) -> Iterator[Callable[[Callable[[Database], Awaitable[Any]]], Any]]:
     """Runs `scenario(db)` against a fresh, seeded inventory schema."""
-    name = f"stock_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(stack, f'CREATE DATABASE "{name}"'))
 
     def run(scenario: Callable[[Database], Awaitable[Any]]) -> Any:
         async def go() -> Any:
             db = Database(
-                _url(stack, name),
+                url,
                 "inventory",
                 migration_dirs(Path(services.inventory.__file__).parent),
                 min_size=1,
@@ -63,10 +48,8 @@ def inventory(stack: StackLayout) -> Iterator[Callable[[Callable[[Database], Awa
 
         return asyncio.run(go())
 
-    try:
+    with scratch_database(stack, "stock") as url:
         yield run
-    finally:
-        asyncio.run(_admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _stock(conn: Connection, sku: str) -> tuple[int, int, int]:

@@ -4,11 +4,13 @@ on free ports, in the fast `ci` profile, under a run directory of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -91,6 +93,27 @@ def assert_verify_clean(layout: StackLayout, timeout_s: float = 45) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"chaoslab verify still fails after {timeout_s}s: {failed}")
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def scratch_database(layout: StackLayout, prefix: str) -> Iterator[str]:
+    """A fresh, empty database of its own on the stack's PostgreSQL, dropped afterwards:
+    its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    server = layout.database_url.rsplit("/", 1)[0]
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(f"{server}/postgres", timeout=10)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def execute_sql(layout: StackLayout, statement: str, *args: object) -> None:
