@@ -262,10 +262,15 @@ def test_an_answer_the_database_no_longer_keeps_fails_the_drill_and_names_the_or
     script = tmp_path / "retag.py"
     script.write_text(
         textwrap.dedent(f"""
-            import glob, json, subprocess
-            lines = [line for f in glob.glob({str(tmp_path)!r} + "/*ledger*.jsonl") for line in open(f)]
-            entries = [json.loads(line) for line in lines if line.endswith("\\n")]  # not one being written
-            keys = [e["key"] for e in entries if e["status"] == 201]
+            import glob, json, subprocess, time
+            deadline = time.monotonic() + 60
+            while True:  # a busy machine may not have confirmed an order yet: wait for one
+                lines = [line for f in glob.glob({str(tmp_path)!r} + "/*ledger*.jsonl") for line in open(f)]
+                entries = [json.loads(line) for line in lines if line.endswith("\\n")]  # not one being written
+                keys = [e["key"] for e in entries if e["status"] == 201]
+                if keys or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             key = keys[len(keys) // 2]  # answered a while ago: finished and settled
             sql = "UPDATE orders.orders SET idempotency_key = idempotency_key || '{RETAGGED}' "
             sql += "WHERE idempotency_key = '" + key + "'"
