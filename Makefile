@@ -28,7 +28,7 @@ verify:
 	$(VENV)/bin/chaoslab verify
 
 test: lint  ## the linters, then every test: unit, integration (real PostgreSQL/Redis), drills, compose
-	$(PY) tests/run_all.py
+	$(PY) -m tests.run_all
 
 test-unit: venv actionlint
 	$(PY) -m pytest -q tests/unit

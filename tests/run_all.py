@@ -9,9 +9,11 @@ as long as the longest lane instead of the sum of all three:
 - the main lane, in the foreground: everything else, with the arguments given here.
 
 The background lanes write to reports/<lane>.log, printed when they end; the run fails
-if any lane fails. Ctrl-C ends every lane and its children (each is its own session).
+if any lane fails. A test whose timing a busy neighbour would skew (marked `alone`) runs
+with the other lanes paused (tests/support/lane_lock.py). Each lane names its slowest
+tests at the end. Ctrl-C ends every lane and its children (each is its own session).
 
-    python tests/run_all.py [pytest arguments for the main lane]
+    python -m tests.run_all [pytest arguments for the main lane]
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support import lane_lock
 
 REPO = Path(__file__).resolve().parent.parent
 REPORTS = REPO / "reports"
@@ -47,7 +52,7 @@ BACKGROUND = (
 
 
 def pytest(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=12", *args]
 
 
 def start(lane: Lane) -> subprocess.Popen:
@@ -59,6 +64,7 @@ def start(lane: Lane) -> subprocess.Popen:
 
 def main(argv: list[str]) -> int:
     REPORTS.mkdir(parents=True, exist_ok=True)
+    os.environ[lane_lock.ENV] = tempfile.mkdtemp(prefix="chaoslab-lanes-")
     started = time.monotonic()
     running = {lane: start(lane) for lane in BACKGROUND}
     for lane, proc in running.items():

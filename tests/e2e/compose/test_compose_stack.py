@@ -144,6 +144,7 @@ def test_payment_errors_script_breaks_orders_fires_the_alert_and_recovers(engine
     )
 
 
+@pytest.mark.alone  # a kill under load: recovery timing
 def test_kill_9_of_a_service_under_orders_and_the_restart_policy_brings_it_back(engine: Engine, stack: ComposeStack):
     def container() -> dict:
         # -a: between the kill and the restart the container is not running, yet it exists.
@@ -221,6 +222,7 @@ def test_verify_finds_nothing_lost_or_doubled(engine: Engine):
     wait_until(clean, timeout_s=60, interval_s=2, message="chaoslab verify --target compose clean")
 
 
+@pytest.mark.alone  # drill budgets
 @pytest.mark.timeout(600)
 def test_drills_run_against_compose(engine: Engine, tmp_path):
     """A Redis-key fault, a container that keeps crashing, an outbox backlog: the same

@@ -67,6 +67,7 @@ def test_scale_runs_healthy_replicas_named_as_natively(engine: Engine, scaled: C
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.alone  # a kill under load: recovery timing
 def test_every_replica_is_scraped_and_takes_calls_and_orders_survive_a_killed_one(engine: Engine, scaled: ComposeStack):
     stack = scaled
     for service, count in SCALE.items():
@@ -104,4 +105,4 @@ def test_every_replica_is_scraped_and_takes_calls_and_orders_survive_a_killed_on
         answers = Counter(status for _key, status in stream.results[after_kill:])
         print(f"\nanswers after killing payments-2: {dict(answers)}")
         assert set(answers) <= {201, 402, 503}, answers  # never a 500 or a dropped connection
-    scaled.wait_healthy(timeout_s=60)  # the restart policy brought payments-2 back
+    scaled.wait_healthy(timeout_s=120)  # the restart policy brought payments-2 back
