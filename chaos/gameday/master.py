@@ -24,7 +24,7 @@ from chaos.drills.prom import PrometheusUnavailable
 from chaos.gameday import collateral, picking, secrecy, silences
 from chaos.gameday.gamedrill import GameDrill, Played, running_pids
 from chaos.gameday.journal import Game
-from chaos.gameday.scoring import GameScore, Par, score_game, score_incident
+from chaos.gameday.scoring import GameScore, Par, clock_start, score_game, score_incident
 from chaos.layout import StackLayout
 from services.common.faults.store import AUDIT_STREAM
 
@@ -264,11 +264,13 @@ class GameMaster:
                 guess = a["service"] + (f" {a['fault']}" if a.get("fault") else "")
                 at = time.strftime("%H:%M:%S", time.localtime(a["t"]))
                 penalties.append(collateral.Penalty("wrong diagnosis", f"{guess} at {at}"))
+        blind = [(q.injected_at, q.over_at) for q in self.played if q.pick.incident == picking.BLIND and q.injected_at]
         for p in self.played:
-            t0 = p.injected_at
             times: dict[str, float | None] = {"acknowledge": None, "detect": None, "localize": None, "mitigate": None}
-            if t0 is not None:
-                later = [a for a in actions if a["t"] >= t0]
+            if p.injected_at is not None:
+                own_blind = blind if p.pick.incident != picking.BLIND else []
+                t0 = clock_start(p.injected_at, own_blind)
+                later = [a for a in actions if a["t"] >= p.injected_at]
                 acks = [a["t"] for a in later if a["action"] == "ack"]
                 rights = [
                     a["t"]
@@ -312,4 +314,5 @@ class GameMaster:
 
 
 def _since(t0: float, t: float | None) -> float | None:
-    return None if t is None else round(t - t0, 1)
+    """Seconds from t0 to t; what happened before the clock started took no time."""
+    return None if t is None else round(max(0.0, t - t0), 1)

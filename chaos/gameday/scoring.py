@@ -11,6 +11,8 @@ par and no penalty was given.
 The par is the automated drill's own: it detects within the detect budget
 (chaos/drills/budgets.py), acts at once and recovers within the recover budget. A
 responder gets a reaction allowance on top for each move (acknowledge, then localize).
+An incident injected while monitoring is down is timed from monitoring's return: nobody
+could see it before.
 """
 
 from __future__ import annotations
@@ -85,6 +87,17 @@ class GameScore:
         for penalty, entry in zip(self.penalties, out["penalties"], strict=True):
             entry["points"] = penalty.points
         return out
+
+
+def clock_start(injected_at: float, blind: list[tuple[float, float | None]]) -> float:
+    """When an incident's four times start: its inject, or, when monitoring was down then
+    (a `blind` window: the blinding incident's inject and end), the moment it came back.
+    A window that never ended leaves the inject: the incident stays unseen and scores so."""
+    start = injected_at
+    for down, back in sorted(blind):
+        if down <= start and back is not None and back > start:
+            start = back
+    return start
 
 
 def points(took_s: float | None, par_s: float) -> float:

@@ -147,6 +147,15 @@ def test_within_par_scores_100_and_beyond_par_loses_in_proportion():
     assert never.points["localize"] == 0 and not never.within_par
 
 
+def test_an_incident_injected_while_monitoring_is_down_is_timed_from_its_return():
+    assert scoring.clock_start(100.0, []) == 100.0
+    assert scoring.clock_start(100.0, [(95.0, 160.0)]) == 160.0  # blind at inject: from the return
+    assert scoring.clock_start(100.0, [(100.0, 160.0)]) == 160.0  # both at the same moment
+    assert scoring.clock_start(100.0, [(40.0, 90.0)]) == 100.0  # monitoring was back already
+    assert scoring.clock_start(100.0, [(120.0, 160.0)]) == 100.0  # went blind after: seen first
+    assert scoring.clock_start(100.0, [(95.0, None)]) == 100.0  # never back: unseen, scored so
+
+
 def test_penalties_come_off_the_game_score_and_break_par():
     inc = scoring.score_incident(
         "payments-errors", {"acknowledge": 1.0, "detect": 1.0, "localize": 1.0, "mitigate": 1.0}, _par()
