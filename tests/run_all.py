@@ -10,8 +10,8 @@ as long as the longest lane instead of the sum of all three:
 
 The background lanes write to reports/<lane>.log, printed when they end; the run fails
 if any lane fails. A test whose timing a busy neighbour would skew (marked `alone`) runs
-with the other lanes paused (tests/support/lane_lock.py). Each lane names its slowest
-tests at the end. Ctrl-C ends every lane and its children (each is its own session).
+with the other lanes paused (tests/support/lane_lock.py), all but the light training
+lane. Each lane names its slowest tests at the end. Ctrl-C ends every lane and its children (each is its own session).
 
     python -m tests.run_all [pytest arguments for the main lane]
 """
@@ -39,6 +39,7 @@ DRILLS = "tests/drills"
 class Lane:
     name: str
     args: tuple[str, ...]
+    pauses: bool = True  # for an `alone` test of another lane
 
     @property
     def log(self) -> Path:
@@ -46,7 +47,9 @@ class Lane:
 
 
 BACKGROUND = (
-    Lane("training-drills", ("-m", TRAINING)),
+    # A few shoppers and 15 s scrapes barely load the machine, and its tests last 5 to 8
+    # minutes each: an `alone` test runs beside it rather than wait for one to end.
+    Lane("training-drills", ("-m", TRAINING), pauses=False),
     Lane("ci-drills", (DRILLS, "-m", f"not {TRAINING}")),
 )
 
@@ -56,9 +59,10 @@ def pytest(*args: str) -> list[str]:
 
 
 def start(lane: Lane) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if lane.pauses or k != lane_lock.ENV}
     with lane.log.open("w") as log:
         return subprocess.Popen(
-            pytest(*lane.args), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            pytest(*lane.args), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
 
