@@ -11,8 +11,9 @@ from chaos.drills.catalog import BY_ID, INCIDENTS
 from chaos.drills.engine import Drill, DrillResult
 
 TRAINING = ("payments-errors", "payments-down", "outbox-backlog")
-# Drills of what the stack can carry: a surge, a load past one replica. They run alone.
-CAPACITY = ("gateway-overload", "cannot-scale")
+# Drills of what the stack can carry (a surge, a load past one replica, a duplicate
+# storm's bursts): a busy neighbour changes their verdict, so they run alone.
+CAPACITY = ("gateway-overload", "cannot-scale", "duplicate-storm")
 # Room for the steady state, the load starting and stopping, roll back and verify.
 OVERHEAD_S = 300
 
