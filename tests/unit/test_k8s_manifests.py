@@ -176,8 +176,9 @@ def test_each_service_sets_what_compose_sets_and_only_settings_fields(rendered, 
     fields = {field.upper() for field in settings_class(name).model_fields}
     assert set(env) <= fields, f"{name} sets {sorted(set(env) - fields)}, which its Settings do not read"
     # REPLICA=auto reads the number in a compose container's name; a Deployment's pods
-    # are interchangeable and their names carry none.
-    compose_env = set(SERVICES_IN_COMPOSE[name]["environment"]) - {"REPLICA"}
+    # are interchangeable and their names carry none. PROCESSOR_CONNECTIONS is compose's
+    # pass-through from the shell (a small machine's cannot-scale); a cluster has room.
+    compose_env = set(SERVICES_IN_COMPOSE[name]["environment"]) - {"REPLICA", "PROCESSOR_CONNECTIONS"}
     assert set(env) == compose_env, "the compose service sets other names"
     assert env["HOST"] == "0.0.0.0"  # the settings default, 127.0.0.1, is unreachable from other pods
     assert env["CHAOSLAB_PROFILE"] == rendered.overlay
