@@ -14,6 +14,7 @@ official names our compose file uses; an official image already present is used 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -103,6 +104,20 @@ class Engine:
             timeout=timeout_s,
             env={**self.env, "CHAOSLAB_TARGET": "compose", "COLUMNS": "200"},
         )
+
+    def drill(self, incidents: tuple[str, ...], report_dir: Path, timeout_s: float) -> None:
+        """`chaoslab drill` against this stack: every incident passes, and the report
+        (JSON, JUnit, HTML) is written; prints each one's detect and recover times."""
+        result = self.chaoslab("drill", *incidents, "--report", str(report_dir), timeout_s=timeout_s)
+        report_file = report_dir / "report.json"
+        report = json.loads(report_file.read_text()) if report_file.exists() else {}
+        summary = {
+            d["incident"]: (d["ok"], d["time_to_detect_s"], d["time_to_recover_s"]) for d in report.get("drills", [])
+        }
+        print(f"\ncompose drills: {summary}; wall {report.get('wall_s')}")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        assert sorted(summary) == sorted(incidents) and all(ok for ok, *_ in summary.values()), summary
+        assert (report_dir / "junit.xml").exists() and (report_dir / "index.html").exists()
 
 
 def _unavailable(reason: str) -> None:

@@ -227,13 +227,4 @@ def test_verify_finds_nothing_lost_or_doubled(engine: Engine):
 def test_drills_run_against_compose(engine: Engine, tmp_path):
     """A Redis-key fault, a container that keeps crashing, an outbox backlog: the same
     drills, verdicts and report as natively."""
-    drills = ("payments-errors", "crashloop", "outbox-backlog")
-    result = engine.chaoslab("drill", *drills, "--report", str(tmp_path), timeout_s=560)
-    report = json.loads((tmp_path / "report.json").read_text()) if (tmp_path / "report.json").exists() else {}
-    summary = {
-        d["incident"]: (d["ok"], d["time_to_detect_s"], d["time_to_recover_s"]) for d in report.get("drills", [])
-    }
-    print(f"\ncompose drills: {summary}; wall {report.get('wall_s')}")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert sorted(summary) == sorted(drills) and all(ok for ok, *_ in summary.values()), summary
-    assert (tmp_path / "junit.xml").exists() and (tmp_path / "index.html").exists()
+    engine.drill(("payments-errors", "crashloop", "outbox-backlog"), tmp_path, timeout_s=560)

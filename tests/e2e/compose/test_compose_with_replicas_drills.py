@@ -12,7 +12,6 @@ goes back to one payments container with the profile's processor at the end.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -44,11 +43,4 @@ def small_processor(engine: Engine) -> Iterator[None]:
 @pytest.mark.alone  # drill budgets
 @pytest.mark.timeout(1200)
 def test_replica_drills_run_against_compose(engine: Engine, small_processor, tmp_path):
-    result = engine.chaoslab("drill", *DRILLS, "--report", str(tmp_path), timeout_s=1000)
-    report = json.loads((tmp_path / "report.json").read_text()) if (tmp_path / "report.json").exists() else {}
-    summary = {
-        d["incident"]: (d["ok"], d["time_to_detect_s"], d["time_to_recover_s"]) for d in report.get("drills", [])
-    }
-    print(f"\ncompose replica drills: {summary}; wall {report.get('wall_s')}")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert sorted(summary) == sorted(DRILLS) and all(ok for ok, *_ in summary.values()), summary
+    engine.drill(DRILLS, tmp_path, timeout_s=1000)
