@@ -11,7 +11,8 @@ as long as the longest lane instead of the sum of all three:
 The background lanes write to reports/<lane>.log, printed when they end; the run fails
 if any lane fails. A test whose timing a busy neighbour would skew (marked `alone`) runs
 with the other lanes paused (tests/support/lane_lock.py), all but the light training
-lane. Each lane names its slowest tests at the end. Ctrl-C ends every lane and its children (each is its own session).
+lane. Each lane names its slowest tests at the end. Ctrl-C ends every lane and its
+children (each is its own session).
 
     python -m tests.run_all [pytest arguments for the main lane]
 """

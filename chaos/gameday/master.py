@@ -264,7 +264,11 @@ class GameMaster:
                 guess = a["service"] + (f" {a['fault']}" if a.get("fault") else "")
                 at = time.strftime("%H:%M:%S", time.localtime(a["t"]))
                 penalties.append(collateral.Penalty("wrong diagnosis", f"{guess} at {at}"))
-        blind = [(q.injected_at, q.over_at) for q in self.played if q.pick.incident == picking.BLIND and q.injected_at]
+        blind = [
+            (q.injected_at, q.over_at)
+            for q in self.played
+            if q.pick.incident == picking.BLIND and q.injected_at is not None
+        ]
         for p in self.played:
             times: dict[str, float | None] = {"acknowledge": None, "detect": None, "localize": None, "mitigate": None}
             if p.injected_at is not None:

@@ -54,23 +54,30 @@ def faults(stack: StackLayout, client: httpx.Client) -> Iterator[None]:
     clear_faults(client, stack)
 
 
+class _Streak:
+    """How long, at the longest, a condition held over consecutive polls."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.longest_s = 0.0
+
+    def saw(self, now: float, held: bool) -> None:
+        if not held:
+            self.since = None
+            return
+        if self.since is None:
+            self.since = now
+        self.longest_s = max(self.longest_s, round(now - self.since, 3))
+
+
 async def _watch(layout: StackLayout, event_ids: list[str], seconds: float) -> dict[str, Any]:
     """While the events are in flight: how long, at the longest, could another connection
     not lock their rows, and how long was a connection idle in a transaction on the outbox?
     The relay's claim is a short transaction a poll may catch; a delivery made inside it
     would show as a streak as long as the receiver's latency."""
     conn = await asyncpg.connect(layout.database_url, timeout=10)
-    seen: dict[str, Any] = {"polls_in_flight": 0, "longest_lock_s": 0.0, "longest_idle_in_transaction_s": 0.0}
-    since: dict[str, float | None] = {"longest_lock_s": None, "longest_idle_in_transaction_s": None}
+    polls, lock, idle_in_transaction = 0, _Streak(), _Streak()
     queries: set[str] = set()
-
-    def streak(name: str, now: float, on: bool) -> None:
-        if not on:
-            since[name] = None
-            return
-        since[name] = since[name] if since[name] is not None else now
-        seen[name] = max(seen[name], round(now - since[name], 3))
-
     ids = [uuid.UUID(i) for i in event_ids]
     try:
         deadline = time.monotonic() + seconds
@@ -80,7 +87,7 @@ async def _watch(layout: StackLayout, event_ids: list[str], seconds: float) -> d
             )
             if pending == 0:
                 break
-            seen["polls_in_flight"] += 1
+            polls += 1
             now = time.monotonic()
             try:
                 async with conn.transaction():
@@ -88,9 +95,9 @@ async def _watch(layout: StackLayout, event_ids: list[str], seconds: float) -> d
                     await conn.fetch(
                         "SELECT event_id FROM orders.outbox_events WHERE event_id = ANY($1) FOR UPDATE NOWAIT", ids
                     )
-                streak("longest_lock_s", now, False)
+                lock.saw(now, held=False)
             except asyncpg.LockNotAvailableError:
-                streak("longest_lock_s", now, True)
+                lock.saw(now, held=True)
             idle = [
                 r["query"]
                 for r in await conn.fetch(
@@ -100,10 +107,14 @@ async def _watch(layout: StackLayout, event_ids: list[str], seconds: float) -> d
                 )
             ]
             queries.update(idle)
-            streak("longest_idle_in_transaction_s", now, bool(idle))
+            idle_in_transaction.saw(now, held=bool(idle))
             await asyncio.sleep(0.05)
-        seen["idle_queries"] = sorted(queries)
-        return seen
+        return {
+            "polls_in_flight": polls,
+            "longest_lock_s": lock.longest_s,
+            "longest_idle_in_transaction_s": idle_in_transaction.longest_s,
+            "idle_queries": sorted(queries),
+        }
     finally:
         await conn.close()
 

@@ -6,8 +6,9 @@ its number from its container's name).
 Two cores carry about 45 order requests a second through the compose stack, past one
 payments replica of the ci profile (30 charges/s) by too little to queue for sure:
 payments runs with two card-processor connections (20 charges/s a replica), as
-docs/scaling.md tells a small machine to. Runs after test_compose_with_replicas.py (file order), on the same stack; it
-goes back to one payments container with the profile's processor at the end.
+docs/scaling.md tells a small machine to. Runs after test_compose_with_replicas.py (file
+order), on the same stack; it goes back to one payments container with the profile's
+processor at the end.
 """
 
 from __future__ import annotations
