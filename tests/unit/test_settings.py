@@ -74,6 +74,16 @@ def test_the_two_profiles_differ_where_the_table_says_so():
     assert training.retry_max_attempts == ci.retry_max_attempts == 3
 
 
+@pytest.mark.parametrize("profile", ["training", "ci"])
+def test_the_gateway_calls_orders_slow_only_past_two_inner_calls(profile):
+    """Orders' POST waits on inventory and on payments: a saturated leaf must not make
+    the gateway's breaker refuse every route of orders, yet a slow orders still trips it
+    within the gateway's own timeout."""
+    orders, gateway = OrdersSettings(chaoslab_profile=profile), GatewaySettings(chaoslab_profile=profile)
+    assert 2 * orders.downstream_timeout_s <= gateway.breaker_slow_call_s < gateway.request_timeout_s
+    assert orders.breaker_slow_call_s < orders.downstream_timeout_s
+
+
 def test_the_environment_wins_over_the_profile(monkeypatch):
     monkeypatch.setenv("CHAOSLAB_PROFILE", "ci")
     monkeypatch.setenv("BREAKER_WAIT_OPEN_S", "5")

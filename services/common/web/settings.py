@@ -59,6 +59,11 @@ _TRAINING: dict[str, Any] = {
     "breaker_failure_rate": 50.0,
     "breaker_slow_call_s": 2.0,
     "breaker_slow_rate": 80.0,
+    # The gateway's one breaker guards every route of orders, whose POST waits on inventory
+    # and payments, each for up to downstream_timeout_s. Slow there means slower than two
+    # such calls: a leaf that saturates (cannot-scale) trips the breaker next to it, not
+    # the gateway's, which would refuse reads with 503 and name orders, which is up.
+    "gateway.breaker_slow_call_s": 6.0,
     "breaker_wait_open_s": 30.0,
     "breaker_half_open_calls": 10,
     # Retries and their budget (services/common/resilience/retry.py).
@@ -144,6 +149,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "breaker_window_size": 50,
         "breaker_minimum_calls": 20,
         "breaker_slow_call_s": 1.0,
+        "gateway.breaker_slow_call_s": 3.0,
         "breaker_wait_open_s": 3.0,
         "retry_backoff_base_s": 0.02,
         "retry_backoff_max_s": 0.5,
