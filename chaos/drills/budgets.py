@@ -47,6 +47,9 @@ configuration states: a process starting again, locust's requests reaching the
 window, the drill's own polling. With the training profile, PaymentsErrors gets
 ceil(1.25 x (1 + 15 + 60 + 60 + 30) + 20) = 228 s to detect; in ci, 44 s.
 
+The recover formula starts once the fix is in: the drill adds the time its remediation
+took, measured (containers starting in compose, a restore).
+
 An incident with an SLO page (`page` in the catalogue) must fire that page too: the SLO's
 fast-burn alert, which fires once the error ratio over its long window `W_long` (and its
 short one) passes `threshold` = 14.4 x the error budget. With a share `bad` of order

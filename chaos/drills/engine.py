@@ -309,7 +309,10 @@ class Drill:
         return f"{over}, success rate {rate:.2f}" + (f", {self.page} resolved" if self.page else "")
 
     def _recover(self) -> str:
-        budget_s = self.budgets.recover_s
+        # The budget covers the stack once the fix is in; the fix's own time (containers
+        # starting in compose, a restore) is measured and added to it.
+        budget_s = math.ceil(self.budgets.recover_s + time.monotonic() - self.clock["remediate"])
+        self.result.recover_budget_s = budget_s
         detail, took_s = self._poll(
             self.recovery_holds, budget_s, "did not recover within budget", since=self.clock["remediate"]
         )
