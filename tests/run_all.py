@@ -1,15 +1,11 @@
-"""`make test`'s runner: every test, in five pytest processes side by side.
+"""`make test`'s runner: every test, in three pytest processes side by side.
 
-Most tests spend their time waiting (scrapes, alert windows, SLO pages, containers
-starting) and little CPU: a whole run used under half of one core of two. So they run
-side by side, and `make test` takes about as long as the longest lane instead of the
-sum of them all:
+The drills spend most of their time waiting (scrapes, alert windows, SLO pages) and
+little CPU, so they run beside the rest instead of after it, and `make test` takes about
+as long as the longest lane instead of the sum of all three:
 
-- `training-drills`: the training-profile drills (15 s scrapes, `for: 1m`, 5-minute pages);
-- `ci-drills`: every incident drilled in the ci profile (tests/drills/test_drills.py);
-- `drill-engine`: every way a drill can fail, and the Chaos Toolkit experiments, on a
-  ci stack of their own (the rest of tests/drills);
-- `containers`: the compose and Kubernetes tests (tests/e2e);
+- `training`: the training-profile drills (15 s scrapes, `for: 1m`, 5-minute pages);
+- `drills`: every incident drilled in the ci profile (tests/drills);
 - the main lane, in the foreground: everything else, with the arguments given here.
 
 The background lanes write to reports/<lane>.log, printed when they end; the run fails
@@ -38,7 +34,6 @@ REPO = Path(__file__).resolve().parent.parent
 REPORTS = REPO / "reports"
 TRAINING = "training"  # the pytest marker of the tests that run a training-profile stack
 DRILLS = "tests/drills"
-CONTAINERS = "tests/e2e"
 
 
 @dataclass(frozen=True)
@@ -56,9 +51,7 @@ BACKGROUND = (
     # A few shoppers and 15 s scrapes barely load the machine, and its tests last 5 to 8
     # minutes each: an `alone` test runs beside it rather than wait for one to end.
     Lane("training-drills", ("-m", TRAINING), pauses=False),
-    Lane("ci-drills", (f"{DRILLS}/test_drills.py", "-m", f"not {TRAINING}")),
-    Lane("drill-engine", (DRILLS, "--ignore", f"{DRILLS}/test_drills.py", "-m", f"not {TRAINING}")),
-    Lane("containers", (CONTAINERS, "-m", f"not {TRAINING}")),
+    Lane("ci-drills", (DRILLS, "-m", f"not {TRAINING}")),
 )
 
 
@@ -83,8 +76,7 @@ def main(argv: list[str]) -> int:
         print(f"{lane.name} run beside the rest (pid {proc.pid}); log: {lane.log.relative_to(REPO)}")
     statuses: dict[str, int] = {}
     try:
-        main_lane = pytest("-m", f"not {TRAINING}", "--ignore", DRILLS, "--ignore", CONTAINERS, *argv)
-        statuses["main"] = subprocess.call(main_lane, cwd=REPO)
+        statuses["main"] = subprocess.call(pytest("-m", f"not {TRAINING}", "--ignore", DRILLS, *argv), cwd=REPO)
         print(f"---- main lane (exit {statuses['main']}) after {time.monotonic() - started:.0f}s ----", flush=True)
         for lane, proc in running.items():
             if proc.poll() is None:

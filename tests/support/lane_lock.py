@@ -1,4 +1,4 @@
-"""One machine, five pytest lanes (tests/run_all.py): a test that measures what the
+"""One machine, three pytest lanes (tests/run_all.py): a test that measures what the
 stack can carry, or whose timing a busy neighbour would skew, runs with the other lanes
 paused. Every other test shares the machine as before.
 
