@@ -53,7 +53,8 @@ def monkey_command(
     `--seed`, printed so a run can be replayed) is killed with SIGKILL by its own pid,
     as a crash would: natively supervisord starts it again, in compose the restart
     policy. Shoppers place orders with fresh keys the whole time; every answer goes to a
-    client ledger. After `--duration` the load stops and the monkey waits, at most the
+    client ledger. The schedule starts at the load's first answer (locust takes seconds
+    to start). After `--duration` the load stops and the monkey waits, at most the
     recovery budget, for every program to be back and healthy, for reads to answer 200
     and for `chaoslab verify` to come clean; then it holds the ledger against the
     database (every 2xx order found as answered, no key with two orders, no repeat
@@ -123,8 +124,11 @@ def _live_view(result: monkey.Result, tail: monkey.LedgerTail, run: monkey.Monke
     table = Table(title=f"chaoslab monkey ({result.target}, {result.profile} profile, seed {result.seed})")
     table.add_column("")
     table.add_column("")
-    if result.phase == "killing":
-        when = f"{elapsed:.0f}s of {result.duration_s:g}s, {max(0.0, result.duration_s - elapsed):.0f}s left"
+    if result.phase == "starting load":
+        when = f"waiting for locust's first order: {elapsed:.0f}s of at most {monkey.LOAD_START_S:.0f}s"
+    elif result.phase == "killing":
+        run_s = elapsed - run.clock_s
+        when = f"{run_s:.0f}s of {result.duration_s:g}s, {max(0.0, result.duration_s - run_s):.0f}s left"
     else:
         ended = result.recovery.kills_ended_s or elapsed
         when = f"{result.phase}: {elapsed - ended:.0f}s of at most {result.recovery_budget_s:.0f}s"

@@ -45,6 +45,9 @@ Stack = StackLayout | ComposeStack
 INFRA_TARGETS = ("postgres", "redis")
 LEDGER_FILE = "ledger.jsonl"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# How long locust may take to send its first order: its imports alone take seconds, and
+# many more on a busy 2-core machine.
+LOAD_START_S = 90.0
 
 
 class MonkeyError(ValueError):
@@ -115,7 +118,7 @@ def recovery_budget_s(profile: str) -> float:
 
 @dataclass(frozen=True)
 class Planned:
-    at_s: float  # seconds after the load started
+    at_s: float  # seconds after the load's first answer
     program: str
 
 
@@ -187,8 +190,8 @@ def kill(stack: Stack, program: str) -> int:
 
 @dataclass
 class Kill:
-    at_s: float  # when it happened, seconds after the load started
-    planned_s: float
+    at_s: float  # when it happened, seconds after the run started
+    planned_s: float  # when it was due: the load's first answer, plus its schedule
     program: str
     pid: int | None
     killed: bool
@@ -238,12 +241,12 @@ class LedgerTail:
 
 @dataclass
 class Recovery:
-    kills_ended_s: float | None = None  # when the load stopped (seconds after it started)
+    kills_ended_s: float | None = None  # when the load stopped (seconds after the run started)
     healthy_after_s: float | None = None  # every program RUNNING and healthy, after the kills ended
     reads_ok_after_s: float | None = None  # GET /orders answered 200 again (and stayed so)
     verify_clean_after_s: float | None = None
     reads_refused_while_healthy_s: float = 0.0  # reads not 200 although every /health was 200
-    # (s after the load started, status, error code): GET /orders through the gateway, every 0.5 s
+    # (s after the run started, status, error code): GET /orders through the gateway, every 0.5 s
     read_probes: list[tuple[float, int, str]] = field(default_factory=list)
     refusals: dict[str, int] = field(default_factory=dict)  # "503 breaker_open": probes answered so
 
@@ -259,6 +262,7 @@ class Result:
     targets: list[str]
     recovery_budget_s: float
     started_at: float = 0.0
+    load_start_s: float | None = None  # how long locust took to send its first order
     wall_s: float = 0.0
     phase: str = "starting"
     interrupted: bool = False
@@ -350,20 +354,21 @@ class Monkey:
 
     def _chaos(self) -> None:
         options = self.options
-        self.result.phase = "killing"
         env = {**STEADY_LOAD, LEDGER_VAR: str(self.ledger_path)}
         self.load = Load(
             self.stack.url("gateway"),
             users=options.users,
             tags="shop",
-            max_s=options.duration_s + 30,  # stops by itself even if we do not stop it
+            max_s=LOAD_START_S + options.duration_s + 30,  # stops by itself even if we do not stop it
             log=self.report_dir / "locust.log",
             env=env,
         ).start()
-        for planned in self.result.planned:
-            self._wait_until(planned.at_s)
-            self._kill(planned)
-        self._wait_until(options.duration_s)
+        if self._await_load():
+            self.result.phase = "killing"
+            for planned in self.result.planned:
+                self._wait_until(self.clock_s + planned.at_s)
+                self._kill(planned)
+            self._wait_until(self.clock_s + options.duration_s)
         if not self.load.running() and self.load.proc is not None and self.load.proc.returncode not in (0, None):
             self.result.problems.append(
                 f"locust exited {self.load.proc.returncode} before the end (see {self.report_dir / 'locust.log'})"
@@ -371,20 +376,43 @@ class Monkey:
         self.load.stop()
         self.result.recovery.kills_ended_s = round(self.now_s(), 1)
 
+    def _await_load(self) -> bool:
+        """Wait for the load's first answer: the schedule counts from there, since kills
+        before any order is in flight would prove nothing, and a locust slower to start
+        than the run lasts would see none. False (and a problem) if no answer came in time."""
+        self.result.phase = "starting load"
+        deadline = time.monotonic() + LOAD_START_S
+        while not self.tail.by_status:
+            if self.load is None or not self.load.running() or time.monotonic() > deadline:
+                self.result.problems.append(
+                    f"locust sent no order within {LOAD_START_S:.0f}s of starting: no kill was made "
+                    f"(see {self.report_dir / 'locust.log'})"
+                )
+                return False
+            self._tick()
+            time.sleep(0.25)
+        self.result.load_start_s = round(self.now_s(), 1)
+        return True
+
+    @property
+    def clock_s(self) -> float:
+        """When the schedule's second 0 fell: the load's first answer."""
+        return self.result.load_start_s or 0.0
+
     def _wait_until(self, at_s: float) -> None:
         while (left := at_s - self.now_s()) > 0:
             self._tick()
             time.sleep(min(0.25, left))
 
     def _kill(self, planned: Planned) -> None:
-        at = round(self.now_s(), 2)
+        at, due = round(self.now_s(), 2), round(self.clock_s + planned.at_s, 2)
         try:
             pid = kill(self.stack, planned.program)
-            self.result.kills.append(Kill(at, planned.at_s, planned.program, pid, True))
+            self.result.kills.append(Kill(at, due, planned.program, pid, True))
         except NotRunning as exc:
-            self.result.kills.append(Kill(at, planned.at_s, planned.program, None, False, f"skipped: {exc}"))
+            self.result.kills.append(Kill(at, due, planned.program, None, False, f"skipped: {exc}"))
         except (OSError, ComposeError, xmlrpc.client.Fault) as exc:
-            self.result.kills.append(Kill(at, planned.at_s, planned.program, None, False, f"failed: {exc}"))
+            self.result.kills.append(Kill(at, due, planned.program, None, False, f"failed: {exc}"))
         self._tick()
 
     def _tick(self) -> None:

@@ -35,6 +35,9 @@ def test_a_short_monkey_run_is_clean_and_reports_its_kills(stack: StackLayout, t
     planned = [p.program for p in monkey.schedule(SEED, SERVICES, 2, 12)]
     assert [k["program"] for k in result["kills"]] == planned  # the seed decides the kills
     assert result["kills_done"] >= 1 and all(k["pid"] for k in result["kills"] if k["killed"])
+    # The schedule counts from the load's first answer: no kill before an order is in flight.
+    assert result["load_start_s"] is not None
+    assert all(k["at_s"] >= k["planned_s"] > result["load_start_s"] for k in result["kills"])
     orders = result["orders"]
     assert orders["accepted"] > 0 and orders["found"] == orders["accepted"] and orders["doubled"] == 0
     assert all(p["healthy"] for p in result["programs"])
