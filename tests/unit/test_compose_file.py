@@ -190,6 +190,16 @@ def test_healthcheck_hits_health_on_its_own_port(name):
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_the_probe_gives_up_before_its_healthcheck_is_timed_out(name):
+    # A probe that outlives the healthcheck's timeout is killed, and a slow /health reads
+    # as a hung exec; seconds of exec start-up on a busy machine must fit in the gap too.
+    spec = APP_SERVICES[name]
+    probe_s = float(re.search(r"timeout=(\d+(?:\.\d+)?)", healthcheck_command(spec)).group(1))
+    check_s = float(spec["healthcheck"]["timeout"].removesuffix("s"))
+    assert probe_s + 1 < check_s, (probe_s, check_s)
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
 def test_service_restarts_and_is_built_from_our_dockerfile(name):
     spec = APP_SERVICES[name]
     assert spec.get("restart") == "unless-stopped"
