@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from services.common.web.errors import FAILED_DEPENDENCY
 from services.common.web.http import Downstream, Reply
 
-_PASSED_HEADERS = ("Idempotency-Replayed", "Retry-After")
+_PASSED_HEADERS = ("Idempotency-Replayed", "Retry-After", FAILED_DEPENDENCY)
 
 
 def relay(reply: Reply) -> Response:

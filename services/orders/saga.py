@@ -208,7 +208,9 @@ async def _run(deps: SagaDeps, order: OrderRow, resumed: bool) -> Answer:
             async with deps.db.connection() as conn:
                 await store.forget(conn, order)
             raise DependencyUnavailable(
-                f"inventory unavailable: {unsure.reason}", retry_after_s=unsure.retry_after_s or 1
+                f"inventory unavailable: {unsure.reason}",
+                dependency=unsure.downstream,
+                retry_after_s=unsure.retry_after_s or 1,
             ) from unsure
         return await _postpone(deps, order, unsure)
     if status == 422:
@@ -254,6 +256,7 @@ async def _postpone(deps: SagaDeps, order: OrderRow, unsure: Unsure) -> Answer:
     _logger.warning("order.postponed", order_id=order.order_id, reason=unsure.reason)
     raise DependencyUnavailable(
         f"order {order.order_id} is pending: {unsure.reason}. Retry with the same Idempotency-Key",
+        dependency=unsure.downstream,
         retry_after_s=unsure.retry_after_s or 1,
     )
 

@@ -257,6 +257,7 @@ def test_db_pool_hold_makes_requests_fail_fast_not_hang(stack, client):
     # Not a hang: the request gave up waiting for a connection (its own acquire timeout)
     # and said so, while the pool was still held. How fast: bench/chaos_timings.py.
     assert resp.status_code == 503 and "pool" in resp.json()["error"]["message"]
+    assert resp.headers["X-Failed-Dependency"] == "postgres"
     assert metric(client, stack.url("payments"), "db_pool_timeouts_total") >= timeouts + 1
     assert metric(client, stack.url("payments"), "db_pool_in_use") >= 10
     clear_faults(client, stack)
@@ -289,6 +290,19 @@ def test_block_refuses_the_downstream(stack, gateway, client):
         metric(client, stack.url("orders"), "downstream_requests_total", to_service="payments", outcome="unreachable")
         > before
     )
+    assert_verify_clean(stack)
+
+
+def test_a_503_through_the_gateway_names_the_dependency_that_could_not_answer(stack, gateway, client):
+    put_fault(client, stack, "orders", "block", "inventory")
+    refused = place_order(client, gateway, "SKU-009", 1)
+    assert refused.status_code == 503 and refused.headers["X-Failed-Dependency"] == "inventory", refused.text
+    clear_faults(client, stack)
+    put_fault(client, stack, "gateway", "block", "orders")
+    refused = place_order(client, gateway, "SKU-009", 1)
+    assert refused.status_code == 503 and refused.headers["X-Failed-Dependency"] == "orders", refused.text
+    clear_faults(client, stack)
+    assert place_order(client, gateway, "SKU-009", 1).status_code == 201
     assert_verify_clean(stack)
 
 

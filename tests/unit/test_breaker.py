@@ -133,7 +133,7 @@ def test_open_rejects_in_microseconds_with_retry_after_until_half_open():
         breaker.acquire()
     assert caught.value.retry_after_s == pytest.approx(20.0)
     assert caught.value.downstream == breaker.name
-    assert caught.value.headers() == {"Retry-After": "20"}
+    assert caught.value.headers() == {"Retry-After": "20", "X-Failed-Dependency": breaker.name}
     assert metric("breaker_calls_total", downstream=breaker.name, outcome="rejected") == 1
     assert metric("breaker_state", downstream=breaker.name) == 1
 

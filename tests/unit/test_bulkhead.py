@@ -31,7 +31,7 @@ def test_admits_up_to_the_limit_and_rejects_at_once_without_wait():
         with pytest.raises(errors.BulkheadFull) as caught:
             await b.acquire()
         assert caught.value.downstream == b.name
-        assert caught.value.headers() == {"Retry-After": "1"}
+        assert caught.value.headers() == {"Retry-After": "1", "X-Failed-Dependency": b.name}
         assert metric("bulkhead_rejections_total", downstream=b.name) == 1
         b.release()
         await b.acquire()  # the freed slot is usable again

@@ -22,7 +22,7 @@ from asyncpg.pool import PoolConnectionProxy
 from prometheus_client import Gauge
 
 from services.common.data.schema_versions import MigrationError, SchemaUnknown, migrate_at_start
-from services.common.web.errors import DependencyUnavailable
+from services.common.web.errors import DATABASE, DependencyUnavailable
 from services.common.web.logging import get_logger
 from services.common.web.metrics import db_pool_in_use, db_pool_size, db_pool_timeouts_total, db_pool_waiting, db_up
 
@@ -77,7 +77,7 @@ async def create_pool(dsn: str, schema: str, min_size: int, max_size: int, timeo
             command_timeout=timeout_s * 2,
         )
     except DB_ERRORS as exc:
-        raise DependencyUnavailable(f"database unreachable: {exc}", retry_after_s=1) from exc
+        raise DependencyUnavailable(f"database unreachable: {exc}", dependency=DATABASE, retry_after_s=1) from exc
 
 
 def migration_dirs(package_dir: Path) -> list[Path]:
@@ -160,6 +160,7 @@ class Database:
             raise DependencyUnavailable(
                 f"no database connection free within {self.acquire_timeout_s}s "
                 f"(pool of {pool.get_max_size()} exhausted)",
+                dependency=DATABASE,
                 retry_after_s=1,
             ) from exc
         finally:
@@ -234,7 +235,7 @@ class Database:
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise DependencyUnavailable("the database is not reachable yet", retry_after_s=1)
+            raise DependencyUnavailable("the database is not reachable yet", dependency=DATABASE, retry_after_s=1)
         return self._pool
 
     @property

@@ -30,7 +30,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from services.common.web.errors import DependencyUnavailable
+from services.common.web.errors import DATABASE, DependencyUnavailable
 
 VERSION_TABLE = "alembic_version"
 
@@ -196,7 +196,7 @@ def connect(dsn: str, schema: str, *, timeout_s: float = 10) -> Iterator[Connect
             conn.commit()
             yield conn
     except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
-        raise DependencyUnavailable(f"database unreachable: {exc}", retry_after_s=1) from exc
+        raise DependencyUnavailable(f"database unreachable: {exc}", dependency=DATABASE, retry_after_s=1) from exc
     finally:
         engine.dispose()
 

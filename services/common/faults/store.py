@@ -116,7 +116,9 @@ class ChaosStore:
                 )
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}", retry_after_s=1) from exc
+            raise DependencyUnavailable(
+                f"the chaos store (Redis) is unreachable: {exc}", dependency="redis", retry_after_s=1
+            ) from exc
         return ActiveFault(service, fault, value, ttl, route, replica, key)
 
     async def active(self, service: str | None = None) -> list[ActiveFault]:
@@ -133,7 +135,9 @@ class ChaosStore:
                     pipe.pttl(key)
                 answers = await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}", retry_after_s=1) from exc
+            raise DependencyUnavailable(
+                f"the chaos store (Redis) is unreachable: {exc}", dependency="redis", retry_after_s=1
+            ) from exc
         found = []
         for i, key in enumerate(keys):
             raw, pttl = answers[2 * i], answers[2 * i + 1]
@@ -173,14 +177,16 @@ class ChaosStore:
                     )
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}", retry_after_s=1) from exc
+            raise DependencyUnavailable(
+                f"the chaos store (Redis) is unreachable: {exc}", dependency="redis", retry_after_s=1
+            ) from exc
         return len(victims)
 
     async def audit(self, limit: int = 50) -> list[dict[str, str]]:
         try:
             entries = await self.redis.xrevrange(AUDIT_STREAM, count=limit)
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}") from exc
+            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}", dependency="redis") from exc
         # No stream yet reads as no entries; with decode_responses every id and field is a str.
         return [
             {"id": _text(entry_id), **{_text(k): _text(v) for k, v in (fields or {}).items()}}

@@ -31,7 +31,7 @@ from services.common.web import logging as log
 from services.common.web import metrics
 from services.common.web.auth import AccessMiddleware
 from services.common.web.credentials import ServiceCredentials
-from services.common.web.errors import ChaoslabError, error_body
+from services.common.web.errors import DATABASE, FAILED_DEPENDENCY, ChaoslabError, error_body
 from services.common.web.http import Downstream
 from services.common.web.middleware import RequestContextMiddleware
 from services.common.web.openapi import error_responses
@@ -88,7 +88,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid_request", "text may not hold the NUL character (\\u0000)")
 
     async def _database(_request: Request, exc: Exception) -> Response:
-        return _error(503, "database_unavailable", f"the database cannot answer: {exc}", {"Retry-After": "1"})
+        return _error(
+            503,
+            "database_unavailable",
+            f"the database cannot answer: {exc}",
+            {"Retry-After": "1", FAILED_DEPENDENCY: DATABASE},
+        )
 
     for text_error in UNSTORABLE_TEXT:
         app.add_exception_handler(text_error, _unstorable)

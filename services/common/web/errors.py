@@ -52,18 +52,34 @@ class Conflict(ChaoslabError):
         self.code = code
 
 
+# The header of a 503 that names what could not answer: a service, postgres or redis.
+FAILED_DEPENDENCY = "X-Failed-Dependency"
+DATABASE = "postgres"
+
+
 class DependencyUnavailable(ChaoslabError):
-    """Something this service needs (a database, a downstream) cannot answer now."""
+    """Something this service needs (a database, a downstream) cannot answer now;
+    `dependency` names it, sent as `X-Failed-Dependency`, where it is known."""
 
     code = "dependency_unavailable"
     http_status = 503
+
+    def __init__(self, message: str, *, dependency: str | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.dependency = dependency
+
+    def headers(self) -> dict[str, str]:
+        headers = super().headers()
+        if self.dependency:
+            headers[FAILED_DEPENDENCY] = self.dependency
+        return headers
 
 
 class DownstreamError(DependencyUnavailable):
     """A call to another service failed; `downstream` names it."""
 
     def __init__(self, downstream: str, message: str, *, retry_after_s: float | None = None) -> None:
-        super().__init__(message, retry_after_s=retry_after_s)
+        super().__init__(message, dependency=downstream, retry_after_s=retry_after_s)
         self.downstream = downstream
         # False when no attempt left this process (breaker open, bulkhead full): the
         # callee cannot have acted on it. Set by the client that made the call.
