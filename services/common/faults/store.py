@@ -116,9 +116,7 @@ class ChaosStore:
                 )
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(
-                f"the chaos store (Redis) is unreachable: {exc}", dependency="redis", retry_after_s=1
-            ) from exc
+            raise _unreachable(exc, retry_after_s=1) from exc
         return ActiveFault(service, fault, value, ttl, route, replica, key)
 
     async def active(self, service: str | None = None) -> list[ActiveFault]:
@@ -135,9 +133,7 @@ class ChaosStore:
                     pipe.pttl(key)
                 answers = await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(
-                f"the chaos store (Redis) is unreachable: {exc}", dependency="redis", retry_after_s=1
-            ) from exc
+            raise _unreachable(exc, retry_after_s=1) from exc
         found = []
         for i, key in enumerate(keys):
             raw, pttl = answers[2 * i], answers[2 * i + 1]
@@ -177,21 +173,26 @@ class ChaosStore:
                     )
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(
-                f"the chaos store (Redis) is unreachable: {exc}", dependency="redis", retry_after_s=1
-            ) from exc
+            raise _unreachable(exc, retry_after_s=1) from exc
         return len(victims)
 
     async def audit(self, limit: int = 50) -> list[dict[str, str]]:
         try:
             entries = await self.redis.xrevrange(AUDIT_STREAM, count=limit)
         except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"the chaos store (Redis) is unreachable: {exc}", dependency="redis") from exc
+            raise _unreachable(exc) from exc
         # No stream yet reads as no entries; with decode_responses every id and field is a str.
         return [
             {"id": _text(entry_id), **{_text(k): _text(v) for k, v in (fields or {}).items()}}
             for entry_id, fields in entries or []
         ]
+
+
+def _unreachable(exc: Exception, retry_after_s: float | None = None) -> DependencyUnavailable:
+    """The 503 for Redis failing under a chaos-store call: it names redis."""
+    return DependencyUnavailable(
+        f"the chaos store (Redis) is unreachable: {exc}", dependency="redis", retry_after_s=retry_after_s
+    )
 
 
 def _text(value: bytes | str | None) -> str:
