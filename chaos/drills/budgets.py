@@ -62,6 +62,13 @@ requests going bad from the inject on, the ratio over `W_long` grows as
 (the page stops once its short window no longer holds the incident). With the margin,
 payments-errors (half its orders bad at least) gets ceil(1.25 x (1 + 15 + 3600 x 0.072 /
 0.5 + 60 + 30) + 20) = 801 s to page in training, and 139 s in ci.
+
+That growth assumes steady traffic. A drill measures its own: when the long window held
+more requests a second before the inject than flow since (a busy drill just before, in
+ci's back-to-back run; clients backing off on Retry-After), the same bad share pages
+later, and `page_for_traffic` gives the budget for the measured rates (the fill term of
+`budget.fire_after_s` with `prior_rate`). The drill holds the page to the longer of the
+two, and fails it still when the measured traffic never pages at all.
 """
 
 from __future__ import annotations
@@ -132,8 +139,7 @@ def of(incident: Incident, profile: str) -> Budgets:
     """The detect and recover budgets of `incident` on a stack of `profile`."""
     records, alerts = _rules(profile)
     settings = profile_defaults(profile)
-    scrape = prometheus_config.seconds(prometheus_config.SCRAPE_INTERVAL[profile])
-    evaluation = scrape  # config() sets both from SCRAPE_INTERVAL
+    scrape, evaluation = _intervals(profile)
     common = {"chaos_refresh_s": float(settings["chaos_refresh_s"])}
     gates = {gate: float(settings[gate]) for gate in incident.recover_gates}
     rate_s = _clear_s(records[SUCCESS_RATE], profile)
@@ -156,7 +162,7 @@ def of(incident: Incident, profile: str) -> Budgets:
         cleared = {"alert": _clear_s(str(rule["expr"]), profile), "success rate": rate_s, "recovered_when": when_s}
     page: dict[str, float] = {}
     if incident.page is not None:
-        page, cleared["page"] = _page(incident, profile, {**common, "scrape": scrape}, evaluation)
+        page, cleared["page"] = _page(incident, profile, bad_share=incident.page.bad_share)
     windows = {f"windows ({', '.join(cleared)})": max(cleared.values())}
     recover = {**common, **gates, "scrape": scrape, **windows, "2 x eval": 2 * evaluation}
     return Budgets(
@@ -169,25 +175,52 @@ def of(incident: Incident, profile: str) -> Budgets:
     )
 
 
+def _intervals(profile: str) -> tuple[float, float]:
+    """(scrape, evaluation) intervals: config() sets both from SCRAPE_INTERVAL."""
+    scrape = prometheus_config.seconds(prometheus_config.SCRAPE_INTERVAL[profile])
+    return scrape, scrape
+
+
 def _page(
-    incident: Incident, profile: str, seen: dict[str, float], evaluation: float
+    incident: Incident, profile: str, *, bad_share: float, rate: float = 1.0, prior_rate: float | None = None
 ) -> tuple[dict[str, float], float]:
-    """The terms of the SLO page's detect budget (after `seen`, how soon the fault shows
-    in a scrape), and the page's short window."""
-    assert incident.page is not None
-    slo = spec.by_name(incident.page.slo)
-    _, alerts = _rules(profile)
-    rule = alerts[slo.alert(spec.PAGE)]
-    read = _read_windows(str(rule["expr"]), profile)
-    long_s, short_s = max(read), min(read)
-    fill = budget.fire_after_s(slo.threshold(spec.PAGE), long_s, incident.page.bad_share)
+    """The terms of the SLO page's detect budget, and the page's short window: how soon
+    the fault shows in a scrape, then the long window filling up with `bad_share` of the
+    requests bad (`rate` and `prior_rate` as in `budget.fire_after_s`)."""
+    slo, rule, long_s, short_s = _page_rule(incident, profile)
+    scrape, evaluation = _intervals(profile)
+    fill = budget.fire_after_s(slo.threshold(spec.PAGE), long_s, bad_share, rate=rate, prior_rate=prior_rate)
     terms = {
-        **seen,
+        "chaos_refresh_s": float(profile_defaults(profile)["chaos_refresh_s"]),
+        "scrape": scrape,
         "page long window x threshold / bad share": fill,
         "for": prometheus_config.seconds(rule["for"]),
         "2 x eval": 2 * evaluation,
     }
     return terms, short_s
+
+
+def _page_rule(incident: Incident, profile: str) -> tuple[spec.Slo, dict, float, float]:
+    """The incident's SLO, its page's rule, and the page's long and short windows as the
+    profile loads its rules."""
+    assert incident.page is not None
+    slo = spec.by_name(incident.page.slo)
+    _, alerts = _rules(profile)
+    rule = alerts[slo.alert(spec.PAGE)]
+    read = _read_windows(str(rule["expr"]), profile)
+    return slo, rule, max(read), min(read)
+
+
+def page_long_window_s(incident: Incident, profile: str) -> float:
+    return _page_rule(incident, profile)[2]
+
+
+def page_for_traffic(incident: Incident, profile: str, *, bad_share: float, rate: float, prior_rate: float) -> float:
+    """The page's detect budget for the traffic a drill measured: `prior_rate` order
+    requests a second over the long window before the inject, `rate` since, `bad_share`
+    of those bad. Raises ValueError when that traffic never pages."""
+    terms, _ = _page(incident, profile, bad_share=bad_share, rate=rate, prior_rate=prior_rate)
+    return _finish(terms, 0)
 
 
 def period_s(slo: spec.Slo, profile: str) -> float:

@@ -31,6 +31,7 @@ from chaos.db import reconcile as reconciling
 from chaos.drills import budgets, symptoms
 from chaos.drills.load import Failures, Load
 from chaos.drills.model import Incident, Step
+from chaos.drills.page_budget import PageBudget
 from chaos.drills.prom import Prometheus, PrometheusUnavailable
 from chaos.drills.watchdog import DeadMansSwitch
 from chaos.k8s import K8sError
@@ -151,6 +152,9 @@ class Drill:
         self.pages = symptoms.PageWatch.of(incident.slos)
         # The page the drill waits for (fired in detect, resolved in recover), if any.
         self.page = slo_spec.by_name(incident.page.slo).alert(slo_spec.PAGE) if incident.page else None
+        self.page_budget = (
+            PageBudget(self.prom, incident, layout.profile, self.budgets.page_s or 0.0) if incident.page else None
+        )
         # Detected by the dead man's switch: Watchdog, as Alertmanager lists it.
         self.switch = DeadMansSwitch(layout.url("alertmanager")) if incident.detection == "dead-mans-switch" else None
         # The replicas each service runs before the drill: the rollback brings them back.
@@ -174,6 +178,8 @@ class Drill:
             self._step("steady state", self._steady)
             self._mark("inject")
             self.pages.armed(self._firing())
+            if self.page_budget:
+                self.page_budget.before_inject()
             self._step("inject", lambda: self._run_steps(inc.inject))
             self.result.marks["injected"] = time.time()
             self._step("detect", self._detect)
@@ -227,7 +233,7 @@ class Drill:
         """The incident's alert, then (for an incident that must page) its SLO page too,
         each timed from the inject and held to its own budget."""
         alert = self.incident.alert
-        budget_s, page_budget_s = self.budgets.detect_s, self.budgets.page_s or 0.0
+        budget_s = self.budgets.detect_s
         never = f"{alert} never {'fired' if self.switch is None else 'left Alertmanager'} ({budget_s:.0f}s)"
 
         def detected() -> str | None:
@@ -242,21 +248,28 @@ class Drill:
                         raise StepFailed(never)
                     return None
                 self.result.time_to_detect_s = round(took_s, 1)
-            if self.page and self.page not in self.pages.fired_s:
+            if self.page_budget and self.page not in self.pages.fired_s:
+                page_budget_s = self.page_budget.at(took_s)
+                self.result.page_budget_s = round(page_budget_s)
                 if took_s >= page_budget_s:
-                    raise StepFailed(f"{self.page} never fired ({page_budget_s:.0f}s)")
+                    raise StepFailed(f"{self.page} never fired ({page_budget_s:.0f}s{self._page_note()})")
                 return None
             return f"{alert} {'firing' if self.switch is None else 'gone from Alertmanager'}"
 
-        detail, _ = self._poll(detected, max(budget_s, page_budget_s), never, since=self.clock["inject"])
+        bound_s = max(budget_s, self.page_budget.bound_s if self.page_budget else 0.0)
+        detail, _ = self._poll(detected, bound_s, never, since=self.clock["inject"])
         self._within_budget("detected", self.result.time_to_detect_s or 0.0, budget_s)
-        if self.page:
-            self._within_budget(f"{self.page} fired", self.pages.fired_s[self.page], page_budget_s)
-            detail += f" after {self.result.time_to_detect_s}s, {self.page} after {self.pages.fired_s[self.page]}s"
+        if self.page_budget and self.page:
+            paged_s = self.pages.fired_s[self.page]
+            self._within_budget(f"{self.page} fired", paged_s, self.page_budget.budget_s)
+            detail += f" after {self.result.time_to_detect_s}s, {self.page} after {paged_s}s{self._page_note()}"
         else:
             detail += f" after {self.result.time_to_detect_s}s"
         outputs = self._run_steps(self.incident.diagnose, diagnose=True)
         return f"{detail}; {outputs}"
+
+    def _page_note(self) -> str:
+        return f"; {self.page_budget.note}" if self.page_budget and self.page_budget.note else ""
 
     def _firing(self) -> set[str]:
         """The alerts firing in Prometheus now; none while it does not answer."""

@@ -112,7 +112,8 @@ def _spends(inc: Incident) -> str:
     return (
         f"{text} The page, `{spec.by_name(inc.page.slo).alert(spec.PAGE)}`, must detect it too (with at least "
         f"{inc.page.bad_share:.0%} of the order requests bad): within {training.page_s:.0f} s in training, "
-        f"{ci.page_s:.0f} s in ci."
+        f"{ci.page_s:.0f} s in ci, or longer when the page's long window held more requests before the "
+        "inject than flow during it (the drill measures both: docs/slo.md)."
     )
 
 

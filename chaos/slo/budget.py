@@ -24,9 +24,22 @@ def spent(bad_share: float, budget: float, duration_s: float, period_s: float) -
     return burn_rate(bad_share, budget) * duration_s / period_s
 
 
-def fire_after_s(threshold: float, window_s: float, bad_share: float) -> float:
+def fire_after_s(
+    threshold: float, window_s: float, bad_share: float, *, rate: float = 1.0, prior_rate: float | None = None
+) -> float:
     """How long after a share `bad_share` of requests starts going bad the error ratio
-    over `window_s` passes `threshold` (it grows as bad_share x elapsed / window_s)."""
+    over `window_s` passes `threshold`.
+
+    Requests flow at `rate` a second from then on; the window held `prior_rate` a second
+    before (the same, unless said). At `t` the ratio is
+
+        bad_share x rate x t / (prior_rate x (window_s - t) + rate x t)
+
+    which, with steady traffic, is bad_share x t / window_s. A busy window before and
+    clients backing off since (Retry-After) make the same share page later."""
+    prior = rate if prior_rate is None else prior_rate
     if bad_share <= threshold:
         raise ValueError(f"a bad share of {bad_share:g} never passes the threshold {threshold:g}")
-    return threshold * window_s / bad_share
+    if rate <= 0:
+        raise ValueError("no request flows: the error ratio cannot grow")
+    return threshold * prior * window_s / (rate * (bad_share - threshold) + threshold * prior)

@@ -37,6 +37,18 @@ def test_payments_errors_budget_is_the_documented_sum():
     assert ci["for"] == 5 and ci["alert window"] == 10 and ci["scrape"] == 1
 
 
+@pytest.mark.parametrize("profile", ["training", "ci"])
+def test_the_page_budget_for_measured_traffic_grows_when_the_window_was_busier_before(profile):
+    inc = BY_ID["database-down"]
+    share = inc.page.bad_share
+    steady = budgets.page_for_traffic(inc, profile, bad_share=share, rate=2.0, prior_rate=2.0)
+    assert steady == budgets.of(inc, profile).page_s  # steady traffic: the catalogue's budget
+    busier = budgets.page_for_traffic(inc, profile, bad_share=share, rate=2.0, prior_rate=5.0)
+    assert steady < busier < steady + budgets.MARGIN_RATIO * budgets.page_long_window_s(inc, profile)
+    with pytest.raises(ValueError):  # 0.5 % bad never pages an SLO of 99.5 %
+        budgets.page_for_traffic(inc, profile, bad_share=0.005, rate=2.0, prior_rate=5.0)
+
+
 @pytest.mark.parametrize("incident", ["monitoring-down", "multi-failure"])
 def test_a_dead_prometheus_is_detected_through_the_dead_mans_switch(incident):
     inc = BY_ID[incident]

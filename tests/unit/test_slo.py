@@ -131,6 +131,19 @@ def test_fire_after_is_the_long_window_filling_up():
         budget.fire_after_s(0.072, 3600, 0.05)  # 5 % bad never reaches 14.4 x a 0.5 % budget
 
 
+def test_a_busier_window_before_the_fault_makes_the_same_share_page_later():
+    # The ci database-down drill: a window that held 5 order requests a second, then 2.2
+    # a second (clients backing off on Retry-After), half of them bad.
+    took = budget.fire_after_s(0.072, 600, 0.5, rate=2.2, prior_rate=5.0)
+    assert took > budget.fire_after_s(0.072, 600, 0.5)
+    assert 0.5 * 2.2 * took / (5.0 * (600 - took) + 2.2 * took) == pytest.approx(0.072)
+    # A quieter window before pages sooner; an equal one is the steady case.
+    assert budget.fire_after_s(0.072, 600, 0.5, rate=2.2, prior_rate=1.0) < 86.4
+    assert budget.fire_after_s(0.072, 600, 0.5, rate=2.2, prior_rate=2.2) == pytest.approx(86.4)
+    with pytest.raises(ValueError):
+        budget.fire_after_s(0.072, 600, 0.5, rate=0.0, prior_rate=5.0)
+
+
 def test_each_incident_names_real_slos_and_the_customer_facing_ones_must_page():
     names = {s.name for s in spec.slos()}
     for inc in INCIDENTS:
