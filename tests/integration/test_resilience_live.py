@@ -25,6 +25,9 @@ def no_faults_left(stack, client):
     wait_breakers_closed(client, stack)
 
 
+OUTCOMES = ("success", "slow_success", "failure", "slow_failure")  # what a breaker records
+
+
 def _breaker(client, stack, service: str, downstream: str) -> dict:
     view = client.get(f"{stack.url(service)}/status/breakers").json()
     [breaker] = [b for b in view["breakers"] if b["downstream"] == downstream]
@@ -194,3 +197,32 @@ def test_an_ejected_replica_stops_receiving_traffic(stack, gateway, client):
         clear_faults(client, stack)
         runner.scale(stack, "payments", 1)
     assert_verify_clean(stack)
+
+
+def test_a_slow_leaf_is_slow_for_the_breaker_next_to_it_not_for_the_gateways(stack, gateway, client):
+    # Each call under ci's 1.5 s timeout, the three of an order (reserve, charge, commit)
+    # together over the gateway's 3 s slow-call threshold for orders.
+    put_fault(client, stack, "inventory", "latency_ms", 1200)
+    put_fault(client, stack, "payments", "latency_ms", 1200)
+    gateway_sees = {o: metric(client, gateway, "breaker_calls_total", downstream="orders", outcome=o) for o in OUTCOMES}
+    orders = stack.url("orders")
+    slow_before = metric(client, orders, "breaker_calls_total", downstream="inventory", outcome="slow_success")
+
+    started = time.perf_counter()
+    resp = place_order(client, gateway, "SKU-003", 1)
+    took_s = time.perf_counter() - started
+    assert resp.status_code == 201, resp.text
+    assert took_s > 3.6
+
+    # The gateway says what it waited on orders; orders told it what it waited on the
+    # leaves, so the gateway's breaker counts orders' own few milliseconds: not slow.
+    name, _, dur = resp.headers["Server-Timing"].partition(";dur=")
+    assert name == "downstream" and 3600 <= float(dur) <= took_s * 1000, resp.headers["Server-Timing"]
+    changed = {
+        o: metric(client, gateway, "breaker_calls_total", downstream="orders", outcome=o) - gateway_sees[o]
+        for o in OUTCOMES
+    }
+    assert changed == {"success": 1, "slow_success": 0, "failure": 0, "slow_failure": 0}, changed
+    # The breaker next to the slow leaf saw it slow: its calls took 1.2 s against 1 s.
+    slow_after = metric(client, orders, "breaker_calls_total", downstream="inventory", outcome="slow_success")
+    assert slow_after - slow_before == 2

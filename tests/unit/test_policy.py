@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 from prometheus_client import REGISTRY
 
+from services.common.resilience import waited
 from services.common.resilience.breaker import BreakerState
 from services.common.resilience.policy import Policy, PolicyConfig, ResilienceSettings, policy_config
 from services.common.web import errors
@@ -151,6 +152,56 @@ def test_429_is_neither_a_success_nor_a_failure_for_the_breaker():
     snap = policy.snapshot()[0]
     assert snap["calls"] == 0 and snap["state"] == "closed"
     assert metric("downstream_requests_total", to_service=policy.downstream, outcome="error") == 10
+
+
+class SlowWorld(World):
+    """A downstream that takes `took_s` to answer `reply`."""
+
+    def __init__(self, reply: FakeReply, took_s: float) -> None:
+        super().__init__(reply)
+        self.took_s = took_s
+
+    async def send(self, base_url: str, timeout_s: float) -> FakeReply:
+        reply = await super().send(base_url, timeout_s)
+        self.now += self.took_s
+        return reply
+
+
+def test_a_reply_is_slow_on_the_callees_own_time_not_on_what_it_waited_for_behind_it():
+    # 3 s against the breaker's 2 s slow-call threshold: 2.9 s of it spent on the callee's
+    # own downstream (Server-Timing) is that hop's slowness, judged by its own breaker.
+    behind = SlowWorld(FakeReply(201, {"Server-Timing": "db;dur=1, downstream;dur=2900"}), took_s=3.0)
+    policy = make(behind)
+    run(policy.call(behind.send, retryable=False))
+    assert policy.snapshot()[0]["calls"] == 1 and policy.snapshot()[0]["slow_rate"] == 0.0
+
+    own = SlowWorld(FakeReply(201, {"Server-Timing": "downstream;dur=500"}), took_s=3.0)
+    policy = make(own)
+    run(policy.call(own.send, retryable=False))
+    assert policy.snapshot()[0]["slow_rate"] == 100.0  # 2.5 s of its own
+
+    unreadable = SlowWorld(FakeReply(201, {"Server-Timing": "downstream;dur=soon"}), took_s=3.0)
+    policy = make(unreadable)
+    run(policy.call(unreadable.send, retryable=False))
+    assert policy.snapshot()[0]["slow_rate"] == 100.0  # nothing readable: the whole call is its own
+
+
+def test_a_call_adds_its_whole_time_retries_included_to_the_requests_wait_on_others():
+    world = World(503, 503, 200)
+    policy = make(world, retry_min_per_s=10.0)
+
+    async def a_request() -> tuple[bytes, bytes] | None:
+        token = waited.start()
+        try:
+            await policy.call(world.send, retryable=True)
+            return waited.header()
+        finally:
+            waited.stop(token)
+
+    started = world.now
+    assert run(a_request()) == (b"server-timing", f"downstream;dur={(world.now - started) * 1000:.1f}".encode())
+    assert world.now - started == pytest.approx(3 * 0.01 + 0.05 + 0.1)  # three attempts and two backoffs
+    assert waited.header() is None  # outside a request nothing is counted
 
 
 def test_no_attempt_starts_that_cannot_finish_before_the_deadline():

@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, field_validator
 
+from services.common.resilience import waited
 from services.common.resilience.breaker import BREAKER_STATE, BreakerConfig, CircuitBreaker
 from services.common.resilience.bulkhead import Bulkhead
 from services.common.resilience.patterns import CALL_PATTERNS, PATTERNS, describe_patterns, parse_patterns
@@ -208,7 +209,19 @@ class Policy:
         raises the last typed error when no attempt got a reply. `retryable` is for
         idempotent calls or calls carrying an idempotency key; `deadline` is on this
         policy's clock, and ignored when `timeouts` is off.
+
+        The whole call, retries and backoff included, counts as time the current
+        request waited on others (`waited`, reported to its caller as Server-Timing).
         """
+        started = self._clock()
+        try:
+            return await self._call(send, retryable, deadline)
+        finally:
+            waited.add(self._clock() - started)
+
+    async def _call(
+        self, send: Callable[[str, float | None], Awaitable[R]], retryable: bool, deadline: float | None
+    ) -> R:
         if not self.config.timeouts:
             deadline = None
         budget = self.budget
@@ -285,7 +298,10 @@ class Policy:
         if reply.status == 429:
             _release(breaker, permit)  # overloaded is neither healthy nor broken
         else:
-            self._learn(url, breaker, permit, self._clock() - started, failed=reply.status >= 500)
+            # Slow or not on the callee's own time: what it waited on others is judged
+            # by its own breakers (waited.py).
+            own_s = max(0.0, self._clock() - started - waited.reported_s(reply.headers))
+            self._learn(url, breaker, permit, own_s, failed=reply.status >= 500)
         return reply
 
     def _learn(self, url: str, breaker: CircuitBreaker | None, permit: int, elapsed_s: float, *, failed: bool) -> None:

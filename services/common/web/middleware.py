@@ -3,6 +3,8 @@
 It binds the correlation id (created when the caller sent none), refuses bodies over
 the size limit (413) and requests whose caller's deadline has already passed (504),
 then records `http_requests_total`, `http_request_duration_seconds` and one log line.
+An answer carries `Server-Timing: downstream;dur=<ms>` when its request waited on other
+services (services/common/resilience/waited.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from contextvars import ContextVar
 
 from prometheus_client import Counter, Histogram
 
+from services.common.resilience import waited
 from services.common.web import logging as log
 from services.common.web.errors import error_body
 from services.common.web.metrics import http_request_duration_seconds, http_requests_total
@@ -79,13 +82,16 @@ class RequestContextMiddleware:
         cid_token = log.correlation_id.set(cid)
         deadline_token = request_deadline.set(None)
         fault_token = applied_fault.set(None)
+        waited_token = waited.start()
         status_holder = [500]
         cid_header = (b"x-correlation-id", cid.encode("latin-1"))
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), cid_header]
+                timing = waited.header()
+                extra = (cid_header, timing) if timing else (cid_header,)
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
@@ -117,6 +123,7 @@ class RequestContextMiddleware:
             log.correlation_id.reset(cid_token)
             request_deadline.reset(deadline_token)
             applied_fault.reset(fault_token)
+            waited.stop(waited_token)
 
     def _refusal(self, headers: dict[bytes, str]) -> tuple[int, str, str] | None:
         length = headers.get(b"content-length")

@@ -59,10 +59,12 @@ _TRAINING: dict[str, Any] = {
     "breaker_failure_rate": 50.0,
     "breaker_slow_call_s": 2.0,
     "breaker_slow_rate": 80.0,
-    # The gateway's one breaker guards every route of orders, whose POST waits on inventory
-    # and payments, each for up to downstream_timeout_s. Slow there means slower than two
-    # such calls: a leaf that saturates (cannot-scale) trips the breaker next to it, not
-    # the gateway's, which would refuse reads with 503 and name orders, which is up.
+    # The gateway's one breaker guards every route of orders. It judges orders on orders'
+    # own time (what orders waited on inventory and payments taken off: resilience/
+    # waited.py), so a leaf that saturates (cannot-scale) trips the breaker next to it.
+    # Its threshold stays long: on a saturated machine orders' own time is its turn on
+    # the CPU, and a breaker opened by overload alone refuses reads with 503 naming
+    # orders, which is up.
     "gateway.breaker_slow_call_s": 6.0,
     "breaker_wait_open_s": 30.0,
     "breaker_half_open_calls": 10,
