@@ -30,6 +30,8 @@ def check(result: DrillResult) -> None:
     assert result.ok, f"{result.incident} failed at {failed or 'an unfinished step'}"
     assert result.verify["ok"]
     assert result.timeline["order success rate"], "the report's timeline has no data"
+    attempted, succeeded = result.orders_attempted or 0, result.orders_succeeded or 0
+    assert succeeded <= attempted, f"{succeeded} orders succeeded of {attempted} attempted"
 
 
 @pytest.mark.parametrize(
