@@ -5,9 +5,11 @@ One JSON line per answer received (retries and no-answers included)::
     {"t": 1718000000.123, "key": "locust-…", "status": 201, "order_id": "…", "order_status": "confirmed",
      "total_cents": 3998, "replayed": false}
 
-`status` 0 means no answer (a timeout, a refused or dropped connection). `chaoslab verify
---ledger FILE` holds these answers against the database: an answer a client was given is
-a promise the stack must keep. Standard library only: the locust process imports this
+`status` 0 means no answer (a timeout, a refused or dropped connection). A line may also
+say how the answer came: the client's `latency_ms`, `retry_after`, the error `code`, and
+the `dependency` a 503 blamed (its `X-Failed-Dependency`: a service, postgres or redis).
+`chaoslab verify --ledger FILE` holds these answers against the database: an answer a
+client was given is a promise the stack must keep. Standard library only: the locust process imports this
 module (no locust here, so the checks are plain functions tests call directly).
 """
 
@@ -38,10 +40,12 @@ class Entry:
     total_cents: int | None = None
     replayed: bool = False
     # How the answer came (optional: older ledgers lack them): the client's latency, the
-    # Retry-After header, and the error code of an answer without an order.
+    # Retry-After header, the error code of an answer without an order, and what the
+    # answer said was unavailable (X-Failed-Dependency).
     latency_ms: float | None = None
     retry_after: str | None = None
     code: str | None = None
+    dependency: str | None = None
 
     @property
     def final(self) -> bool:
@@ -60,9 +64,10 @@ class Entry:
         latency_ms: float | None = None,
         retry_after: str | None = None,
         code: str | None = None,
+        dependency: str | None = None,
     ) -> Entry:
         """An entry from an HTTP answer (`status` 0: none) and its raw body; how it came
-        (latency, Retry-After, error code) when the caller knows it."""
+        (latency, Retry-After, error code, the failed dependency) when the caller knows it."""
         try:
             body = json.loads(content) if content else None
         except ValueError:
@@ -80,11 +85,12 @@ class Entry:
             latency_ms=None if latency_ms is None else round(latency_ms, 2),
             retry_after=retry_after or None,
             code=code or None,
+            dependency=dependency or None,
         )
 
 
 # Written only when known, so a line stays as short as the answer allows.
-_OPTIONAL = frozenset({"latency_ms", "retry_after", "code"})
+_OPTIONAL = frozenset({"latency_ms", "retry_after", "code", "dependency"})
 
 
 def _text(value: Any) -> str | None:
@@ -187,6 +193,7 @@ def _parse(line: str) -> Entry | None:
         latency_ms=float(latency) if isinstance(latency := raw.get("latency_ms"), (int, float)) else None,
         retry_after=_text(raw.get("retry_after")),
         code=_text(raw.get("code")),
+        dependency=_text(raw.get("dependency")),
     )
 
 

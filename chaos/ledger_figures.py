@@ -62,10 +62,13 @@ def order_windows(entries: Sequence[ledger.Entry], start: float, end: float, wid
 
 
 def status_counts(entries: Iterable[ledger.Entry]) -> dict[str, int]:
-    """Answers by status and error code: `201`, `429 overloaded`, `503 breaker_open`, `0`."""
+    """Answers by status, error code and the dependency blamed: `201`, `429 overloaded`,
+    `503 breaker_open (orders)`, `0`."""
     counts: dict[str, int] = {}
     for e in entries:
-        label = f"{e.status} {e.code}" if e.code else str(e.status)
+        label = " ".join(
+            part for part in (str(e.status), e.code, f"({e.dependency})" if e.dependency else None) if part
+        )
         counts[label] = counts.get(label, 0) + 1
     return dict(sorted(counts.items()))
 

@@ -26,6 +26,7 @@ from locust.contrib.fasthttp import FastHttpSession, FastResponse
 from chaos import ledger
 from loadtests.checks import Check, body_of, describe, order_answer, order_list, order_read, retry_after_s
 from loadtests.settings import UserSettings
+from services.common.web.errors import FAILED_DEPENDENCY
 
 # SKU-LIMITED (5 units) is left out on purpose: load would sell it out at once.
 SKUS = tuple(f"SKU-{n:03d}" for n in range(1, 11))
@@ -128,6 +129,7 @@ def _recorder(key: str) -> Answered | None:
                 latency_ms=meta.get("response_time"),
                 retry_after=headers.get("Retry-After") if headers is not None else None,
                 code=_error_code(resp),
+                dependency=headers.get(FAILED_DEPENDENCY) if headers is not None else None,
             )
         )
 

@@ -19,10 +19,12 @@ import pytest
 
 # Only the locust-free parts of loadtests: importing locust here would let gevent
 # monkey-patch the whole test session.
+from chaos import ledger
 from chaos.drills.load import failure_message, locust_command
 from loadtests import schedules
 from loadtests.checks import GAVE_UP, SameAnswer
 from loadtests.settings import LoadSettingsError, SpikeSettings, SteadySettings, StepSettings, SurgeSettings
+from tests.support.chaos import clear_faults, put_fault, wait_breakers_closed
 from tests.support.stack import assert_verify_clean
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,6 +123,28 @@ def test_duplicate_storm_gets_one_order_per_key(stack, gateway, tmp_path):
     assert run.count("POST /orders [storm]") >= 20, run.explain()
     assert run.count("GET ") == 0, "--tags duplicates ran shoppers"
     assert_verify_clean(stack)
+
+
+def test_the_ledger_names_the_dependency_each_refusal_blamed(stack, gateway, client, tmp_path):
+    # Orders cannot reach inventory: each order is refused with 503 naming inventory (or,
+    # once the gateway's breaker on orders opens, naming orders).
+    put_fault(client, stack, "orders", "block", "inventory")
+    try:
+        run = run_locust(
+            gateway,
+            tmp_path,
+            *("--tags", "orders", "-u", "2", "-r", "2", "-t", "4s"),
+            env={ledger.LEDGER_VAR: str(tmp_path / "ledger-{pid}.jsonl")},
+        )
+    finally:
+        clear_faults(client, stack)
+        wait_breakers_closed(client, stack)
+
+    assert run.rows("exceptions") == [], run.explain()
+    refused = [e for e in ledger.read(sorted(tmp_path.glob("ledger-*.jsonl"))).entries if e.status == 503]
+    assert refused, run.explain()
+    assert {e.dependency for e in refused} <= {"inventory", "orders"}, refused
+    assert any(e.dependency == "inventory" for e in refused), refused
 
 
 def test_surge_shape_surges_then_stops_by_itself(stack, gateway, tmp_path):

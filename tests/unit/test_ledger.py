@@ -33,9 +33,13 @@ def test_the_writer_appends_one_json_line_per_answer_readable_at_once(tmp_path: 
         }
     ]
     writer.record(Entry(t=2.0, key="k-2", status=0))
+    blamed = Entry(t=2.5, key="k-3", status=503, latency_ms=4.5, retry_after="1", code="x", dependency="payments")
+    writer.record(blamed)
     writer.close()
     ledger.Writer(path).record(_entry(t=3.0))  # a second writer appends, never truncates
-    assert [e.t for e in ledger.read([path]).entries] == [1.0, 2.0, 3.0]
+    entries = ledger.read([path]).entries
+    assert [e.t for e in entries] == [1.0, 2.0, 2.5, 3.0]
+    assert entries[2] == blamed  # how an answer came is read back as written
 
 
 def test_the_writer_creates_no_file_until_an_answer_and_fills_in_the_pid(tmp_path: Path) -> None:
@@ -94,6 +98,8 @@ def test_an_entry_from_an_answer() -> None:
     assert Entry.from_answer("k", 0, None, False, t=5.0) == Entry(5.0, "k", 0)
     assert Entry.from_answer("k", 502, b"<html>bad gateway", False, t=5.0) == Entry(5.0, "k", 502)
     assert Entry.from_answer("k", 201, order, True).replayed
+    unavailable = Entry.from_answer("k", 503, error, False, t=5.0, code="breaker_open", dependency="payments")
+    assert unavailable == Entry(5.0, "k", 503, code="breaker_open", dependency="payments")
 
 
 def test_only_answers_with_an_order_are_final() -> None:

@@ -51,9 +51,12 @@ def test_an_order_counts_in_the_window_of_its_first_answer_and_succeeds_if_any_a
     assert math.isnan(order_windows([], 0, 10, 10)[0].success)
 
 
-def test_status_counts_name_the_error_code():
-    counts = status_counts([answer(0, "a", 201), answer(0, "b", 503, code="breaker_open"), answer(0, "c", 0)])
-    assert counts == {"0": 1, "201": 1, "503 breaker_open": 1}
+def test_status_counts_name_the_error_code_and_the_dependency_blamed():
+    blamed = Entry(0, "d", 503, code="downstream_timeout", dependency="payments")
+    counts = status_counts(
+        [answer(0, "a", 201), answer(0, "b", 503, code="breaker_open"), answer(0, "c", 0), blamed, blamed]
+    )
+    assert counts == {"0": 1, "201": 1, "503 breaker_open": 1, "503 downstream_timeout (payments)": 2}
 
 
 def test_spike_figures_judge_the_hold_and_the_time_after_the_drop():
