@@ -104,7 +104,14 @@ def test_payment_errors_script_breaks_orders_fires_the_alert_and_recovers(engine
     env = {**engine.env, "REDIS_URL": stack.redis_url}
     with OrderStream(stack.url("gateway"), workers=4, sku="SKU-002") as stream:
         stream.wait_for(20)
-        assert set(stream.latest(20)) == {201}, stream.latest(20)
+        # The steady state first: a cold container on a busy machine may miss ci's 1.5 s
+        # call timeout once (a 503 with Retry-After), as in stop 24's and d065031's runs.
+        wait_until(
+            lambda: set(stream.latest(20)) == {201},
+            timeout_s=60,
+            interval_s=0.5,
+            message="20 orders confirmed in a row",
+        )
         subprocess.run([script, "enable", "0.9"], env=env, check=True, timeout=30)
         try:
             wait_until(
