@@ -307,7 +307,8 @@ def phase_spike(layout: StackLayout, work: Path, quick: bool, best: float, best_
     load_at_hold = load_average()
     time.sleep(max(1.0, spec["hold"] - 4))
     split = cpu_split(cpu_before, cpu_sample(layout, proc.pid), time.monotonic() - cpu_t0)
-    limit = prom(layout, 'avg_over_time(concurrency_limit{job="gateway"}[30s])')
+    # The adaptive limit over the hold's last 30 s: its mean hides swings, so its range too.
+    limit = {f: prom(layout, f'{f}_over_time(concurrency_limit{{job="gateway"}}[30s])') for f in ("avg", "min", "max")}
     # The gateway's own view of the same answers (Prometheus, over the hold's last 40 s).
     quantile = (
         'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{job="gateway",{}}}[40s])))'
@@ -344,8 +345,8 @@ def phase_spike(layout: StackLayout, work: Path, quick: bool, best: float, best_
     row("breakers open from 5 s after the drop", ", ".join(late) or "none", "none", not late)
     anywhere = watch.open_between(t0, t0 + 10_000)
     print(f"    breakers seen not closed during the whole spike: {', '.join(anywhere) or 'none'}")
-    print(f"    gateway concurrency_limit (avg, last 30 s of hold): {limit:.1f}; min_rtt {min_rtt * 1000:.1f} ms "
-          "(NaN: static admission)")  # fmt: skip
+    print(f"    gateway concurrency_limit (last 30 s of hold): avg {limit['avg']:.1f}, range {limit['min']:.0f}-"
+          f"{limit['max']:.0f}; min_rtt {min_rtt * 1000:.1f} ms (NaN: static admission)")  # fmt: skip
     print(f"    CPU while held, in cores of {os.cpu_count()} ({load_at_hold} at its start):")
     stack = sum(v for k, v in split.items() if k not in ("LOAD GENERATOR (locust)", "MACHINE (all processes)"))
     for name, cores in sorted(split.items(), key=lambda kv: -kv[1]):

@@ -353,4 +353,9 @@ def test_the_profile_picks_the_door(monkeypatch):
     adaptive = admission_limit(GatewaySettings())
     assert isinstance(adaptive, GradientLimit)
     assert adaptive.config.max_limit <= GatewaySettings().max_inflight  # MAX_INFLIGHT stays the ceiling
-    assert isinstance(admission_limit(OrdersSettings()), GradientLimit)
+    # A service without a door gets none from ADMISSION alone: the stack's door is the
+    # gateway's. MAX_INFLIGHT gives it one, and is the adaptive limit's ceiling there too.
+    assert admission_limit(OrdersSettings()) is None
+    monkeypatch.setenv("MAX_INFLIGHT", "20")
+    inner = admission_limit(OrdersSettings())
+    assert isinstance(inner, GradientLimit) and inner.config.max_limit == 20

@@ -216,14 +216,18 @@ def create_app(
 
 
 def admission_limit(settings: ServiceSettings) -> Limit | None:
-    """The limit of the service's door: adaptive (max_inflight, when set, its ceiling),
-    static (max_inflight), or None when there is no limit to keep (or `shedding` is off)."""
-    if not settings.pattern_on("shedding"):
+    """The limit of the service's door: adaptive (max_inflight its ceiling) or static
+    (max_inflight); None where the service has no door (max_inflight 0, whatever
+    `admission` says) or `shedding` is off.
+
+    Only a service with a door gets an adaptive one, so `ADMISSION=adaptive` for the whole
+    stack is the gateway's door: a door inside the chain answers its caller 429, which the
+    caller's policy retries after `Retry-After`, so a shed call became a request one to two
+    seconds slower instead of a refusal at the edge (bench/overload.py)."""
+    if not settings.pattern_on("shedding") or settings.max_inflight <= 0:
         return None
     if settings.admission == "adaptive":
-        ceiling = settings.adaptive_max_limit
-        if settings.max_inflight > 0:
-            ceiling = min(ceiling, settings.max_inflight)
+        ceiling = min(settings.adaptive_max_limit, settings.max_inflight)
         config = AdaptiveConfig(
             initial=max(settings.adaptive_min_limit, min(settings.adaptive_initial, ceiling)),
             min_limit=min(settings.adaptive_min_limit, ceiling),
@@ -234,9 +238,7 @@ def admission_limit(settings: ServiceSettings) -> Limit | None:
             smoothing=settings.adaptive_smoothing,
         )
         return GradientLimit(config, time.monotonic)
-    if settings.max_inflight > 0:
-        return StaticLimit(settings.max_inflight)
-    return None
+    return StaticLimit(settings.max_inflight)
 
 
 def background(stack: AsyncExitStack, coroutine) -> None:

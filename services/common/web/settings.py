@@ -87,12 +87,13 @@ _TRAINING: dict[str, Any] = {
     "ejection_consecutive_failures": 5,
     "ejection_base_s": 10.0,
     "ejection_max_s": 120.0,
-    # Load shedding: requests in flight past this get 429 + Retry-After (0: no limit).
+    # Load shedding: requests in flight past this get 429 + Retry-After (0: the service has
+    # no door, static or adaptive).
     "max_inflight": 0,
     "gateway.max_inflight": 128,
     # Admission at a service's door (services/common/resilience/backpressure.py):
     # `adaptive` learns the limit from the latency of the requests it admits
-    # (services/common/resilience/adaptive.py), max_inflight (when > 0) staying its
+    # (services/common/resilience/adaptive.py), max_inflight staying its
     # ceiling; `static` sheds past max_inflight. `static` stays the default: adaptive at the
     # gateway sheds a spike without 5xx, and a quiet window now grows a surge's low limit
     # back, but it also sheds the step load of cannot-scale before payments saturates, so
