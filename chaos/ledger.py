@@ -9,8 +9,9 @@ One JSON line per answer received (retries and no-answers included)::
 say how the answer came: the client's `latency_ms`, `retry_after`, the error `code`, and
 the `dependency` a 503 blamed (its `X-Failed-Dependency`: a service, postgres or redis).
 `chaoslab verify --ledger FILE` holds these answers against the database: an answer a
-client was given is a promise the stack must keep. Standard library only: the locust process imports this
-module (no locust here, so the checks are plain functions tests call directly).
+client was given is a promise the stack must keep. Standard library only: the locust
+process imports this module (no locust here, so the checks are plain functions tests
+call directly).
 """
 
 from __future__ import annotations
