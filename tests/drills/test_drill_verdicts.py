@@ -143,6 +143,7 @@ def test_a_steady_state_that_never_holds_fails_the_drill_before_any_fault(stack,
     step = failed(result)
     assert step.name == "steady state"
     assert "the steady state never held" in step.detail
+    assert "success rate" in step.detail.partition("never held")[2]  # and what kept it from holding
     assert steps(result) == ["steady state", "roll back"]  # nothing injected, nothing to verify
 
 
