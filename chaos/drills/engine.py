@@ -227,16 +227,16 @@ class Drill:
         # What kept the steady state from holding, last time it was looked at: a drill
         # that never starts says why.
         unmet = ["Prometheus did not answer"]
+        silent = {name for name in (alert, self.page) if name}
 
         def holds() -> str | None:
             if not self.prom.up():
                 unmet[:] = ["Prometheus is down"]
                 return None
             rate = self.prom.value(SUCCESS_RATE)
-            loud = {alert, self.page} & self.prom.firing()
             unmet[:] = [
                 *([] if rate_holds(rate, self.incident.steady_success) else [f"success rate {rate_text(rate)}"]),
-                *(f"{name} firing" for name in sorted(n for n in loud if n)),
+                *(f"{name} firing" for name in sorted(silent & self.prom.firing())),
                 *([] if self._switch_armed() else ["the dead man's switch not in Alertmanager"]),
             ]
             return None if unmet else f"success rate {rate:.2f}, {quiet}"
