@@ -226,3 +226,27 @@ def test_a_slow_leaf_is_slow_for_the_breaker_next_to_it_not_for_the_gateways(sta
     # The breaker next to the slow leaf saw it slow: its calls took 1.2 s against 1 s.
     slow_after = metric(client, orders, "breaker_calls_total", downstream="inventory", outcome="slow_success")
     assert slow_after - slow_before == 2
+
+
+def test_a_failing_leaf_opens_the_breaker_next_to_it_and_reads_through_the_gateway_go_on(stack, gateway, client):
+    before = place_order(client, gateway, "SKU-004", 1)
+    assert before.status_code == 201, before.text
+    gateway_failures = metric(client, gateway, "breaker_calls_total", downstream="orders", outcome="failure")
+    put_fault(client, stack, "inventory", "error_rate", 1.0)
+
+    # Orders answers 503 naming inventory, until its breaker on inventory opens.
+    answers = []
+    for _ in range(60):
+        resp = place_order(client, gateway, "SKU-004", 1)
+        answers.append((resp.status_code, resp.headers.get("X-Failed-Dependency")))
+        if _breaker(client, stack, "orders", "inventory")["state"] == "open":
+            break
+    assert _breaker(client, stack, "orders", "inventory")["state"] == "open", answers
+    assert set(answers) == {(503, "inventory")}, answers
+
+    # Orders is up and said so: the gateway's breaker on orders learnt nothing, and an
+    # order's status still reads through the gateway while inventory is down.
+    assert _breaker(client, stack, "gateway", "orders")["state"] == "closed"
+    assert metric(client, gateway, "breaker_calls_total", downstream="orders", outcome="failure") == gateway_failures
+    read = client.get(f"{gateway}/orders/{before.json()['order_id']}")
+    assert read.status_code == 200 and read.json()["status"] == "confirmed", read.text

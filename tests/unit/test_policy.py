@@ -154,6 +154,29 @@ def test_429_is_neither_a_success_nor_a_failure_for_the_breaker():
     assert metric("downstream_requests_total", to_service=policy.downstream, outcome="error") == 10
 
 
+def test_a_5xx_that_names_another_service_leaves_the_callees_breaker_and_replica_alone():
+    """The gateway's breaker on orders must not open because inventory fails: orders
+    answers 503 naming inventory, and orders' own breaker on inventory judges that."""
+    world = World(FakeReply(503, {"X-Failed-Dependency": "inventory"}))
+    policy = make(world, max_attempts=1)
+    for _ in range(20):
+        assert run(policy.call(world.send, retryable=False)).status == 503
+    snap = policy.snapshot()[0]
+    assert (snap["calls"], snap["state"]) == (0, "closed")
+    assert metric("downstream_requests_total", to_service=policy.downstream, outcome="error") == 20
+
+
+@pytest.mark.parametrize("named", [None, "callee", errors.DATABASE, errors.CHAOS_STORE])
+def test_a_5xx_naming_nothing_the_callee_or_its_own_stores_is_the_callees_failure(named):
+    policy_name = f"policy-test-{next(_names)}"
+    headers = {} if named is None else {errors.FAILED_DEPENDENCY: policy_name if named == "callee" else named}
+    world = World(FakeReply(503, headers))
+    policy = Policy(policy_name, [URL], replace(CONFIG, max_attempts=1), world.clock, world.sleep, lambda: 0.5)
+    for _ in range(10):
+        run(policy.call(world.send, retryable=False))
+    assert policy.snapshot()[0]["state"] == "open"
+
+
 class SlowWorld(World):
     """A downstream that takes `took_s` to answer `reply`."""
 

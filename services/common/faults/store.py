@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from services.common.faults.catalogue import CATALOGUE, DEFAULT_TTL_S, MAX_TTL_S, lookup, parse_key, redis_key
-from services.common.web.errors import BadInput, DependencyUnavailable
+from services.common.web.errors import CHAOS_STORE, BadInput, DependencyUnavailable
 
 AUDIT_STREAM = "chaos:audit"
 AUDIT_MAXLEN = 10_000
@@ -191,7 +191,7 @@ class ChaosStore:
 def _unreachable(exc: Exception, retry_after_s: float | None = None) -> DependencyUnavailable:
     """The 503 for Redis failing under a chaos-store call: it names redis."""
     return DependencyUnavailable(
-        f"the chaos store (Redis) is unreachable: {exc}", dependency="redis", retry_after_s=retry_after_s
+        f"the chaos store (Redis) is unreachable: {exc}", dependency=CHAOS_STORE, retry_after_s=retry_after_s
     )
 
 

@@ -295,8 +295,10 @@ class Policy:
             raise
         finally:
             self._release_bulkhead()
-        if reply.status == 429:
-            _release(breaker, permit)  # overloaded is neither healthy nor broken
+        if reply.status == 429 or _answers_for_another(reply, self.downstream):
+            # Overloaded is neither healthy nor broken; a 5xx that names another service
+            # is that service's failure, judged by the breaker next to it.
+            _release(breaker, permit)
         else:
             # Slow or not on the callee's own time: what it waited on others is judged
             # by its own breakers (waited.py).
@@ -422,6 +424,16 @@ def _release(breaker: CircuitBreaker | None, permit: int) -> None:
     """Give a breaker its permit back, learning nothing (no breaker: nothing to give back)."""
     if breaker is not None:
         breaker.release(permit)
+
+
+def _answers_for_another(reply: Reply, callee: str) -> bool:
+    """A 5xx whose `X-Failed-Dependency` names a service other than the callee: the
+    callee is answering, for a failure further down. Its own database and the chaos
+    store are part of it, and a 5xx naming nothing or them is the callee's own."""
+    if reply.status < 500:
+        return False
+    named = reply.headers.get(errors.FAILED_DEPENDENCY)
+    return named is not None and named not in (callee, errors.DATABASE, errors.CHAOS_STORE)
 
 
 def _retry_after_s(headers: Mapping[str, str]) -> float:

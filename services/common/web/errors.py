@@ -55,6 +55,7 @@ class Conflict(ChaoslabError):
 # The header of a 503 that names what could not answer: a service, postgres or redis.
 FAILED_DEPENDENCY = "X-Failed-Dependency"
 DATABASE = "postgres"
+CHAOS_STORE = "redis"
 
 
 class DependencyUnavailable(ChaoslabError):
