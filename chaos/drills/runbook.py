@@ -54,9 +54,12 @@ one fires, the incident's own alerts are attached to it rather than sent on thei
 A killed process is back within seconds (supervisord restarts it; in compose, the restart
 policy) and its `/health` answers 200 at once, so `chaoslab status` is all green. Its
 callers' breakers, opened by the crash, stay open for one breaker wait
-(`breaker_wait_open_s`: 30 s in training, 3 s in ci): until then orders and reads through
-the gateway answer 503 `breaker_open` with `Retry-After`. This is recovery, not a new
-incident: restarting more processes does not shorten it. `chaoslab query 'max(breaker_state)'`
+(`breaker_wait_open_s`: 30 s in training, 3 s in ci). Until then, after a killed orders,
+orders and reads through the gateway answer 503 `breaker_open` with `Retry-After`; after a
+killed inventory, new orders answer 503 naming it (`X-Failed-Dependency`), and after a
+killed payments they end `payment_failed`, while reads of orders go on (the gateway's
+breaker on orders does not count a 503 that names another service). This is recovery, not
+a new incident: restarting more processes does not shorten it. `chaoslab query 'max(breaker_state)'`
 shows the breakers still open. Orders caught mid-flight stay `pending` until their lease
 expires and the sweeper finishes them (a retry with the same key gets the same order), so
 run `chaoslab verify` after that, with its default grace. If 503s outlast a breaker wait
