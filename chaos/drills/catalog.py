@@ -350,13 +350,17 @@ INCIDENTS: tuple[Incident, ...] = (
             "the gateway still answers in bounded time",
         ),
         diagnose=(BREAKERS, ALERTS),
-        inject=(sh("chaos/scripts/payment_hang.sh enable 1.0"), sh("chaoslab chaos set inventory latency_ms 2000")),
-        remediate=(sh("chaos/scripts/payment_hang.sh disable"), sh("chaoslab chaos clear inventory")),
+        # Inventory slow for orders' breaker yet within its timeout (inventory_slow.sh's
+        # default follows the profile), so reservations succeed and orders reach payments:
+        # both of orders' breakers open. Past the timeout, orders would never call payments,
+        # and only one breaker would (the gateway's on orders ignores 503s naming inventory).
+        inject=(sh("chaos/scripts/payment_hang.sh enable 1.0"), sh("chaos/scripts/inventory_slow.sh enable")),
+        remediate=(sh("chaos/scripts/payment_hang.sh disable"), sh("chaos/scripts/inventory_slow.sh disable")),
         recovered=(
             "Recover from the deepest service up: payments, then inventory; the breakers close one after the other."
         ),
         data_loss=VERIFY_NOTE,
-        faults=(("payments", "hang_rate", 1.0), ("inventory", "latency_ms", 2000)),
+        faults=(("payments", "hang_rate", 1.0), ("inventory", "latency_ms", 2000)),  # training's values
         # Two breakers must open, each over a count window that the steady state filled with
         # successes: half its calls (50 of 100 in training, 25 of 50 in ci) must fail first, and
         # at the drill's few orders/s, every one of them waiting for a timeout, that takes

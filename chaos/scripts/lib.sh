@@ -32,6 +32,7 @@ CHAOS_NAME=""
 CHAOS_SUMMARY=""
 CHAOS_FAULT=""
 CHAOS_DEFAULT_VALUE=""
+CHAOS_DEFAULT_VALUE_CI=""  # the default under CHAOSLAB_PROFILE=ci, when it differs
 CHAOS_SERVICE=""
 CHAOS_SERVICE_CHOICE=no
 CHAOS_VALUE_OPTS=()   # "option|METAVAR|fault"
@@ -41,7 +42,22 @@ CHAOS_PYTHON=""
 # --- declarations -------------------------------------------------------------------------
 
 chaos_script() { CHAOS_NAME="$1"; CHAOS_SUMMARY="$2"; }
-chaos_fault() { CHAOS_FAULT="$1"; CHAOS_DEFAULT_VALUE="$2"; }
+# chaos_fault FAULT DEFAULT [CI_DEFAULT]: a value that must sit between two of the profile's
+# time scales (a slow-call threshold and a timeout, say) has a default of its own in ci.
+chaos_fault() { CHAOS_FAULT="$1"; CHAOS_DEFAULT_VALUE="$2"; CHAOS_DEFAULT_VALUE_CI="${3:-}"; }
+
+chaos_default_value() {  # the default for the profile in CHAOSLAB_PROFILE
+    if [[ "${CHAOSLAB_PROFILE:-training}" == ci && -n "$CHAOS_DEFAULT_VALUE_CI" ]]; then
+        printf '%s' "$CHAOS_DEFAULT_VALUE_CI"
+    else
+        printf '%s' "$CHAOS_DEFAULT_VALUE"
+    fi
+}
+
+chaos_default_text() {  # the default as --help tells it
+    printf '%s' "$CHAOS_DEFAULT_VALUE"
+    if [[ -n "$CHAOS_DEFAULT_VALUE_CI" ]]; then printf '; %s with CHAOSLAB_PROFILE=ci' "$CHAOS_DEFAULT_VALUE_CI"; fi
+}
 chaos_service() {
     CHAOS_SERVICE="$1"
     if [[ "${2:-}" == "--choice" ]]; then CHAOS_SERVICE_CHOICE=yes; fi
@@ -308,7 +324,7 @@ EOF
     while IFS= read -r fault; do
         printf '  chaos:%s:%s[:replica=N][:route=/path]' "$svc_shown" "$fault"
         if [[ "$fault" == "$CHAOS_FAULT" ]]; then
-            printf '  (enable; default value %s)\n' "$CHAOS_DEFAULT_VALUE"
+            printf '  (enable; default value %s)\n' "$(chaos_default_text)"
         else
             for spec in "${CHAOS_VALUE_OPTS[@]+"${CHAOS_VALUE_OPTS[@]}"}"; do
                 IFS='|' read -r opt meta name <<<"$spec"
@@ -336,7 +352,7 @@ EOF
     cat <<EOF
 
 Options:
-  VALUE            the fault's value (default $CHAOS_DEFAULT_VALUE), checked against the catalogue bounds
+  VALUE            the fault's value (default $(chaos_default_text)), checked against the catalogue bounds
 EOF
     for spec in "${CHAOS_VALUE_OPTS[@]+"${CHAOS_VALUE_OPTS[@]}"}"; do
         IFS='|' read -r opt meta fault <<<"$spec"
@@ -543,7 +559,7 @@ chaos_main() {
     fi
     case "$action" in
         enable)
-            if [[ "$have_value" == no ]]; then value="$CHAOS_DEFAULT_VALUE"; fi
+            if [[ "$have_value" == no ]]; then value="$(chaos_default_value)"; fi
             chaos_enable "${service:-$CHAOS_SERVICE}" "$replica" "$route" "$ttl" \
                 "$main_fault" "$value" "${extras[@]+"${extras[@]}"}"
             ;;

@@ -72,6 +72,15 @@ CASES = [
         (("30001", "30000 ms"), ("-1", "between 0 and 30000")),
     ),
     Case(
+        "inventory_slow",
+        "inventory",
+        "latency_ms",
+        "2000",
+        "2500",
+        "2500",
+        (("30001", "30000 ms"), ("-1", "between 0 and 30000")),
+    ),
+    Case(
         "payment_hang",
         "payments",
         "hang_rate",
@@ -440,6 +449,18 @@ def test_ci_profile_shortens_the_default_ttl(redis_url, r):
     assert audit(r)[-1]["ttl_s"] == "120"
 
 
+def test_a_value_between_two_time_scales_has_its_own_default_in_ci(redis_url, r):
+    # inventory_slow must stay under orders' timeout and over its slow-call threshold:
+    # 2-3 s in training, 1-1.5 s in ci.
+    ci = script_env(redis_url, CHAOSLAB_PROFILE="ci")
+    assert run(redis_url, "inventory_slow", "enable", env=ci).returncode == 0
+    assert r.get("chaos:inventory:latency_ms") == "1250"
+    assert "default 2000; 1250 with CHAOSLAB_PROFILE=ci" in run(redis_url, "inventory_slow", "--help").stdout
+    # a script without a ci default keeps its one default in ci
+    assert run(redis_url, "payment_slow", "enable", env=ci).returncode == 0
+    assert r.get("chaos:payments:latency_ms") == "2000"
+
+
 # --- refusals -------------------------------------------------------------------------------
 
 
@@ -500,7 +521,7 @@ def test_help_names_the_key_and_the_catalogue_bounds(case: Case, flag: str):
     service = "<service>" if case.other_service else case.service
     assert f"chaos:{service}:{case.fault}" in res.stdout
     assert f"{case.script}.sh enable [VALUE]" in res.stdout
-    assert re.search(r"default value \S+\)", res.stdout)
+    assert re.search(r"default value [^\s;)]+[;)]", res.stdout)
     fault = lookup(case.fault)
     if fault.kind in ("rate", "int", "float"):
         high = str(int(fault.high)) if float(fault.high).is_integer() else str(fault.high)
