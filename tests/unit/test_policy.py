@@ -163,15 +163,16 @@ def test_a_5xx_that_names_another_service_leaves_the_callees_breaker_and_replica
         assert run(policy.call(world.send, retryable=False)).status == 503
     snap = policy.snapshot()[0]
     assert (snap["calls"], snap["state"]) == (0, "closed")
+    assert (snap["consecutive_failures"], snap["ejected"]) == (0, False)
     assert metric("downstream_requests_total", to_service=policy.downstream, outcome="error") == 20
 
 
 @pytest.mark.parametrize("named", [None, "callee", errors.DATABASE, errors.CHAOS_STORE])
 def test_a_5xx_naming_nothing_the_callee_or_its_own_stores_is_the_callees_failure(named):
-    policy_name = f"policy-test-{next(_names)}"
-    headers = {} if named is None else {errors.FAILED_DEPENDENCY: policy_name if named == "callee" else named}
-    world = World(FakeReply(503, headers))
-    policy = Policy(policy_name, [URL], replace(CONFIG, max_attempts=1), world.clock, world.sleep, lambda: 0.5)
+    world = World(503)
+    policy = make(world, max_attempts=1)
+    headers = {} if named is None else {errors.FAILED_DEPENDENCY: policy.downstream if named == "callee" else named}
+    world.outcomes = [FakeReply(503, headers)]
     for _ in range(10):
         run(policy.call(world.send, retryable=False))
     assert policy.snapshot()[0]["state"] == "open"
