@@ -79,9 +79,15 @@ def config(
     return out
 
 
-def write(layout: StackLayout, *, alerting: bool = False) -> Path:
+def native_targets(layout: StackLayout) -> dict[str, list[str]]:
+    """The native stack's targets by job: every replica of every service, and Prometheus."""
     targets = {service: [f"127.0.0.1:{port}" for port in layout.replica_ports(service)] for service in SERVICES}
     targets["prometheus"] = [f"127.0.0.1:{layout.ports['prometheus']}"]
+    return targets
+
+
+def write(layout: StackLayout, *, alerting: bool = False) -> Path:
+    targets = native_targets(layout)
     path = layout.run_dir / "prometheus.yml"
     path.write_text(
         yaml.safe_dump(

@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos import console, infra, prometheus_config, supervision
+from chaos.drills.prom import Prometheus, PrometheusUnavailable
 from chaos.layout import SERVICES, StackLayout, free_ports
 from services.common.web import credentials
 from services.common.web.credentials import CredentialSet
 
 REPO = Path(__file__).resolve().parent.parent
+CALLERS_REREAD_S = 1.5  # callers re-read the replicas directory every second
+RESCRAPE_TIMEOUT_S = 15.0  # Prometheus' target discovery applies a change within 5 s
 
 
 class StackError(RuntimeError):
@@ -154,7 +157,8 @@ def scale(
     progress: Callable[[str], None] = lambda _m: None,
 ) -> list[str]:
     """Run `count` replicas of `service` (on further free ports); callers pick the new
-    list up from the replicas directory within a second. Returns the replicas' URLs."""
+    list up from the replicas directory within a second, and Prometheus scrapes it before
+    this returns. Returns the replicas' URLs."""
     if service not in SERVICES:
         raise StackError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
     if not 1 <= count <= 8:
@@ -168,8 +172,13 @@ def scale(
         gone = [layout.program_name(service, r) for r in range(count, before)]
         layout.extra_replicas[service] = extra[: count - 1]
         layout.save()
-        layout.write_replicas()  # callers stop sending first, then the replicas stop
-        time.sleep(1.5)
+        layout.write_replicas()  # callers stop sending first,
+        callers_told = time.monotonic()
+        # then Prometheus stops scraping them, so the last sample of each says up (a
+        # sample stays current 5 minutes when Prometheus stops before marking it stale:
+        # an `up` of 0 would fire the service's Down alert that long), then they stop.
+        scrape_replicas(layout, service, sup, progress)
+        time.sleep(max(0.0, CALLERS_REREAD_S - (time.monotonic() - callers_told)))
         supervision.write_config(layout, programs(layout), REPO)
         for name in gone:
             progress(f"stopping {name}")
@@ -189,17 +198,34 @@ def scale(
                     raise StackError(f"replica at {url} not healthy after {timeout_s:.0f}s")
                 time.sleep(0.2)
         layout.write_replicas()
-    prometheus_config.write(layout, alerting=any(p["name"] == "alertmanager" for p in sup.processes()))
-    http_post(layout.url("prometheus") + "/-/reload")  # scrape the new replicas too
+        scrape_replicas(layout, service, sup, progress)
     return layout.replica_urls(service)
 
 
-def http_post(url: str, timeout_s: float = 2.0) -> bool:
+def scrape_replicas(
+    layout: StackLayout, service: str, sup: supervision.Supervisor, progress: Callable[[str], None]
+) -> None:
+    """Prometheus scrapes the replicas `layout` lists for `service`, no more, no fewer:
+    its file rewritten and reloaded, then its targets polled until they match (its target
+    discovery applies a change within 5 s). One that does not run reads the file when it
+    starts; one that never matches is named, and the scale goes on."""
+    prometheus_config.write(layout, alerting=any(p["name"] == "alertmanager" for p in sup.processes()))
+    prom = Prometheus(layout.url("prometheus"))
+    if not prom.reload():
+        return
+    want = set(prometheus_config.native_targets(layout)[service])
+    deadline = time.monotonic() + RESCRAPE_TIMEOUT_S
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=timeout_s) as resp:
-            return resp.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+        while (scraped := prom.scraped(service)) != want:
+            if time.monotonic() >= deadline:
+                progress(
+                    f"Prometheus scrapes {service} at {', '.join(sorted(scraped)) or 'nothing'}, "
+                    f"not {', '.join(sorted(want))}, after {RESCRAPE_TIMEOUT_S:.0f}s"
+                )
+                return
+            time.sleep(0.2)
+    except PrometheusUnavailable:
+        return  # stopped meanwhile: it reads the file when it starts
 
 
 def http_ok(url: str, timeout_s: float = 1.0) -> bool:

@@ -1,4 +1,5 @@
-"""The little of Prometheus' HTTP API the drills need: queries, ranges, alerts."""
+"""The little of Prometheus' HTTP API the drills and the stack's tools need: queries,
+ranges, alerts, targets and reloads."""
 
 from __future__ import annotations
 
@@ -34,6 +35,21 @@ class Prometheus:
                 return resp.status == 200
         except (urllib.error.URLError, OSError):
             return False
+
+    def reload(self) -> bool:
+        """Have it read its configuration file again; False when it does not answer, or
+        refuses the file."""
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
+                return resp.status < 300
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def scraped(self, job: str) -> set[str]:
+        """The instances of `job` it scrapes now (its active targets)."""
+        targets = self._get("/api/v1/targets", state="active")["activeTargets"]
+        return {t["labels"]["instance"] for t in targets if t["labels"].get("job") == job}
 
     def value(self, expr: str, at: float | None = None) -> float | None:
         """The first sample of an instant query (now, or at Unix time `at`), or None when

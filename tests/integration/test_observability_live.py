@@ -10,7 +10,8 @@ import sys
 import httpx
 import pytest
 
-from chaos import supervision
+from chaos import runner, supervision
+from chaos.drills.prom import Prometheus
 from tests.support.api import events_for, place_order
 from tests.support.chaos import clear_faults, put_fault, wait_breakers_closed
 from tests.support.dashboards import dashboard_paths, panel_queries
@@ -121,3 +122,20 @@ def test_alerts_reach_notifications_through_alertmanager(stack, client):
         assert isinstance(alert, dict) and (alert["severity"], alert["receiver"]) == ("warning", "ticket")
     finally:
         sup.start("redis")
+
+
+def test_a_scaled_replica_is_scraped_while_it_runs_and_never_recorded_down(stack):
+    """Scaled out, a replica is a target by the time `scale` returns; scaled in, it stops
+    being one before its process stops. Were its last `up` a 0, a Prometheus restarted
+    before it marked the series stale would go on reading that 0 for 5 minutes, and fire
+    PaymentsDown with every payments replica serving."""
+    prom = Prometheus(stack.url("prometheus"))
+    added = runner.scale(stack, "payments", 2)[1].removeprefix("http://")
+    try:
+        assert added in prom.scraped("payments")
+        wait_until(lambda: prom.value(f'up{{instance="{added}"}}') == 1, timeout_s=10, message="its first scrape")
+    finally:
+        runner.scale(stack, "payments", 1)
+    assert prom.scraped("payments") == {stack.url("payments").removeprefix("http://")}
+    # Every sample it got while it was a target said up (the range holds them all).
+    assert prom.value(f'min_over_time(up{{instance="{added}"}}[5m])') == 1
