@@ -7,6 +7,7 @@ supervisord per run directory, so a killed service comes back by itself and
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import socket
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,10 +248,16 @@ def clean(run_dir: Path) -> None:
 
 
 def down(layout: StackLayout) -> bool:
-    """Stop everything; False when nothing was running."""
+    """Stop everything; False when nothing was running. Prometheus first, so its last
+    sample of every service says up: were the services to stop first, it would record
+    them down, and the next start's Prometheus (same data) would read those 0s for its
+    5-minute lookback and fire their Down alerts."""
     sup = supervision.Supervisor(layout)
     if not sup.running():
         return False
+    with contextlib.suppress(OSError, xmlrpc.client.Fault):  # shutdown() copes with a mute supervisord
+        if any(p["name"] == "prometheus" for p in sup.processes()):
+            sup.stop_if_running("prometheus")
     sup.shutdown()
     return True
 

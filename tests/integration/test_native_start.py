@@ -16,8 +16,10 @@ import psutil
 import pytest
 
 from chaos import infra, runner
-from chaos.layout import StackLayout
+from chaos.drills.prom import Prometheus
+from chaos.layout import SERVICES, StackLayout
 from tests.support.api import place_order
+from tests.support.stack import start_stack, stop_stack, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("chaos", "services", "loadtests", "prometheus", "grafana", "pyproject.toml")
@@ -116,3 +118,31 @@ def test_a_failed_start_stops_everything_and_names_the_program_with_its_log():
     finally:
         runner.clean(run_dir)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.stack
+def test_a_stack_stopped_and_started_again_has_no_service_left_reading_down():
+    """`chaoslab down` stops Prometheus before the services, so the last sample it keeps
+    of each says up. The next `chaoslab up` in the same directory keeps Prometheus' data,
+    and on new ports: a last sample of 0 there would read as a service down for the
+    5-minute lookback, and fire its Down alert with the new stack healthy."""
+    first = start_stack()
+    layout = first
+    old = "|".join(f"127.0.0.1:{port}" for service in SERVICES for port in first.replica_ports(service))
+    try:
+        prom = Prometheus(first.url("prometheus"))
+        wait_until(lambda: prom.value(f'min(up{{instance=~"{old}"}})') == 1, timeout_s=30, message="every service up")
+        runner.down(first)
+        layout = runner.up(
+            first.run_dir,
+            profile="ci",
+            chaos_token="test-token",
+            pick_free_ports=True,
+            timeout_s=120,
+            progress=lambda _msg: None,
+        )
+        prom = Prometheus(layout.url("prometheus"))
+        wait_until(prom.up, timeout_s=30, message="Prometheus ready again")
+        assert prom.value(f'count(last_over_time(up{{instance=~"{old}"}}[5m]) == 0)') is None
+    finally:
+        stop_stack(layout)
