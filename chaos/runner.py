@@ -255,9 +255,10 @@ def down(layout: StackLayout) -> bool:
     sup = supervision.Supervisor(layout)
     if not sup.running():
         return False
-    with contextlib.suppress(OSError, xmlrpc.client.Fault):  # shutdown() copes with a mute supervisord
-        if any(p["name"] == "prometheus" for p in sup.processes()):
-            sup.stop_if_running("prometheus")
+    # A Fault: Prometheus is not installed, or not running; an OSError: supervisord does
+    # not answer, which shutdown() copes with.
+    with contextlib.suppress(OSError, xmlrpc.client.Fault):
+        sup.stop("prometheus")
     sup.shutdown()
     return True
 
