@@ -38,7 +38,7 @@ test-integration: venv test-deps
 
 # Every drill of the runbook, one after the other, against a fresh stack of PROFILE
 # (training, the default, or ci), removed afterwards; report in reports/drills-<profile>/.
-# A small machine cannot push one payments replica past training's 320 charges/s
+# A small machine cannot push one payments replica past training's 1280 charges/s
 # (cannot-scale): the training stack runs 2 processor connections (40 charges/s).
 .PHONY: drills
 PROFILE ?= training

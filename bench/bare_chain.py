@@ -2,16 +2,21 @@
 
 gateway -> orders (INSERT) -> inventory (write) -> payments (write) -> inventory (write)
 -> orders (UPDATE): the same four inter-service calls and five write transactions as a
-real order, without validation, idempotency, middleware, metrics or resilience. It is
-the ceiling the real stack is compared with in bench/orders.py.
+real order, without validation, idempotency, middleware, metrics or resilience. Its
+charge waits as long as payments' card processor takes to authorise one (BARE_ACQUIRER_S
+seconds, the stack's `processor_service_s`): an acquirer's time is part of what a charge
+is, not overhead of the stack. It is the ceiling the real stack is compared with in
+bench/orders.py.
 
 Run one hop: `python bench/bare_chain.py <gateway|orders|inventory|payments> PORT`, with
-DATABASE_URL and the next hops' base URLs (BARE_ORDERS for the gateway; BARE_INVENTORY
-and BARE_PAYMENTS for orders) in the environment.
+DATABASE_URL, BARE_ACQUIRER_S (payments; 0 when unset) and the next hops' base URLs
+(BARE_ORDERS for the gateway; BARE_INVENTORY and BARE_PAYMENTS for orders) in the
+environment.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -25,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 ROLE = sys.argv[1] if len(sys.argv) > 1 else "gateway"
+ACQUIRER_S = float(os.environ.get("BARE_ACQUIRER_S", "0"))
 DDL = """CREATE SCHEMA IF NOT EXISTS bench;
 CREATE TABLE IF NOT EXISTS bench.hops (id uuid PRIMARY KEY, role text, state text)"""
 
@@ -82,6 +88,7 @@ async def stock(request: Request) -> Response:
 
 @app.post("/charge")
 async def charge(request: Request) -> Response:
+    await asyncio.sleep(ACQUIRER_S)
     await _write("INSERT INTO bench.hops VALUES ($1, 'charge', 'succeeded')", uuid.uuid4())
     return Response(b"{}", media_type="application/json")
 

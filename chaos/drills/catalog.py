@@ -194,7 +194,7 @@ INCIDENTS: tuple[Incident, ...] = (
         slos=(LATENCY,),
         what_happens=(
             "More charges arrive than one payments replica can authorise. Each replica has a few card-processor "
-            "connections (capacity: connections / service time: 30 charges/s in ci, 320 in training, which a "
+            "connections (capacity: connections / service time: 30 charges/s in ci, 1280 in training, which a "
             "small machine cannot reach: there, drill it in ci or start with "
             "`--set payments:PROCESSOR_CONNECTIONS=2`, 40 charges/s, as `make drills` does); "
             "all of them stay busy, charges queue for one, and latency climbs while throughput stays flat. Each new "

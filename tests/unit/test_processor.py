@@ -48,7 +48,7 @@ def test_a_charge_whose_caller_gave_up_while_queueing_spends_no_connection_time(
     assert asyncio.run(scenario()) == ["first authorised", "abandoned refused", "third authorised"]
 
 
-@pytest.mark.parametrize("profile, capacity", [("ci", 30), ("training", 320)])
+@pytest.mark.parametrize("profile, capacity", [("ci", 30), ("training", 1280)])
 def test_capacity_per_replica_comes_from_the_profile(profile, capacity):
     from services.payments.settings import Settings
 
