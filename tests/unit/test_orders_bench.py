@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from bench.orders import Sample, cpu_seconds
+from bench.orders import Sample, acquirer_time, cpu_seconds
 from tests.support.stack import wait_until
 
 # Burns CPU for about 0.3 s, then waits (alive, idle) until its stdin closes.
@@ -40,3 +41,27 @@ def test_windows_add_up_to_cpu_per_order():
     assert per_order == {"orders": 3.0, "postgres": 0.5}
     assert total.figures()["errors"] == 1
     assert Sample([], 3, 1.0, {"orders": 0.1}).cpu_ms_per_order() == {}
+
+
+def test_the_bare_chain_waits_as_long_as_the_stacks_card_processor():
+    from services.payments.settings import Settings
+
+    assert acquirer_time({}) == Settings(chaoslab_profile="training").processor_service_s
+    assert acquirer_time({"PROCESSOR_SERVICE_S": "0.2", "HTTP_CLIENT": "httpx"}) == 0.2
+
+
+def test_a_processor_time_that_is_not_a_number_is_refused_before_anything_starts():
+    bench = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[2] / "bench" / "orders.py"),
+            "--set",
+            "PROCESSOR_SERVICE_S=soon",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bench.returncode == 2
+    assert "PROCESSOR_SERVICE_S takes seconds, not 'soon'" in bench.stderr
+    assert "Traceback" not in bench.stderr and "starting" not in bench.stdout
