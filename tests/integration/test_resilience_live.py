@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -157,6 +158,41 @@ def test_gateway_sheds_past_max_inflight_at_once_and_admits_the_rest(stack, smal
     assert all(end - start >= 0.6 for _, start, end in admitted)
     assert client.get(f"{small_gateway}/health").status_code == 200  # never shed
     assert metric(client, small_gateway, "load_shed_total") >= len(shed)
+
+
+def test_a_door_that_sheds_far_more_than_it_admits_tells_clients_to_wait_longer(stack, small_gateway, client):
+    """Reads held 2 s each (a latency fault inside the door) fill its four slots; every
+    request past them is shed. Once a window of the door's pacing has shed many for none
+    admitted, Retry-After says to wait longer."""
+    put_fault(client, stack, "gateway", "latency_ms", 2000)
+    said: list[str] = []
+    done = threading.Event()
+
+    def hold() -> None:
+        with httpx.Client(timeout=30) as c:
+            while not done.is_set():
+                c.get(f"{small_gateway}/orders?limit=1")
+
+    def told_to_wait_longer() -> bool:
+        resp = client.get(f"{small_gateway}/orders?limit=1")
+        if resp.status_code == 429:
+            said.append(resp.headers["Retry-After"])
+        return bool(said) and int(said[-1]) >= 2
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(hold)
+        try:
+            wait_until(
+                lambda: metric(client, small_gateway, "http_inflight_requests") >= 4,
+                timeout_s=10,
+                message="four held reads fill the door",
+            )
+            wait_until(told_to_wait_longer, timeout_s=10, interval_s=0.01, message="a longer Retry-After")
+        finally:
+            done.set()
+    assert said[0] == "1", said  # at first, the base wait
+    assert metric(client, small_gateway, "load_shed_retry_after_seconds") >= 1.5
 
 
 def _served(client, url: str) -> float:

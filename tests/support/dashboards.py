@@ -143,6 +143,7 @@ EXPORTED_METRICS = frozenset(
         "bulkhead_rejections_total",
         "bulkhead_inflight",
         "load_shed_total",
+        "load_shed_retry_after_seconds",
         "concurrency_limit",
         "concurrency_min_rtt_seconds",
         "retry_attempts_total",

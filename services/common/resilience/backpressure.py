@@ -11,6 +11,10 @@ With `queue_wait_s`, a request that finds the limit reached may first wait that 
 a slot, in a short queue that sheds at once while it stands
 (`services/common/resilience/admission_queue.py`); a static limit has no queue.
 
+The `Retry-After` of a refusal follows the excess (`services/common/resilience/
+shed_pacing.py`): from `retry_after_s`, longer while the door sheds more requests than it
+admits, up to `retry_after_max_s`.
+
 With `deadline_aware`, a request whose caller's deadline leaves less time than the
 service's usual latency (the limit's `usual_latency_s`) is refused at once with 504: it
 could not be answered in time, and working on it would only take a slot from one that can.
@@ -28,6 +32,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter, Gauge
 
 from services.common.resilience.admission_queue import AdmissionQueue
+from services.common.resilience.shed_pacing import ShedPacing
 from services.common.web import errors
 from services.common.web.middleware import request_deadline
 
@@ -90,6 +95,7 @@ class BackpressureMiddleware:
         queue_wait_s: float = 0.0,
         deadline_aware: bool = False,
         retry_after_jitter: bool = False,
+        retry_after_max_s: float = 0.0,
         exempt_paths: Iterable[str] = ("/health", "/metrics"),
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -105,23 +111,14 @@ class BackpressureMiddleware:
         )
         what = f"{max_inflight} requests" if limit is None else "as many requests as it admits at once"
         body = errors.error_body("overloaded", f"the service has {what} in flight; retry after the Retry-After delay")
-        # Built once: shedding must stay the cheapest thing the service does. With
-        # `retry_after_jitter`, half the answers say one second more, so that clients
+        self.pacing = ShedPacing(retry_after_s, retry_after_max_s)
+        # With `retry_after_jitter`, half the answers say one second more, so that clients
         # shed together do not all come back together (Retry-After has whole seconds only).
-        seconds = int(errors.retry_after_header(retry_after_s))
-        self._starts = [
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(seconds + extra).encode()),
-                ],
-            }
-            for extra in ((0, 1) if retry_after_jitter else (0,))
-        ]
+        self._jitter = (0, 1) if retry_after_jitter else (0,)
+        # Built once per Retry-After: shedding must stay the cheapest thing the service does.
+        self._starts: dict[int, Message] = {}
         self._shed = 0
+        self._length = str(len(body)).encode()
         self._body = {"type": "http.response.body", "body": body, "more_body": False}
 
     @property
@@ -137,11 +134,13 @@ class BackpressureMiddleware:
             if not await self.queue.wait():  # True: a slot was handed over, counted already
                 LOAD_SHED.inc()
                 self._shed += 1
-                await send(dict(self._starts[self._shed % len(self._starts)]))
+                seconds = int(errors.retry_after_header(self.pacing.shed()))
+                await send(dict(self._start(seconds + self._jitter[self._shed % len(self._jitter)])))
                 await send(dict(self._body))
                 return
         else:
             self._take_slot()
+        self.pacing.admitted()
         admitted_with = self.inflight
         started = self._clock()
         finished = False
@@ -155,6 +154,20 @@ class BackpressureMiddleware:
             if finished and self._learns:
                 self.limit.update(self._clock() - started, admitted_with)
                 self._admit_waiters()  # the limit may have grown
+
+    def _start(self, retry_after: int) -> Message:
+        start = self._starts.get(retry_after)
+        if start is None:
+            start = self._starts[retry_after] = {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", self._length),
+                    (b"retry-after", str(retry_after).encode()),
+                ],
+            }
+        return start
 
     def _take_slot(self) -> None:
         self.inflight += 1

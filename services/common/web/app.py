@@ -200,6 +200,7 @@ def create_app(
             queue_wait_s=settings.admission_queue_wait_s,
             retry_after_s=settings.admission_retry_after_s,
             retry_after_jitter=settings.admission_retry_after_jitter,
+            retry_after_max_s=settings.admission_retry_after_max_s,
             deadline_aware=settings.admission_deadline_aware,
             exempt_paths=OPS_PATHS,
         )

@@ -112,7 +112,11 @@ _TRAINING: dict[str, Any] = {
     "admission_queue_wait_s": 0.0,
     # The Retry-After of a shed request: how long a client waits before coming back;
     # with the jitter, every other one says a second more (shed clients come back spread).
+    # It grows while the door sheds more than it admits, up to the maximum
+    # (services/common/resilience/shed_pacing.py): under the spike, 1 s sent two shed
+    # clients back for every order taken.
     "admission_retry_after_s": 1.0,
+    "admission_retry_after_max_s": 10.0,
     "admission_retry_after_jitter": False,
     # The adaptive limit: starts at `initial` (until the first probe under load it acts as
     # a static limit), stays within min-max; a window whose mean latency passes
@@ -223,6 +227,7 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     admission_queue_wait_s: float
     admission_retry_after_s: float
     admission_retry_after_jitter: bool
+    admission_retry_after_max_s: float
     adaptive_initial: int
     adaptive_min_limit: int
     adaptive_max_limit: int
