@@ -163,7 +163,7 @@ def _app_with(limit, clock=None, **kwargs):
 def test_the_door_follows_the_limit_object_and_feeds_it_each_admitted_request():
     async def scenario():
         limit = RecordingLimit(0)
-        ticks = iter([10.0, 10.25, 20.0, 20.5])
+        ticks = iter([0.0, 10.0, 10.25, 20.0, 20.5])  # the first starts the door's shed-pacing window
         app = _app_with(limit, clock=lambda: next(ticks))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
             assert (await client.get("/work")).status_code == 200

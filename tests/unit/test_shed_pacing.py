@@ -69,8 +69,9 @@ def test_a_maximum_at_the_base_keeps_the_wait_fixed():
 
 
 def test_the_door_says_the_paced_wait_in_retry_after():
-    """Two requests held in flight at a limit of 2; every other one is shed. After a
-    window that shed nine for each admitted, Retry-After says three seconds."""
+    """Two requests held in flight at a limit of 2; every request past them is shed. After
+    a window that shed eighteen for the two it admitted, Retry-After says three seconds:
+    the square root of 17 / 2 (the sheds before the one that turns the window), rounded up."""
     clock = Clock()
     release = asyncio.Event()
 
@@ -80,14 +81,15 @@ def test_the_door_says_the_paced_wait_in_retry_after():
 
     app = Starlette(
         routes=[Route("/work", work)],
-        middleware=[Middleware(BackpressureMiddleware, max_inflight=2, retry_after_s=1.0, retry_after_max_s=10.0)],
+        middleware=[
+            Middleware(BackpressureMiddleware, max_inflight=2, retry_after_s=1.0, retry_after_max_s=10.0, clock=clock)
+        ],
     )
 
     async def scenario() -> list[str]:
         app.middleware_stack = door = app.build_middleware_stack()
         while not isinstance(door, BackpressureMiddleware):
             door = door.app
-        door.pacing = ShedPacing(1.0, 10.0, clock=clock)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
             held = [asyncio.create_task(client.get("/work")) for _ in range(2)]
             while door.inflight < 2:

@@ -111,7 +111,7 @@ class BackpressureMiddleware:
         )
         what = f"{max_inflight} requests" if limit is None else "as many requests as it admits at once"
         body = errors.error_body("overloaded", f"the service has {what} in flight; retry after the Retry-After delay")
-        self.pacing = ShedPacing(retry_after_s, retry_after_max_s)
+        self.pacing = ShedPacing(retry_after_s, retry_after_max_s, clock=clock)
         # With `retry_after_jitter`, half the answers say one second more, so that clients
         # shed together do not all come back together (Retry-After has whole seconds only).
         self._jitter = (0, 1) if retry_after_jitter else (0,)
@@ -134,7 +134,7 @@ class BackpressureMiddleware:
             if not await self.queue.wait():  # True: a slot was handed over, counted already
                 LOAD_SHED.inc()
                 self._shed += 1
-                seconds = int(errors.retry_after_header(self.pacing.shed()))
+                seconds = errors.retry_after_seconds(self.pacing.shed())
                 await send(dict(self._start(seconds + self._jitter[self._shed % len(self._jitter)])))
                 await send(dict(self._body))
                 return

@@ -116,9 +116,13 @@ class DeadlineExceeded(ChaoslabError):
     http_status = 504
 
 
-def retry_after_header(seconds: float) -> str:
+def retry_after_seconds(seconds: float) -> int:
     """`Retry-After` takes whole seconds; round up so a client never comes back early."""
-    return str(max(1, math.ceil(seconds)))
+    return max(1, math.ceil(seconds))
+
+
+def retry_after_header(seconds: float) -> str:
+    return str(retry_after_seconds(seconds))
 
 
 def error_body(code: str, message: str) -> bytes:
