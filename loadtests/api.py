@@ -4,7 +4,7 @@ Every call judges its own answer (`loadtests.checks`) and reports it to locust's
 
 - a final answer is a success when it keeps the contract (`check`), a failure otherwise;
 - a 429 or 503 with `Retry-After` is the stack protecting itself, not a failure: the call
-  waits as told (at most 2 s: `checks.RETRY_AFTER_CAP_S`) and retries once, with the same key, under
+  waits as told (at most `CHAOSLAB_RETRY_AFTER_MAX_S`, 2 s) and retries once, with the same key, under
   its own name (`POST /orders [retry after 429]`), so the stats show the shed and
   unavailable rates; a retry that is turned away again is a failure (the shopper gave up);
 - no answer within the user's timeout is a failure.
@@ -31,9 +31,9 @@ from services.common.web.errors import FAILED_DEPENDENCY
 # SKU-LIMITED (5 units) is left out on purpose: load would sell it out at once.
 SKUS = tuple(f"SKU-{n:03d}" for n in range(1, 11))
 
+SETTINGS = UserSettings.from_env()  # the users' settings, read once per locust process
 # The client ledger of this process, or None (CHAOSLAB_LEDGER unset): nothing is written.
-_ledger_path = UserSettings.from_env().ledger_path
-LEDGER = ledger.Writer(_ledger_path) if _ledger_path else None
+LEDGER = ledger.Writer(SETTINGS.ledger_path) if SETTINGS.ledger_path else None
 
 Answered = Callable[[FastResponse], None]
 
@@ -66,7 +66,7 @@ def send(
     with client.request(method, path, name=name, catch_response=True, **kwargs) as resp:
         if answered:
             answered(resp)
-        wait = retry_after_s(resp)
+        wait = retry_after_s(resp, SETTINGS.retry_after_max_s)
         problem = None if wait is not None else check(resp)
         _judge(resp, problem)
     if wait is None:
@@ -77,7 +77,7 @@ def send(
     ) as retry:
         if answered:
             answered(retry)
-        if retry_after_s(retry) is not None:
+        if retry_after_s(retry, SETTINGS.retry_after_max_s) is not None:
             problem = f"gave up: {describe(retry)} again after waiting as Retry-After said"
         else:
             problem = check(retry)

@@ -23,7 +23,6 @@ class Answer(Protocol):
 
 Check = Callable[[Answer], "str | None"]
 
-RETRY_AFTER_CAP_S = 2.0
 COME_BACK_LATER = (429, 503)
 # The final answers to POST /orders, and the order status each one carries.
 ORDER_OUTCOMES = {201: "confirmed", 402: "payment_failed", 409: "out_of_stock"}
@@ -46,13 +45,14 @@ def describe(resp: Answer) -> str:
     return f"{resp.status_code} {code}" if isinstance(code, str) else str(resp.status_code)
 
 
-def retry_after_s(resp: Answer) -> float | None:
-    """How long to wait before coming back, when the answer is a 429/503 that says so."""
+def retry_after_s(resp: Answer, max_s: float) -> float | None:
+    """How long to wait before coming back (at most `max_s`), when the answer is a 429/503
+    that says so."""
     if resp.status_code not in COME_BACK_LATER or resp.headers is None:
         return None
     raw = resp.headers.get("Retry-After")
     try:
-        return min(max(float(raw), 0.0), RETRY_AFTER_CAP_S)
+        return min(max(float(raw), 0.0), max_s)
     except (TypeError, ValueError):
         return None  # 429/503 without a usable Retry-After breaks the contract: judged by check
 

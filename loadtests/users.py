@@ -13,9 +13,7 @@ from gevent.pool import Group
 from locust import FastHttpUser, between, tag, task
 
 from loadtests import api, checks
-from loadtests.settings import UserSettings
-
-SETTINGS = UserSettings.from_env()
+from loadtests.api import SETTINGS
 
 
 class ChaoslabUser(FastHttpUser):

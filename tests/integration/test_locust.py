@@ -22,8 +22,15 @@ import pytest
 from chaos import ledger
 from chaos.drills.load import failure_message, locust_command
 from loadtests import schedules
-from loadtests.checks import GAVE_UP, SameAnswer
-from loadtests.settings import LoadSettingsError, SpikeSettings, SteadySettings, StepSettings, SurgeSettings
+from loadtests.checks import GAVE_UP, SameAnswer, retry_after_s
+from loadtests.settings import (
+    LoadSettingsError,
+    SpikeSettings,
+    SteadySettings,
+    StepSettings,
+    SurgeSettings,
+    UserSettings,
+)
 from tests.support.chaos import clear_faults, put_fault, wait_breakers_closed
 from tests.support.stack import assert_verify_clean
 
@@ -309,6 +316,24 @@ def test_the_storm_judge_flags_a_second_order_and_a_second_fresh_answer():
         same.check(_Answer(409, {"error": {"code": "idempotency_key_reused"}}, replayed=False))
         == "unexpected 409 idempotency_key_reused"
     )
+
+
+def test_a_shopper_waits_as_long_as_retry_after_says_up_to_its_maximum():
+    class Shed:
+        status_code, content = 429, b"{}"
+
+        def __init__(self, retry_after: str | None) -> None:
+            self.headers = {"Retry-After": retry_after} if retry_after is not None else {}
+
+    default = UserSettings.from_env({}).retry_after_max_s
+    patient = UserSettings.from_env({"CHAOSLAB_RETRY_AFTER_MAX_S": "10"}).retry_after_max_s
+    assert (default, patient) == (2.0, 10.0)
+    assert retry_after_s(Shed("7"), default) == 2.0  # the shopper gives up waiting at 2 s
+    assert retry_after_s(Shed("7"), patient) == 7.0
+    assert retry_after_s(Shed("1"), patient) == 1.0
+    assert retry_after_s(Shed(None), patient) is None  # no Retry-After: judged as a broken contract
+    with pytest.raises(LoadSettingsError, match="CHAOSLAB_RETRY_AFTER_MAX_S='soon' is not a number"):
+        UserSettings.from_env({"CHAOSLAB_RETRY_AFTER_MAX_S": "soon"})
 
 
 def test_a_drill_load_runs_distributed_only_when_asked(tmp_path):
