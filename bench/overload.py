@@ -4,7 +4,8 @@ Starts its own training stack on free ports (or uses a running one: `--run-dir`)
 
 a. the stack's best orders/s (bench/orders.py's closed-loop clients);
 b. the spike (locust `CHAOSLAB_SHAPE=spike`, orders only, 0.1 s think time, a fresh key
-   each) with a client ledger: goodput while the peak is held against (a), 5xx by error
+   each, a shed shopper waiting as long as Retry-After says, up to 10 s unless
+   `CHAOSLAB_RETRY_AFTER_MAX_S` is set) with a client ledger: goodput while the peak is held against (a), 5xx by error
    code, admitted and 429 latency, Retry-After, recovery after the drop, breakers, and
    how the CPU splits between the stack and the load generator;
 c. payments `error_rate` 0.2 under steady users: orders confirmed per 10 s window,
@@ -56,6 +57,7 @@ from chaos.ledger_figures import (  # noqa: E402
     percentile,
     status_counts,
 )
+from loadtests.settings import UserSettings  # noqa: E402
 from tests.support.profiles import policy_config_of  # noqa: E402
 
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
@@ -295,9 +297,14 @@ def phase_spike(layout: StackLayout, work: Path, quick: bool, best: float, best_
         "CHAOSLAB_SPIKE_AFTER_SECONDS": str(spec["after"]),
         "CHAOSLAB_THINK_MIN_S": "0.1",
         "CHAOSLAB_THINK_MAX_S": "0.1",
+        # Shoppers wait as the contract asks, as long as Retry-After says (the gateway says
+        # up to 10 s while it sheds far more than it admits), unless the caller sets it.
+        "CHAOSLAB_RETRY_AFTER_MAX_S": os.environ.get("CHAOSLAB_RETRY_AFTER_MAX_S", "10"),
     }
+    patience = UserSettings.from_env(env).retry_after_max_s
     print(f"\n(b) spike {spec['start']} -> {spec['base']} -> {spec['peak']} users over {spec['ramp']:.0f} s, "
-          f"held {spec['hold']:.0f} s, back to {spec['base']}; {load_average()}", flush=True)  # fmt: skip
+          f"held {spec['hold']:.0f} s, back to {spec['base']}; a shed shopper waits Retry-After up to "
+          f"{patience:g} s (CHAOSLAB_RETRY_AFTER_MAX_S); {load_average()}", flush=True)  # fmt: skip
     watch = BreakerWatch(layout)
     watch.start()
     proc = locust(layout, "spike", env, work / "spike-ledger-{pid}.jsonl", work / "spike-locust.log", processes)

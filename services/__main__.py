@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import math
 import os
 import sys
 
@@ -38,8 +39,17 @@ def main(argv: list[str]) -> int:
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=keep_alive_s(settings.admission_retry_after_max_s),
     )
     return 0
+
+
+def keep_alive_s(retry_after_max_s: float) -> int:
+    """How long an idle connection stays open: past the longest Retry-After the service
+    says, so that a client that waits as told comes back on the connection it has
+    (uvicorn's 5 s closed it under a shopper told to wait 10 s, and locust reported the
+    order it then sent as unanswered)."""
+    return max(5, math.ceil(retry_after_max_s) + 5)
 
 
 # Objects allocated between two collections of the youngest generation. Python's 700
