@@ -4,10 +4,11 @@ Starts its own training stack on free ports (or uses a running one: `--run-dir`)
 
 a. the stack's best orders/s (bench/orders.py's closed-loop clients);
 b. the spike (locust `CHAOSLAB_SHAPE=spike`, orders only, 0.1 s think time, a fresh key
-   each, a shed shopper waiting as long as Retry-After says, up to 10 s unless
-   `CHAOSLAB_RETRY_AFTER_MAX_S` is set) with a client ledger: goodput while the peak is held against (a), 5xx by error
-   code, admitted and 429 latency, Retry-After, recovery after the drop, breakers, and
-   how the CPU splits between the stack and the load generator;
+   each, a shed shopper waiting as long as Retry-After says: up to the gateway's longest
+   wait unless `CHAOSLAB_RETRY_AFTER_MAX_S` is set) with a client ledger: goodput while
+   the peak is held against (a), 5xx by error code, admitted and 429 latency,
+   Retry-After, recovery after the drop, breakers, and how the CPU splits between the
+   stack and the load generator;
 c. payments `error_rate` 0.2 under steady users: orders confirmed per 10 s window,
    breaker openings, retries against the budget;
 d. payments `error_rate` 0.9 under the same users: time until orders' breaker on
@@ -58,6 +59,7 @@ from chaos.ledger_figures import (  # noqa: E402
     status_counts,
 )
 from loadtests.settings import UserSettings  # noqa: E402
+from services.common.web.settings import profile_defaults  # noqa: E402
 from tests.support.profiles import policy_config_of  # noqa: E402
 
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
@@ -283,6 +285,13 @@ def _best(layout: StackLayout, clients: list[int], duration_s: float, name: str)
     return max(f["rate"] for f in figures.values())
 
 
+def longest_retry_after(layout: StackLayout) -> str:
+    """The longest Retry-After the stack's gateway says, as the gateway reads it: its
+    environment (`--set`), else its profile's default."""
+    setting = layout.service_env("gateway").get("ADMISSION_RETRY_AFTER_MAX_S")
+    return setting or str(profile_defaults(layout.profile, "gateway")["admission_retry_after_max_s"])
+
+
 def phase_spike(layout: StackLayout, work: Path, quick: bool, best: float, best_mix: float, processes: int) -> None:
     spec = {"start": 1, "base": 10, "peak": 500, "warm": 10.0, "ramp": 30.0, "hold": 60.0, "after": 30.0}
     if quick:
@@ -297,9 +306,9 @@ def phase_spike(layout: StackLayout, work: Path, quick: bool, best: float, best_
         "CHAOSLAB_SPIKE_AFTER_SECONDS": str(spec["after"]),
         "CHAOSLAB_THINK_MIN_S": "0.1",
         "CHAOSLAB_THINK_MAX_S": "0.1",
-        # Shoppers wait as the contract asks, as long as Retry-After says (the gateway says
-        # up to 10 s while it sheds far more than it admits), unless the caller sets it.
-        "CHAOSLAB_RETRY_AFTER_MAX_S": os.environ.get("CHAOSLAB_RETRY_AFTER_MAX_S", "10"),
+        # Shoppers wait as the contract asks, as long as Retry-After says, unless the caller
+        # sets how long they wait.
+        "CHAOSLAB_RETRY_AFTER_MAX_S": os.environ.get("CHAOSLAB_RETRY_AFTER_MAX_S", longest_retry_after(layout)),
     }
     patience = UserSettings.from_env(env).retry_after_max_s
     print(f"\n(b) spike {spec['start']} -> {spec['base']} -> {spec['peak']} users over {spec['ramp']:.0f} s, "

@@ -7,9 +7,11 @@ import math
 
 import pytest
 
-from bench.overload import spike_figures
+from bench.overload import longest_retry_after, spike_figures
+from chaos.layout import StackLayout
 from chaos.ledger import Entry
 from chaos.ledger_figures import order_windows, percentile, status_counts
+from services.common.web.settings import profile_defaults
 
 
 def answer(
@@ -75,3 +77,17 @@ def test_spike_figures_judge_the_hold_and_the_time_after_the_drop():
     assert f.overload_5xx == 1 and f.by_status["503 bulkhead_full"] == 1
     assert f.first_5s_success == 0.0
     assert f.after_success == pytest.approx(10 / 11)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, str(profile_defaults("training", "gateway")["admission_retry_after_max_s"])),
+        ({"gateway:ADMISSION_RETRY_AFTER_MAX_S": "4"}, "4"),
+        ({"ADMISSION_RETRY_AFTER_MAX_S": "6"}, "6"),  # set for every service
+        ({"orders:ADMISSION_RETRY_AFTER_MAX_S": "6"}, str(profile_defaults("training")["admission_retry_after_max_s"])),
+    ],
+)
+def test_the_spike_shoppers_wait_as_long_as_the_stacks_gateway_says(tmp_path, env, expected):
+    layout = StackLayout.new(tmp_path, profile="training", chaos_token="t", pick_free_ports=False, env=env)
+    assert longest_retry_after(layout) == expected
