@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,14 +34,55 @@ def default_run_dir() -> Path:
     return Path(os.environ.get("CHAOSLAB_RUN_DIR", ".chaoslab")).resolve()
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free now (held open together so they are distinct)."""
-    sockets = []
+# Where free_ports looks: from here up to the kernel's ephemeral range.
+LOWEST_PICKED_PORT = 20000
+# Where the ephemeral range starts when the kernel does not say (IANA's dynamic ports: macOS, Windows).
+IANA_EPHEMERAL_START = 49152
+
+
+def ephemeral_start(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
+    """The first port the kernel may give an outbound connection (Linux says; elsewhere IANA's)."""
     try:
-        for _ in range(count):
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return IANA_EPHEMERAL_START
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free now, below the ephemeral range, so that no outbound connection takes one first.
+
+    A port from bind(0) lies in the ephemeral range: between picking it and a server binding it,
+    any connection made on the machine (a locust shopper, a pool's new socket) may take it as its
+    own end, and the server then fails with "address already in use". Ports below the range are
+    never handed out that way; random ones, so that two stacks started together rarely pick alike.
+    """
+    start = ephemeral_start()
+    if start - LOWEST_PICKED_PORT < 1000:
+        return pick_free([0] * count, count)
+    return pick_free(
+        random.sample(range(LOWEST_PICKED_PORT, start), min(start - LOWEST_PICKED_PORT, count + 64)), count
+    )
+
+
+def pick_free(candidates: list[int], count: int) -> list[int]:
+    """The first `count` candidates that bind on 127.0.0.1 now (0 lets the kernel choose one).
+
+    They are held open together until the last is found, so they are distinct.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for port in candidates:
+            if len(sockets) == count:
+                break
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
+        if len(sockets) < count:
+            raise OSError(f"only {len(sockets)} of {count} ports are free on 127.0.0.1")
         return [s.getsockname()[1] for s in sockets]
     finally:
         for sock in sockets:

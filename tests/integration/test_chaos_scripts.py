@@ -26,6 +26,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from chaos.layout import free_ports
 from services.common.faults.catalogue import lookup
 from services.common.faults.store import ChaosStore
 
@@ -164,16 +165,10 @@ CASES = [
 IDS = [c.script for c in CASES]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("redis")
-    port = free_port()
+    [port] = free_ports(1)
     proc = subprocess.Popen(
         [
             REDIS_SERVER,
@@ -537,7 +532,7 @@ def test_help_names_the_key_and_the_catalogue_bounds(case: Case, flag: str):
 
 @pytest.mark.parametrize("action", [["enable"], ["status"], ["disable"]])
 def test_unreachable_redis_fails_fast_with_a_clear_message(action):
-    url = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    url = f"redis://:secret@127.0.0.1:{free_ports(1)[0]}/0"
     res = run(url, "payment_errors", *action, timeout=10)
     assert res.returncode == 3
     assert "unreachable" in res.stderr and "127.0.0.1" in res.stderr
