@@ -221,16 +221,22 @@ def _tree_cpu(pid: int) -> float:
 def cpu_sample(layout: StackLayout, locust_pid: int) -> dict[str, float]:
     """CPU seconds used so far: per stack program (its process tree), the load generator,
     and the machine."""
-    import psutil
-
     sample = {}
     for info in supervision.Supervisor(layout).processes():
         if info.get("pid"):
             sample[info["name"]] = _tree_cpu(info["pid"])
     sample["LOAD GENERATOR (locust)"] = _tree_cpu(locust_pid)
-    t = psutil.cpu_times()
-    sample["MACHINE (all processes)"] = t.user + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+    sample["MACHINE (all processes)"] = machine_busy_s()
     return sample
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the machine has been busy, in every process: those at a raised nice
+    value too, which Linux counts apart from `user`."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(getattr(t, field, 0.0) for field in ("user", "nice", "system", "irq", "softirq"))
 
 
 def cpu_split(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
