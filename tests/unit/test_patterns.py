@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from services.common.data.outbox import DirectDelivery, Event, event_id_of
 from services.common.resilience.adaptive import GradientLimit
 from services.common.resilience.backpressure import StaticLimit
+from services.common.resilience.latency_target import LatencyTargetLimit
 from services.common.resilience.patterns import PATTERNS, UnknownPattern, describe_patterns, parse_patterns
 from services.common.web.app import admission_limit
 from services.common.web.errors import DownstreamUnreachable
@@ -55,10 +56,11 @@ def test_the_setting_is_read_at_start_all_by_default(monkeypatch):
         OrdersSettings()
 
 
-@pytest.mark.parametrize("admission", ["static", "adaptive"])
-def test_shedding_off_leaves_the_door_without_a_limit(monkeypatch, admission):
+@pytest.mark.parametrize(
+    ("admission", "kind"), [("static", StaticLimit), ("adaptive", GradientLimit), ("latency", LatencyTargetLimit)]
+)
+def test_shedding_off_leaves_the_door_without_a_limit(monkeypatch, admission, kind):
     monkeypatch.setenv("ADMISSION", admission)
-    kind = GradientLimit if admission == "adaptive" else StaticLimit
     assert isinstance(admission_limit(GatewaySettings()), kind)
     monkeypatch.setenv("PATTERNS", "retries,timeouts,breakers,bulkheads,idempotency,outbox")
     assert admission_limit(GatewaySettings()) is None

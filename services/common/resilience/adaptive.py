@@ -35,7 +35,9 @@ from dataclasses import dataclass
 
 from prometheus_client import Gauge
 
-CONCURRENCY_LIMIT = Gauge("concurrency_limit", "Requests a service admits at once (its adaptive limit).")
+CONCURRENCY_LIMIT = Gauge(
+    "concurrency_limit", "Requests a service admits at once (its adaptive or latency-target limit)."
+)
 MIN_RTT = Gauge("concurrency_min_rtt_seconds", "The quiet latency the adaptive limit measured at its last probe.")
 
 

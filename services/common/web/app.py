@@ -27,6 +27,7 @@ from services.common.faults.runtime import ChaosRuntime
 from services.common.resilience.adaptive import AdaptiveConfig, GradientLimit
 from services.common.resilience.backpressure import BackpressureMiddleware, Limit, StaticLimit
 from services.common.resilience.breaker_sync import SharedBreakers
+from services.common.resilience.latency_target import LatencyTargetConfig, LatencyTargetLimit
 from services.common.web import logging as log
 from services.common.web import metrics
 from services.common.web.auth import AccessMiddleware
@@ -217,11 +218,11 @@ def create_app(
 
 
 def admission_limit(settings: ServiceSettings) -> Limit | None:
-    """The limit of the service's door: adaptive (max_inflight its ceiling) or static
-    (max_inflight); None where the service has no door (max_inflight 0, whatever
+    """The limit of the service's door: adaptive or latency-target (max_inflight the
+    ceiling of either) or static (max_inflight); None where the service has no door (max_inflight 0, whatever
     `admission` says) or `shedding` is off.
 
-    Only a service with a door gets an adaptive one, so `ADMISSION=adaptive` for the whole
+    Only a service with a door gets a learning one, so `ADMISSION=adaptive` for the whole
     stack is the gateway's door: a door inside the chain answers its caller 429, which the
     caller's policy retries after `Retry-After`, so a shed call became a request one to two
     seconds slower instead of a refusal at the edge (bench/overload.py)."""
@@ -239,6 +240,13 @@ def admission_limit(settings: ServiceSettings) -> Limit | None:
             smoothing=settings.adaptive_smoothing,
         )
         return GradientLimit(config, time.monotonic)
+    if settings.admission == "latency":
+        target = LatencyTargetConfig(
+            min_limit=min(settings.adaptive_min_limit, settings.max_inflight),
+            max_limit=settings.max_inflight,
+            target_s=settings.admission_latency_target_s,
+        )
+        return LatencyTargetLimit(target)
     return StaticLimit(settings.max_inflight)
 
 

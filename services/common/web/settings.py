@@ -106,6 +106,9 @@ _TRAINING: dict[str, Any] = {
     # `admission_deadline_aware`: refuse at once (504) a request whose deadline leaves less
     # than the usual latency.
     "admission": "static",
+    # `latency` keeps the admitted requests' 90th percentile within a target
+    # (services/common/resilience/latency_target.py), max_inflight its ceiling.
+    "admission_latency_target_s": 0.35,
     "admission_deadline_aware": False,
     # How long a request past the adaptive limit may wait for a slot before its 429 (0: it
     # is refused at once). Off: under the spike a 25 ms wait made the gateway's 429 p99
@@ -228,7 +231,8 @@ class ServiceSettings(BaseSettings, ResilienceSettings):
     replicas_dir: str = ""
     # From the profile (PROFILE_DEFAULTS), unless the environment sets them.
     max_inflight: int
-    admission: Literal["static", "adaptive"]
+    admission: Literal["static", "adaptive", "latency"]
+    admission_latency_target_s: float
     admission_deadline_aware: bool
     admission_queue_wait_s: float
     admission_retry_after_s: float
