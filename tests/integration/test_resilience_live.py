@@ -167,7 +167,9 @@ def test_a_door_that_sheds_far_more_than_it_admits_tells_clients_to_wait_longer(
 
     The wait before is read from the gauge, not from the first 429: when the test's own
     read takes a slot a holder had just freed, that holder is shed over and over for the
-    2 s the read is held, and its sheds lengthen the wait before the test's first 429."""
+    2 s the read is held, and its sheds lengthen the wait before the test's first 429.
+    Nor is the gauge read after the load: while the holders' last reads finish and nothing
+    is shed, the pacing rightly brings the wait back towards 1 s (in CI it read 1.007)."""
     assert metric(client, small_gateway, "load_shed_retry_after_seconds") == 1  # the base wait
     put_fault(client, stack, "gateway", "latency_ms", 2000)
     said: list[str] = []
@@ -196,7 +198,6 @@ def test_a_door_that_sheds_far_more_than_it_admits_tells_clients_to_wait_longer(
             wait_until(told_to_wait_longer, timeout_s=10, interval_s=0.01, message="a longer Retry-After")
         finally:
             done.set()
-    assert metric(client, small_gateway, "load_shed_retry_after_seconds") >= 1.5
 
 
 def _served(client, url: str) -> float:
