@@ -219,8 +219,8 @@ def create_app(
 
 def admission_limit(settings: ServiceSettings) -> Limit | None:
     """The limit of the service's door: adaptive or latency-target (max_inflight the
-    ceiling of either) or static (max_inflight); None where the service has no door (max_inflight 0, whatever
-    `admission` says) or `shedding` is off.
+    ceiling of either) or static (max_inflight); None where the service has no door
+    (max_inflight 0, whatever `admission` says) or `shedding` is off.
 
     Only a service with a door gets a learning one, so `ADMISSION=adaptive` for the whole
     stack is the gateway's door: a door inside the chain answers its caller 429, which the
