@@ -5,9 +5,9 @@ AIMD limit, with the admitted requests' slow tail as the signal).
 It trips (429 + Retry-After) when the requests in flight reach the limit. Every admitted
 request that finishes is a sample; once per window of samples (as many as the limit, at
 least `min_window`: about one round trip of the whole door) the window's 90th percentile
-is compared with `target_s`: past it the limit is cut by `backoff`, within it the limit
-grows by one, between `min_limit` and `max_limit` (the door's `max_inflight`). Watch
-`concurrency_limit`.
+is compared with `target_s`: past it, in a busy window (one that saw at least half the
+limit in flight), the limit is cut by `backoff`; otherwise it grows by one, between
+`min_limit` and `max_limit` (the door's `max_inflight`). Watch `concurrency_limit`.
 
 Why the tail against a fixed target rather than a gradient against a measured quiet
 latency (adaptive.py): the answer a shed request's neighbours are promised is a number
@@ -60,6 +60,7 @@ class LatencyTargetLimit:
         self.tail_s = 0.0  # the last window's 90th percentile
         self._median_s = 0.0
         self._window: list[float] = []
+        self._window_inflight = 0  # the most requests in flight a sample of the window saw
         CONCURRENCY_LIMIT.set(self.limit)
 
     @property
@@ -72,9 +73,10 @@ class LatencyTargetLimit:
         return self._median_s
 
     def update(self, rtt_s: float, inflight: int) -> int:
-        """Take one sample. A window below the limit is judged like a full one: past the
-        target is past the target, however few clients caused it."""
+        """Take one sample: a finished request's latency and the requests in flight when
+        it was admitted."""
         self._window.append(rtt_s)
+        self._window_inflight = max(self._window_inflight, inflight)
         if len(self._window) >= max(self.limit, self.config.min_window):
             self._end_window()
         return self.limit
@@ -82,9 +84,13 @@ class LatencyTargetLimit:
     def _end_window(self) -> None:
         cfg = self.config
         ordered = sorted(self._window)
-        self._window = []
+        # Below half the limit the clients set the pace: a slow window is a slow dependency
+        # or requests waiting on each other (a duplicate storm), not a door let too wide.
+        busy = self._window_inflight >= self.estimate / 2
+        self._window, self._window_inflight = [], 0
         self.tail_s = ordered[min(len(ordered) - 1, int(len(ordered) * TAIL))]
         self._median_s = ordered[len(ordered) // 2]
-        estimate = self.estimate * cfg.backoff if self.tail_s > cfg.target_s else self.estimate + 1
+        cut = busy and self.tail_s > cfg.target_s
+        estimate = self.estimate * cfg.backoff if cut else self.estimate + 1
         self.estimate = max(float(cfg.min_limit), min(float(cfg.max_limit), estimate))
         CONCURRENCY_LIMIT.set(self.limit)
