@@ -336,14 +336,17 @@ def test_deadline_aware_admission_refuses_a_request_that_cannot_finish_in_time()
 def test_the_profile_picks_the_door(monkeypatch):
     from services.common.resilience.adaptive import GradientLimit
     from services.common.resilience.backpressure import StaticLimit
+    from services.common.resilience.latency_target import LatencyTargetLimit
     from services.common.web.app import admission_limit
     from services.gateway.settings import Settings as GatewaySettings
     from services.orders.settings import Settings as OrdersSettings
 
     monkeypatch.delenv("ADMISSION", raising=False)
-    for profile in ("training", "ci"):  # by default only the gateway has a door, a static one
+    # By default only the gateway has a door: one that keeps a latency target in training,
+    # a static one in ci.
+    for profile, door in (("training", LatencyTargetLimit), ("ci", StaticLimit)):
         monkeypatch.setenv("CHAOSLAB_PROFILE", profile)
-        assert isinstance(admission_limit(GatewaySettings()), StaticLimit)
+        assert isinstance(admission_limit(GatewaySettings()), door)
         assert admission_limit(OrdersSettings()) is None
         assert GatewaySettings().admission_queue_wait_s == 0  # past an adaptive limit: 429 at once
     monkeypatch.setenv("ADMISSION", "static")
