@@ -335,6 +335,13 @@ def verify(
 
 
 def main() -> None:
+    # `kill` (SIGTERM: a CI job's timeout, a supervisor) ends a command as Ctrl-C does, so a
+    # drill, a load, a game, a comparison or the monkey stops its locust and rolls back its
+    # faults first. A script's `&` starts a command with SIGINT ignored, and its children
+    # inherit that: locust would ignore the SIGINT that stops it cleanly, and be killed
+    # 15 s later without its statistics. Both signals interrupt, here and in every child.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     gameday_journal.record_command(sys.argv[1:])
     app()
 
