@@ -367,8 +367,12 @@ def phase_spike(layout: StackLayout, work: Path, quick: bool, best: float, best_
     row("breakers open from 5 s after the drop", ", ".join(late) or "none", "none", not late)
     anywhere = watch.open_between(t0, t0 + 10_000)
     print(f"    breakers seen not closed during the whole spike: {', '.join(anywhere) or 'none'}")
-    print(f"    gateway concurrency_limit (last 30 s of hold): avg {limit['avg']:.1f}, range {limit['min']:.0f}-"
-          f"{limit['max']:.0f}; min_rtt {min_rtt * 1000:.1f} ms (NaN: static admission)")  # fmt: skip
+    if not limit["avg"] > 0:  # 0 (or no series): a static door
+        print("    gateway concurrency_limit: none (static admission)")
+    else:
+        learnt = f"; min_rtt {min_rtt * 1000:.1f} ms (the adaptive door's)" if min_rtt > 0 else ""
+        print(f"    gateway concurrency_limit (last 30 s of hold): avg {limit['avg']:.1f}, range {limit['min']:.0f}-"
+              f"{limit['max']:.0f}{learnt}")  # fmt: skip
     print(f"    CPU while held, in cores of {os.cpu_count()} ({load_at_hold} at its start):")
     stack = sum(v for k, v in split.items() if k not in ("LOAD GENERATOR (locust)", "MACHINE (all processes)"))
     for name, cores in sorted(split.items(), key=lambda kv: -kv[1]):
