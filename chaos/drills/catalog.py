@@ -175,7 +175,10 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         inject=(_load("shop/surge", "A marketing push: locust's SurgeShape (CHAOSLAB_SHAPE=surge)."),),
         remediate=(STOP_LOAD,),
-        recovered="Shedding stops once the surge is over (or scale the stack: the adaptive limit follows it).",
+        recovered=(
+            "Shedding stops once the surge is over "
+            "(or scale the stack: a learning door, as the training gateway's, follows it)."
+        ),
         data_loss=VERIFY_NOTE + " A shed request never reached orders: its client retries with the same key.",
         extra={
             "CHAOSLAB_SURGE_BASE_USERS": "5",
