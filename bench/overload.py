@@ -4,11 +4,11 @@ Starts its own training stack on free ports (or uses a running one: `--run-dir`)
 
 a. the stack's best orders/s (bench/orders.py's closed-loop clients);
 b. the spike (locust `CHAOSLAB_SHAPE=spike`, orders only, 0.1 s think time, a fresh key
-   each, a shed shopper waiting as long as Retry-After says: up to the gateway's longest
-   wait unless `CHAOSLAB_RETRY_AFTER_MAX_S` is set) with a client ledger: goodput while
-   the peak is held against (a), 5xx by error code, admitted and 429 latency,
-   Retry-After, recovery after the drop, breakers, and how the CPU splits between the
-   stack and the load generator;
+   each, a shed shopper waiting as long as Retry-After says, up to the gateway's longest
+   wait unless `CHAOSLAB_RETRY_AFTER_MAX_S` is set, plus up to `CHAOSLAB_RETRY_JITTER_S`)
+   with a client ledger: goodput while the peak is held against (a), 5xx by error code,
+   admitted and 429 latency, Retry-After, recovery after the drop, breakers, and how the
+   CPU splits between the stack and the load generator;
 c. payments `error_rate` 0.2 under steady users: orders confirmed per 10 s window,
    breaker openings, retries against the budget;
 d. payments `error_rate` 0.9 under the same users: time until orders' breaker on
@@ -316,10 +316,11 @@ def phase_spike(layout: StackLayout, work: Path, quick: bool, best: float, best_
         # sets how long they wait.
         "CHAOSLAB_RETRY_AFTER_MAX_S": os.environ.get("CHAOSLAB_RETRY_AFTER_MAX_S", longest_retry_after(layout)),
     }
-    patience = UserSettings.from_env(env).retry_after_max_s
+    shopper = UserSettings.from_env({**os.environ, **env})
     print(f"\n(b) spike {spec['start']} -> {spec['base']} -> {spec['peak']} users over {spec['ramp']:.0f} s, "
           f"held {spec['hold']:.0f} s, back to {spec['base']}; a shed shopper waits Retry-After up to "
-          f"{patience:g} s (CHAOSLAB_RETRY_AFTER_MAX_S); {load_average()}", flush=True)  # fmt: skip
+          f"{shopper.retry_after_max_s:g} s (CHAOSLAB_RETRY_AFTER_MAX_S), plus up to {shopper.retry_jitter_s:g} s "
+          f"at random (CHAOSLAB_RETRY_JITTER_S); {load_average()}", flush=True)  # fmt: skip
     watch = BreakerWatch(layout)
     watch.start()
     proc = locust(layout, "spike", env, work / "spike-ledger-{pid}.jsonl", work / "spike-locust.log", processes)

@@ -4,7 +4,8 @@ Every call judges its own answer (`loadtests.checks`) and reports it to locust's
 
 - a final answer is a success when it keeps the contract (`check`), a failure otherwise;
 - a 429 or 503 with `Retry-After` is the stack protecting itself, not a failure: the call
-  waits as told (at most `CHAOSLAB_RETRY_AFTER_MAX_S`, 2 s) and retries once, with the same key, under
+  waits as told (at most `CHAOSLAB_RETRY_AFTER_MAX_S`, 2 s), plus up to
+  `CHAOSLAB_RETRY_JITTER_S` (1 s) at random, and retries once, with the same key, under
   its own name (`POST /orders [retry after 429]`), so the stats show the shed and
   unavailable rates; a retry that is turned away again is a failure (the shopper gave up);
 - no answer within the user's timeout is a failure.
@@ -24,7 +25,16 @@ import gevent
 from locust.contrib.fasthttp import FastHttpSession, FastResponse
 
 from chaos import ledger
-from loadtests.checks import Check, body_of, describe, order_answer, order_list, order_read, retry_after_s
+from loadtests.checks import (
+    Check,
+    body_of,
+    come_back_in_s,
+    describe,
+    order_answer,
+    order_list,
+    order_read,
+    retry_after_s,
+)
 from loadtests.settings import UserSettings
 from services.common.web.errors import FAILED_DEPENDENCY
 
@@ -71,7 +81,7 @@ def send(
         _judge(resp, problem)
     if wait is None:
         return None if problem else resp
-    gevent.sleep(wait)
+    gevent.sleep(come_back_in_s(wait, SETTINGS.retry_jitter_s))
     with client.request(
         method, path, name=f"{name} [retry after {resp.status_code}]", catch_response=True, **kwargs
     ) as retry:

@@ -9,6 +9,7 @@ checks are plain functions that tests call directly.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -55,6 +56,14 @@ def retry_after_s(resp: Answer, max_s: float) -> float | None:
         return min(max(float(raw), 0.0), max_s)
     except (TypeError, ValueError):
         return None  # 429/503 without a usable Retry-After breaks the contract: judged by check
+
+
+def come_back_in_s(told_s: float, jitter_s: float, draw: Callable[[], float] = random.random) -> float:
+    """How long a client turned away waits: what it was told, plus up to `jitter_s` more at
+    random. `Retry-After` counts whole seconds, so the clients a burst turned away in the
+    same instant are all told the same wait; without jitter they come back in the same
+    instant, a burst again, and queue at the gateway (the SRE book: randomise backoff)."""
+    return told_s + jitter_s * draw()
 
 
 def order_answer(resp: Answer) -> str | None:

@@ -30,6 +30,7 @@ a shape):
 | `CHAOSLAB_STORM_SIZE` | 20 | concurrent requests with one key in a duplicate storm |
 | `CHAOSLAB_REQUEST_TIMEOUT_S` | 30 | a request with no answer by then is a failure |
 | `CHAOSLAB_RETRY_AFTER_MAX_S` | 2 | the longest `Retry-After` a shopper waits; a longer one is cut to it |
+| `CHAOSLAB_RETRY_JITTER_S` | 1 | a shopper told to come back later waits up to this much longer, at random |
 | `CHAOSLAB_LEDGER` | (none) | append every answer to `POST /orders` to this file (`{pid}`: the process id) |
 
 The client ledger (`chaos/ledger.py`) is one file per locust process; `chaoslab verify
@@ -160,6 +161,7 @@ class UserSettings:
     storm_size: int = 20
     request_timeout_s: float = 30.0
     retry_after_max_s: float = 2.0
+    retry_jitter_s: float = 1.0
     ledger_path: str | None = None  # None: no client ledger is written
 
     @classmethod
@@ -176,6 +178,7 @@ class UserSettings:
             storm_size=_number(env, "CHAOSLAB_STORM_SIZE", cls.storm_size, int, minimum=1),
             request_timeout_s=_number(env, "CHAOSLAB_REQUEST_TIMEOUT_S", cls.request_timeout_s, float, minimum=0.1),
             retry_after_max_s=_number(env, "CHAOSLAB_RETRY_AFTER_MAX_S", cls.retry_after_max_s, float),
+            retry_jitter_s=_number(env, "CHAOSLAB_RETRY_JITTER_S", cls.retry_jitter_s, float),
             ledger_path=ledger.path_from_env(env),
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from chaos import ledger
 from chaos.drills.load import failure_message, locust_command
 from loadtests import schedules
-from loadtests.checks import GAVE_UP, SameAnswer, retry_after_s
+from loadtests.checks import GAVE_UP, SameAnswer, come_back_in_s, retry_after_s
 from loadtests.settings import (
     LoadSettingsError,
     SpikeSettings,
@@ -334,6 +335,20 @@ def test_a_shopper_waits_as_long_as_retry_after_says_up_to_its_maximum():
     assert retry_after_s(Shed(None), patient) is None  # no Retry-After: judged as a broken contract
     with pytest.raises(LoadSettingsError, match="CHAOSLAB_RETRY_AFTER_MAX_S='soon' is not a number"):
         UserSettings.from_env({"CHAOSLAB_RETRY_AFTER_MAX_S": "soon"})
+
+
+def test_shoppers_turned_away_together_come_back_spread_over_the_jitter():
+    jitter = UserSettings.from_env({}).retry_jitter_s
+    assert jitter == 1.0
+    assert UserSettings.from_env({"CHAOSLAB_RETRY_JITTER_S": "0"}).retry_jitter_s == 0.0
+    draw = random.Random(7).random
+    waits = [come_back_in_s(3.0, jitter, draw) for _ in range(1000)]
+    assert all(3.0 <= w < 3.0 + jitter for w in waits)  # never before Retry-After said
+    tenths = {int((w - 3.0) * 10) for w in waits}
+    assert tenths == set(range(10))  # spread over the whole second, not one instant
+    assert come_back_in_s(3.0, 0.0, draw) == 3.0  # no jitter: as told
+    with pytest.raises(LoadSettingsError, match="CHAOSLAB_RETRY_JITTER_S"):
+        UserSettings.from_env({"CHAOSLAB_RETRY_JITTER_S": "-1"})
 
 
 def test_a_drill_load_runs_distributed_only_when_asked(tmp_path):
