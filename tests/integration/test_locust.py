@@ -86,13 +86,15 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**inherited, **(extra or {})}
 
 
-def run_locust(gateway: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> LocustRun:
+def run_locust(
+    gateway: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None, locustfiles: tuple[Path, ...] = ()
+) -> LocustRun:
     prefix = tmp_path / "run"
     proc = subprocess.run(
         [
             *LOCUST,
             "-f",
-            str(LOCUSTFILE),
+            ",".join(str(f) for f in locustfiles or (LOCUSTFILE,)),
             "--headless",
             "--host",
             gateway,
@@ -120,6 +122,48 @@ def test_shoppers_browse_order_and_read_back_without_failures(stack, gateway, tm
     assert int(stats["GET /orders?limit=10"]["Request Count"]) > 0, run.explain()
     assert not any("storm" in name for name in stats), "--tags shop ran the duplicate storm"
     assert_verify_clean(stack)
+
+
+# Loaded beside the locustfile: the garbage collector is off while the load runs, and
+# the cycles left behind are counted when it stops.
+GARBAGE_PROBE = """
+import gc, os
+from locust import events
+
+@events.test_start.add_listener
+def _start(**_kw):
+    gc.collect()
+    gc.disable()
+
+@events.test_stop.add_listener
+def _stop(**_kw):
+    with open(os.environ["GARBAGE_PROBE_OUT"], "w") as out:
+        out.write(str(gc.collect()))
+"""
+
+
+def test_answers_refused_by_the_stack_leave_no_garbage_for_the_load_generator(stack, gateway, client, tmp_path):
+    # Every order is answered 500. Had locust's client turned each into an exception kept
+    # on the answer, each would leave a cycle of some 65 objects for the collector to free.
+    probe = tmp_path / "garbage_probe.py"
+    probe.write_text(GARBAGE_PROBE)
+    put_fault(client, stack, "gateway", "error_rate", 1.0)
+    try:
+        run = run_locust(
+            gateway, tmp_path, "--tags", "orders", "-u", "5", "-r", "5", "-t", "4s",
+            env={"GARBAGE_PROBE_OUT": str(tmp_path / "collected"), "CHAOSLAB_THINK_MIN_S": "0.05",
+                 "CHAOSLAB_THINK_MAX_S": "0.05"},
+            locustfiles=(LOCUSTFILE, probe),
+        )  # fmt: skip
+    finally:
+        clear_faults(client, stack)
+
+    refused = run.count("POST /orders")
+    failures = run.rows("failures")
+    assert refused > 20 and failures, run.explain()
+    assert all(failure_message(row["Error"]).startswith("unexpected 500") for row in failures), failures
+    collected = int((tmp_path / "collected").read_text())
+    assert collected < refused, f"{collected} objects in cycles after {refused} answers"
 
 
 def test_duplicate_storm_gets_one_order_per_key(stack, gateway, tmp_path):
