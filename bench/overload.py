@@ -4,8 +4,9 @@ Starts its own training stack on free ports (or uses a running one: `--run-dir`)
 
 a. the stack's best orders/s (bench/orders.py's closed-loop clients);
 b. the spike (locust `CHAOSLAB_SHAPE=spike`, orders only, 0.1 s think time, a fresh key
-   each, a shed shopper waiting as long as Retry-After says, up to the gateway's longest
-   wait unless `CHAOSLAB_RETRY_AFTER_MAX_S` is set, plus up to `CHAOSLAB_RETRY_JITTER_S`)
+   each, none read back unless `CHAOSLAB_READ_BACK_RATIO` says so, a shed shopper waiting
+   as long as Retry-After says, up to the gateway's longest wait unless
+   `CHAOSLAB_RETRY_AFTER_MAX_S` is set, plus up to `CHAOSLAB_RETRY_JITTER_S`)
    with a client ledger: goodput while the peak is held against (a), 5xx by error code,
    admitted and 429 latency, Retry-After, recovery after the drop, breakers, and how the
    CPU splits between the stack and the load generator;
@@ -312,13 +313,18 @@ def phase_spike(layout: StackLayout, work: Path, quick: bool, best: float, best_
         "CHAOSLAB_SPIKE_AFTER_SECONDS": str(spec["after"]),
         "CHAOSLAB_THINK_MIN_S": "0.1",
         "CHAOSLAB_THINK_MAX_S": "0.1",
+        # The original project's spike posts orders and reads none back (every answer it
+        # counted was a 201, 429 or 503), as phase (a) does: a read-back would load the stack
+        # with a GET per order that (a)'s best never paid for. The caller may ask for one.
+        "CHAOSLAB_READ_BACK_RATIO": os.environ.get("CHAOSLAB_READ_BACK_RATIO", "0"),
         # Shoppers wait as the contract asks, as long as Retry-After says, unless the caller
         # sets how long they wait.
         "CHAOSLAB_RETRY_AFTER_MAX_S": os.environ.get("CHAOSLAB_RETRY_AFTER_MAX_S", longest_retry_after(layout)),
     }
     shopper = UserSettings.from_env({**os.environ, **env})
     print(f"\n(b) spike {spec['start']} -> {spec['base']} -> {spec['peak']} users over {spec['ramp']:.0f} s, "
-          f"held {spec['hold']:.0f} s, back to {spec['base']}; a shed shopper waits Retry-After up to "
+          f"held {spec['hold']:.0f} s, back to {spec['base']}; {shopper.read_back_ratio:.0%} of orders read back "
+          f"(CHAOSLAB_READ_BACK_RATIO); a shed shopper waits Retry-After up to "
           f"{shopper.retry_after_max_s:g} s (CHAOSLAB_RETRY_AFTER_MAX_S), plus up to {shopper.retry_jitter_s:g} s "
           f"at random (CHAOSLAB_RETRY_JITTER_S); {load_average()}", flush=True)  # fmt: skip
     watch = BreakerWatch(layout)

@@ -27,6 +27,7 @@ a shape):
 | `CHAOSLAB_STEADY_SECONDS` | 180 | length of a steady run |
 | `CHAOSLAB_THINK_MIN_S` / `CHAOSLAB_THINK_MAX_S` | 0.5 / 2 | a shopper's pause between actions |
 | `CHAOSLAB_REPLAY_RATIO` | 0.05 | share of orders a shopper sends twice with the same key |
+| `CHAOSLAB_READ_BACK_RATIO` | 1 | share of orders a shopper reads back (`GET /orders/{id}`) once placed |
 | `CHAOSLAB_STORM_SIZE` | 20 | concurrent requests with one key in a duplicate storm |
 | `CHAOSLAB_REQUEST_TIMEOUT_S` | 30 | a request with no answer by then is a failure |
 | `CHAOSLAB_RETRY_AFTER_MAX_S` | 2 | the longest `Retry-After` a shopper waits; a longer one is cut to it |
@@ -67,6 +68,13 @@ def _number(env: Mapping[str, str], name: str, default: T, kind: Callable[[str],
     if value < minimum:
         raise LoadSettingsError(f"{name}={raw!r} must be at least {minimum:g}")
     return value
+
+
+def _ratio(env: Mapping[str, str], name: str, default: float) -> float:
+    ratio = _number(env, name, default, float)
+    if ratio > 1:
+        raise LoadSettingsError(f"{name}={ratio:g} must be between 0 and 1")
+    return ratio
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,7 @@ class UserSettings:
     think_min_s: float = 0.5
     think_max_s: float = 2.0
     replay_ratio: float = 0.05
+    read_back_ratio: float = 1.0
     storm_size: int = 20
     request_timeout_s: float = 30.0
     retry_after_max_s: float = 2.0
@@ -168,13 +177,11 @@ class UserSettings:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> UserSettings:
         low = _number(env, "CHAOSLAB_THINK_MIN_S", cls.think_min_s, float)
         high = _number(env, "CHAOSLAB_THINK_MAX_S", max(low, cls.think_max_s), float, minimum=low)
-        ratio = _number(env, "CHAOSLAB_REPLAY_RATIO", cls.replay_ratio, float)
-        if ratio > 1:
-            raise LoadSettingsError(f"CHAOSLAB_REPLAY_RATIO={ratio:g} must be between 0 and 1")
         return cls(
             think_min_s=low,
             think_max_s=high,
-            replay_ratio=ratio,
+            replay_ratio=_ratio(env, "CHAOSLAB_REPLAY_RATIO", cls.replay_ratio),
+            read_back_ratio=_ratio(env, "CHAOSLAB_READ_BACK_RATIO", cls.read_back_ratio),
             storm_size=_number(env, "CHAOSLAB_STORM_SIZE", cls.storm_size, int, minimum=1),
             request_timeout_s=_number(env, "CHAOSLAB_REQUEST_TIMEOUT_S", cls.request_timeout_s, float, minimum=0.1),
             retry_after_max_s=_number(env, "CHAOSLAB_RETRY_AFTER_MAX_S", cls.retry_after_max_s, float),

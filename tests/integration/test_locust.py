@@ -124,6 +124,18 @@ def test_shoppers_browse_order_and_read_back_without_failures(stack, gateway, tm
     assert_verify_clean(stack)
 
 
+@pytest.mark.parametrize(("ratio", "reads_back"), [("0", False), ("1", True)])
+def test_shoppers_read_orders_back_only_as_often_as_asked(stack, gateway, tmp_path, ratio, reads_back):
+    run = run_locust(
+        gateway, tmp_path, "--tags", "orders", "-u", "5", "-r", "5", "-t", "4s",
+        env={"CHAOSLAB_READ_BACK_RATIO": ratio, "CHAOSLAB_REPLAY_RATIO": "0"},
+    )  # fmt: skip
+
+    run.assert_clean()
+    assert run.count("POST /orders") > 0, run.explain()
+    assert (run.count("GET /orders/{id}") > 0) is reads_back, run.explain()
+
+
 # Loaded beside the locustfile: the garbage collector is off while the load runs, and
 # the cycles left behind are counted when it stops.
 GARBAGE_PROBE = """
@@ -302,6 +314,8 @@ def test_settings_come_from_the_environment_and_bad_values_are_named():
         StepSettings.from_env({"CHAOSLAB_STEP_USERS": "many"})
     with pytest.raises(LoadSettingsError, match=r"CHAOSLAB_STEP_SECONDS='0' must be at least 0\.1"):
         StepSettings.from_env({"CHAOSLAB_STEP_SECONDS": "0"})
+    with pytest.raises(LoadSettingsError, match="CHAOSLAB_READ_BACK_RATIO=2 must be between 0 and 1"):
+        UserSettings.from_env({"CHAOSLAB_READ_BACK_RATIO": "2"})
 
 
 def _exposed_shapes(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
